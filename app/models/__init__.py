@@ -1,0 +1,1 @@
+"""Pydantic models shared by every service (the edges of the system)."""

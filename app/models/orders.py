@@ -1,0 +1,169 @@
+"""Orders, fills and their lifecycle: the vocabulary shared by risk, execution and brokers."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Side(StrEnum):
+    """Direction of an order. Whether it opens or closes is ``Intent``."""
+
+    BUY = "buy"
+    SELL = "sell"
+
+    @property
+    def sign(self) -> int:
+        return 1 if self is Side.BUY else -1
+
+
+class Intent(StrEnum):
+    """Position effect, spelled as Tradier's equity order sides."""
+
+    BUY = "buy"  # open or add long
+    SELL = "sell"  # reduce or close long
+    SELL_SHORT = "sell_short"  # open or add short
+    BUY_TO_COVER = "buy_to_cover"  # reduce or close short
+
+    @property
+    def side(self) -> Side:
+        return Side.BUY if self in (Intent.BUY, Intent.BUY_TO_COVER) else Side.SELL
+
+    @property
+    def reduces(self) -> bool:
+        return self in (Intent.SELL, Intent.BUY_TO_COVER)
+
+
+class OrderType(StrEnum):
+    MARKET = "market"
+    LIMIT = "limit"
+    STOP = "stop"
+    STOP_LIMIT = "stop_limit"
+
+
+class TimeInForce(StrEnum):
+    DAY = "day"
+    GTC = "gtc"
+
+
+class OrderStatus(StrEnum):
+    NEW = "new"
+    SUBMITTED = "submitted"
+    PARTIALLY_FILLED = "partially_filled"
+    FILLED = "filled"
+    CANCELED = "canceled"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+    UNKNOWN = "unknown"  # broker did not answer: reconcile by tag, never resubmit blindly
+
+    @property
+    def terminal(self) -> bool:
+        return self in TERMINAL
+
+
+TERMINAL = frozenset({OrderStatus.FILLED, OrderStatus.CANCELED, OrderStatus.REJECTED, OrderStatus.EXPIRED})
+
+# Allowed lifecycle transitions; anything else is a bug or a stale broker event.
+TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
+    OrderStatus.NEW: frozenset(
+        {OrderStatus.SUBMITTED, OrderStatus.REJECTED, OrderStatus.UNKNOWN, OrderStatus.CANCELED}
+    ),
+    OrderStatus.SUBMITTED: frozenset(
+        {
+            OrderStatus.PARTIALLY_FILLED,
+            OrderStatus.FILLED,
+            OrderStatus.CANCELED,
+            OrderStatus.REJECTED,
+            OrderStatus.EXPIRED,
+            OrderStatus.UNKNOWN,
+        }
+    ),
+    OrderStatus.PARTIALLY_FILLED: frozenset(
+        {
+            OrderStatus.PARTIALLY_FILLED,
+            OrderStatus.FILLED,
+            OrderStatus.CANCELED,
+            OrderStatus.EXPIRED,
+            OrderStatus.UNKNOWN,
+        }
+    ),
+    OrderStatus.UNKNOWN: frozenset(
+        {
+            OrderStatus.SUBMITTED,
+            OrderStatus.PARTIALLY_FILLED,
+            OrderStatus.FILLED,
+            OrderStatus.CANCELED,
+            OrderStatus.REJECTED,
+            OrderStatus.EXPIRED,
+        }
+    ),
+    OrderStatus.FILLED: frozenset(),
+    OrderStatus.CANCELED: frozenset(),
+    OrderStatus.REJECTED: frozenset(),
+    OrderStatus.EXPIRED: frozenset(),
+}
+
+
+class OrderRequest(BaseModel):
+    """A sized order that has not been risk-checked or sent yet."""
+
+    model_config = ConfigDict(frozen=True)
+
+    client_order_id: str = Field(description="our id; sent to the broker as its tag")
+    symbol: str
+    intent: Intent
+    quantity: int = Field(gt=0)
+    order_type: OrderType = OrderType.MARKET
+    limit_price: float | None = Field(None, gt=0)
+    stop_price: float | None = Field(None, gt=0)
+    time_in_force: TimeInForce = TimeInForce.DAY
+    strategy: str = "default"
+    alert_id: str | None = None
+    stop_loss: float | None = Field(None, gt=0)
+    take_profit: float | None = Field(None, gt=0)
+    parent_id: str | None = Field(None, description="bracket child: the entry order's id")
+
+    @property
+    def side(self) -> Side:
+        return self.intent.side
+
+
+class Order(BaseModel):
+    """An order's current state, persisted on every transition."""
+
+    id: str
+    broker: str
+    account: str
+    request: OrderRequest
+    status: OrderStatus = OrderStatus.NEW
+    broker_order_id: str | None = None
+    filled_quantity: int = 0
+    avg_fill_price: float | None = None
+    reason: str | None = None
+    created_at: float
+    updated_at: float
+
+    @property
+    def remaining(self) -> int:
+        return self.request.quantity - self.filled_quantity
+
+
+class Fill(BaseModel):
+    """One execution. ``id`` is unique per execution and makes every consumer idempotent."""
+
+    id: str
+    order_id: str
+    broker: str
+    account: str
+    symbol: str
+    intent: Intent
+    quantity: int = Field(gt=0)
+    price: float = Field(gt=0)
+    commission: float = 0.0
+    time: float
+    strategy: str = "default"
+
+    @property
+    def side(self) -> Side:
+        return self.intent.side

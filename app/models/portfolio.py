@@ -1,0 +1,35 @@
+"""Positions and account state, as the engine holds them and the API shows them."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+
+class Position(BaseModel):
+    symbol: str
+    quantity: int  # signed: negative is short
+    avg_price: float
+    realized_pnl: float = 0.0
+    last_price: float | None = None
+    strategy: str = "default"
+
+    @property
+    def market_value(self) -> float:
+        return self.quantity * (self.last_price if self.last_price is not None else self.avg_price)
+
+    @property
+    def unrealized_pnl(self) -> float:
+        if self.last_price is None:
+            return 0.0
+        return (self.last_price - self.avg_price) * self.quantity
+
+
+class AccountState(BaseModel):
+    account: str
+    cash: float
+    equity: float
+    buying_power: float
+    realized_pnl_today: float = 0.0
+    unrealized_pnl: float = 0.0
+    gross_exposure: float = 0.0
+    open_positions: int = 0
