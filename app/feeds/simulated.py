@@ -18,7 +18,7 @@ import hashlib
 import math
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -81,7 +81,7 @@ class SimulatedFeed:
         *,
         seed: int = 42,
         quote_rate: float = 2.0,
-        clock: type[time] | None = None,
+        clock: Callable[[], float] | None = None,
         cache_days: int = 256,
     ) -> None:
         self.seed = seed
@@ -91,7 +91,7 @@ class SimulatedFeed:
         self._days: OrderedDict[tuple[str, int], DayPath] = OrderedDict()
         self._daily: dict[str, dict[int, tuple[float, float, float, float, float]]] = {}
         self._cache_days = cache_days
-        self._now = time.time if clock is None else clock.time
+        self._now = clock or time.time
 
     # -- protocol ---------------------------------------------------------------
     async def start(self) -> None:

@@ -1,0 +1,1 @@
+"""The datahub service: market data, webhook intake, execution and admin API."""

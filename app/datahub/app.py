@@ -1,0 +1,111 @@
+"""The datahub's app factory: routers per concern, services built in the lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+
+from app import __version__
+from app.bus import create_redis
+from app.config import Settings
+from app.datahub.market import MarketData
+from app.datahub.publisher import QuotePublisher
+from app.datahub.routers import health, quotes, stream, udf
+from app.datahub.services import Services
+from app.datahub.stream import QuoteHub
+from app.feeds import make_feed
+from app.feeds.base import Feed
+from app.observability.metrics import HTTP_LATENCY, HTTP_REQUESTS
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings, *, feed: Feed | None = None) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        redis = create_redis(settings.redis_url)
+        the_feed = feed or make_feed(settings)
+        await the_feed.start()
+        market = MarketData(
+            the_feed,
+            redis,
+            quote_ttl=settings.quote_ttl_seconds,
+            history_ttl=settings.history_ttl_seconds,
+            max_bars=settings.max_history_bars,
+        )
+        hub = QuoteHub(redis)
+        publisher = QuotePublisher(the_feed, redis, market.cache, settings.symbols)
+        services = Services(settings, redis, the_feed, market, hub, publisher)
+        app.state.services = services
+        tasks = [
+            asyncio.create_task(hub.run(), name="quote-hub"),
+            asyncio.create_task(publisher.run(), name="quote-publisher"),
+        ]
+        log.info("datahub ready", extra={"feed": the_feed.name, "redis": _redact(settings.redis_url)})
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+            await publisher.stop()
+            await the_feed.close()
+            await redis.aclose()
+
+    app = FastAPI(
+        title="trader-ops datahub",
+        version=__version__,
+        description="TradingView UDF datafeed, quotes, WebSocket stream, webhook intake and admin API.",
+        lifespan=lifespan,
+    )
+    app.include_router(health.router)
+    app.include_router(udf.router)
+    app.include_router(quotes.router)
+    app.include_router(stream.router)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {"field": ".".join(str(p) for p in e["loc"][1:]) or "body", "problem": e["msg"]}
+            for e in exc.errors()
+        ]
+        if request.url.path.startswith("/udf/"):
+            text = "; ".join(f"{e['field']}: {e['problem']}" for e in errors)
+            return JSONResponse({"s": "error", "errmsg": text}, status_code=400)
+        return JSONResponse({"detail": "invalid request", "errors": errors}, status_code=422)
+
+    app.middleware("http")(_http_metrics)
+    return app
+
+
+async def _http_metrics(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+    start = time.perf_counter()
+    response = await call_next(request)
+    route = _route_template(request)
+    HTTP_LATENCY.labels(route).observe(time.perf_counter() - start)
+    HTTP_REQUESTS.labels(route, request.method, str(response.status_code)).inc()
+    return response
+
+
+def _route_template(request: Request) -> str:
+    """The matched route's path template, so label cardinality stays bounded."""
+    route: Any = request.scope.get("route")
+    return str(getattr(route, "path", "unmatched"))
+
+
+def _redact(url: str) -> str:
+    if "@" in url:
+        scheme, rest = url.split("://", 1)
+        return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return url

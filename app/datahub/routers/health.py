@@ -1,0 +1,43 @@
+"""Liveness, readiness and Prometheus metrics."""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse, Response
+from redis.exceptions import RedisError
+
+from app.datahub.deps import ServicesDep
+from app.feeds.base import FeedError
+from app.observability.prom import render_metrics
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/health")
+async def health() -> dict[str, str]:
+    """Alive: the event loop answers. Dependencies are /ready's business."""
+    return {"status": "ok"}
+
+
+@router.get("/ready")
+async def ready(services: ServicesDep) -> JSONResponse:
+    problems: dict[str, str] = {}
+    try:
+        await asyncio.wait_for(services.redis.ping(), 2.0)
+    except (RedisError, OSError, TimeoutError) as exc:
+        problems["redis"] = f"unreachable: {exc or type(exc).__name__}"
+    try:
+        await asyncio.wait_for(services.feed.ping(), 3.0)
+    except (FeedError, OSError, TimeoutError) as exc:
+        problems["feed"] = f"unreachable: {exc or type(exc).__name__}"
+    if problems:
+        return JSONResponse({"status": "unavailable", "problems": problems}, status_code=503)
+    return JSONResponse({"status": "ready", "feed": services.feed.name})
+
+
+@router.get("/metrics", include_in_schema=False)
+async def metrics() -> Response:
+    body, content_type = render_metrics()
+    return Response(body, media_type=content_type)

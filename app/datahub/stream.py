@@ -1,0 +1,146 @@
+"""WebSocket quote fan-out.
+
+One Redis subscription per process feeds every local client. Each client has a
+conflating buffer (latest quote per symbol) drained by its own sender task, so a
+slow client only ever falls behind itself: the hub never awaits a client, and a
+client whose socket stays blocked past the send timeout is dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from typing import Any
+
+import orjson
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+from starlette.websockets import WebSocket
+
+from app.bus import Keys
+from app.observability.metrics import QUOTES_RECEIVED, WS_CLIENTS, WS_DROPPED, WS_MESSAGES
+
+log = logging.getLogger(__name__)
+
+
+class StreamClient:
+    def __init__(self, ws: WebSocket, hub: QuoteHub) -> None:
+        self.ws = ws
+        self.hub = hub
+        self.symbols: set[str] = set()
+        self.pending: dict[str, Any] = {}  # symbol -> latest quote dict (conflated)
+        self.control: deque[bytes] = deque(maxlen=100)
+        self.wake = asyncio.Event()
+        self.closed = False
+
+    def push_quote(self, symbol: str, quote: Any) -> None:
+        self.pending[symbol] = quote
+        self.wake.set()
+
+    def send_control(self, message: dict[str, Any]) -> None:
+        self.control.append(orjson.dumps(message))
+        self.wake.set()
+
+    async def sender(self, heartbeat: float, send_timeout: float) -> None:
+        """Drain control messages and conflated quotes; heartbeat when idle."""
+        ws = self.ws
+        while not self.closed:
+            try:
+                await asyncio.wait_for(self.wake.wait(), heartbeat)
+            except TimeoutError:
+                self.control.append(orjson.dumps({"type": "heartbeat", "time": time.time()}))
+            self.wake.clear()
+            frames = list(self.control)
+            self.control.clear()
+            if self.pending:
+                batch = list(self.pending.values())
+                self.pending.clear()
+                frames.append(b'{"type":"quotes","data":' + orjson.dumps(batch) + b"}")
+            for frame in frames:
+                try:
+                    await asyncio.wait_for(ws.send_text(frame.decode()), send_timeout)
+                except TimeoutError:
+                    WS_DROPPED.labels("slow").inc()
+                    log.info("dropping slow stream client")
+                    self.closed = True
+                    with contextlib.suppress(Exception):
+                        await ws.close(code=1013, reason="too slow")
+                    return
+                WS_MESSAGES.inc()
+
+
+class QuoteHub:
+    def __init__(self, redis: Redis, *, max_backoff: float = 5.0) -> None:
+        self.redis = redis
+        self.subscribers: dict[str, set[StreamClient]] = {}
+        self.clients: set[StreamClient] = set()
+        self.max_backoff = max_backoff
+        self.connected = asyncio.Event()
+
+    def add(self, client: StreamClient) -> None:
+        self.clients.add(client)
+        WS_CLIENTS.set(len(self.clients))
+
+    def remove(self, client: StreamClient) -> None:
+        client.closed = True
+        client.wake.set()
+        self.clients.discard(client)
+        for symbol in client.symbols:
+            subs = self.subscribers.get(symbol)
+            if subs is not None:
+                subs.discard(client)
+                if not subs:
+                    del self.subscribers[symbol]
+        WS_CLIENTS.set(len(self.clients))
+
+    def subscribe(self, client: StreamClient, symbols: list[str]) -> None:
+        for symbol in symbols:
+            client.symbols.add(symbol)
+            self.subscribers.setdefault(symbol, set()).add(client)
+
+    def unsubscribe(self, client: StreamClient, symbols: list[str]) -> None:
+        for symbol in symbols:
+            client.symbols.discard(symbol)
+            client.pending.pop(symbol, None)
+            subs = self.subscribers.get(symbol)
+            if subs is not None:
+                subs.discard(client)
+                if not subs:
+                    del self.subscribers[symbol]
+
+    def dispatch(self, raw: bytes) -> None:
+        quote = orjson.loads(raw)
+        QUOTES_RECEIVED.inc()
+        subs = self.subscribers.get(quote.get("symbol"))
+        if subs:
+            symbol = quote["symbol"]
+            for client in subs:
+                client.push_quote(symbol, quote)
+
+    async def run(self) -> None:
+        """Subscribe and dispatch forever; resubscribe with backoff when Redis drops."""
+        backoff = 0.1
+        while True:
+            pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(Keys.QUOTES_CHANNEL)
+                self.connected.set()
+                backoff = 0.1
+                while True:
+                    message = await pubsub.get_message(timeout=1.0)
+                    if message is not None and message["type"] == "message":
+                        try:
+                            self.dispatch(message["data"])
+                        except (orjson.JSONDecodeError, KeyError, TypeError):
+                            log.warning("ignoring malformed quote on the fan-out channel")
+            except (RedisError, OSError) as exc:
+                self.connected.clear()
+                log.warning("quote subscription lost, retrying in %.1fs: %s", backoff, exc)
+                await asyncio.sleep(backoff)
+                backoff = min(self.max_backoff, backoff * 2)
+            finally:
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]

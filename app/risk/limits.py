@@ -1,0 +1,270 @@
+"""Risk limits: one pydantic model per check, loaded from YAML on top of defaults.
+
+Validation happens once, at load time, so that the hot path can read plain attributes
+and trust them. Every check can be disabled with ``null`` or ``enabled: false``; a
+handful of order-level checks may be overridden per strategy (field by field).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from app.risk.killswitch import KillState
+
+_TIME_RE = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+
+
+class RiskConfigError(ValueError):
+    """A limits file that cannot be used; the message names the file and the field."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = True
+
+
+# -- system ---------------------------------------------------------------------------
+class KillSwitchLimits(BaseModel):
+    """The kill switch cannot be disabled; only its state at start-up is configurable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    initial_state: KillState = KillState.ACTIVE
+
+
+class CircuitBreakerLimits(_Section):
+    error_window_seconds: float = Field(60.0, gt=0)
+    max_errors: int | None = Field(5, ge=1, description="trip on this many errors in the window")
+    max_error_ratio: float | None = Field(0.5, gt=0, le=1)
+    min_calls: int = Field(10, ge=1, description="calls in the window before the ratio counts")
+    max_loss: float | None = Field(500.0, gt=0, description="loss velocity: dollars ...")
+    loss_window_seconds: float = Field(300.0, gt=0, description="... lost within this many seconds")
+    cooldown_seconds: float = Field(60.0, gt=0)
+    half_open_max_orders: int = Field(1, ge=1)
+    block_reducing: bool = False
+
+
+class MarketHoursLimits(_Section):
+    mode: Literal["exchange", "always"] | None = Field(
+        None, description="None: TRADEROPS_MARKET_HOURS (settings.effective_market_hours)"
+    )
+    calendar: str = "XNYS"
+    years_ahead: int = Field(3, ge=1, le=20)
+
+
+class RateWindow(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_orders: int = Field(ge=1)
+    window_seconds: float = Field(gt=0)
+
+
+class RateLimits(_Section):
+    global_: RateWindow | None = Field(
+        default_factory=lambda: RateWindow(max_orders=60, window_seconds=60.0), alias="global"
+    )
+    per_symbol: RateWindow | None = Field(
+        default_factory=lambda: RateWindow(max_orders=10, window_seconds=60.0)
+    )
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+# -- account --------------------------------------------------------------------------
+class BuyingPowerLimits(_Section):
+    pass
+
+
+class DailyLossLimits(_Section):
+    max_loss: float = Field(1000.0, gt=0, description="dollars, realised + unrealised")
+    reset_time: str = Field("09:30", description="HH:MM local: the regular session start")
+    timezone: str = "America/New_York"
+
+    @field_validator("reset_time")
+    @classmethod
+    def _hhmm(cls, value: str) -> str:
+        if not _TIME_RE.match(value):
+            raise ValueError("must be HH:MM (24 h)")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+
+class MinBalanceLimits(_Section):
+    min_equity: float | None = Field(2000.0, ge=0)
+    min_cash: float | None = Field(None, description="cash after the order; may be negative")
+
+
+class LeverageLimits(_Section):
+    max_leverage: float = Field(2.0, gt=0, description="gross exposure after the order / equity")
+
+
+# -- portfolio ------------------------------------------------------------------------
+class OpenPositionsLimits(_Section):
+    max_positions: int = Field(10, ge=1)
+
+
+class ConcentrationLimits(_Section):
+    max_pct: float = Field(25.0, gt=0, description="position notional / equity, percent")
+
+
+class SectorLimits(_Section):
+    max_pct: float = Field(50.0, gt=0, description="sector gross / equity, percent")
+    sectors: dict[str, str] = Field(default_factory=dict, description="symbol -> sector")
+    default_sector: str = "Other"
+
+    @field_validator("sectors")
+    @classmethod
+    def _upper(cls, value: dict[str, str]) -> dict[str, str]:
+        return {k.strip().upper(): v for k, v in value.items()}
+
+
+# -- order / strategy -----------------------------------------------------------------
+class PositionSizeLimits(_Section):
+    max_shares: int | None = Field(1000, ge=1)
+    max_notional: float | None = Field(25_000.0, gt=0)
+
+
+class OrderNotionalLimits(_Section):
+    max_notional: float = Field(10_000.0, gt=0)
+
+
+class PriceCollarLimits(_Section):
+    max_deviation_pct: float = Field(5.0, gt=0, description="limit/stop vs last quote, percent")
+    require_quote: bool = False
+    max_quote_age_seconds: float | None = Field(None, gt=0)
+
+
+class QuantityLimits(_Section):
+    min_quantity: int = Field(1, ge=1)
+    max_quantity: int | None = Field(1000, ge=1)
+
+
+class VolatilityLimits(_Section):
+    max_annualized_pct: float = Field(200.0, gt=0)
+    window: int = Field(60, ge=2, description="quotes (returns) in the rolling window")
+    min_samples: int = Field(20, ge=2)
+    max_gap_seconds: float = Field(300.0, gt=0, description="returns across gaps are ignored")
+
+
+class DuplicateLimits(_Section):
+    window_seconds: float = Field(5.0, gt=0)
+
+
+class StrategyOverrides(BaseModel):
+    """Per-strategy replacements; fields left out inherit the top-level section."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    position_size: PositionSizeLimits | None = None
+    order_notional: OrderNotionalLimits | None = None
+    quantity: QuantityLimits | None = None
+
+
+OVERRIDABLE = ("position_size", "order_notional", "quantity")
+
+
+class RiskLimits(BaseModel):
+    """Every limit the engine enforces. A section set to ``None`` is disabled."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kill_switch: KillSwitchLimits = Field(default_factory=KillSwitchLimits)
+    circuit_breaker: CircuitBreakerLimits | None = Field(default_factory=CircuitBreakerLimits)
+    market_hours: MarketHoursLimits | None = Field(default_factory=MarketHoursLimits)
+    rate_limit: RateLimits | None = Field(default_factory=RateLimits)
+    buying_power: BuyingPowerLimits | None = Field(default_factory=BuyingPowerLimits)
+    daily_loss: DailyLossLimits | None = Field(default_factory=DailyLossLimits)
+    min_balance: MinBalanceLimits | None = Field(default_factory=MinBalanceLimits)
+    leverage: LeverageLimits | None = Field(default_factory=LeverageLimits)
+    max_open_positions: OpenPositionsLimits | None = Field(default_factory=OpenPositionsLimits)
+    concentration: ConcentrationLimits | None = Field(default_factory=ConcentrationLimits)
+    sector_concentration: SectorLimits | None = Field(default_factory=SectorLimits)
+    position_size: PositionSizeLimits | None = Field(default_factory=PositionSizeLimits)
+    order_notional: OrderNotionalLimits | None = Field(default_factory=OrderNotionalLimits)
+    price_collar: PriceCollarLimits | None = Field(default_factory=PriceCollarLimits)
+    quantity: QuantityLimits | None = Field(default_factory=QuantityLimits)
+    volatility: VolatilityLimits | None = Field(default_factory=VolatilityLimits)
+    duplicate: DuplicateLimits | None = Field(default_factory=DuplicateLimits)
+    strategies: dict[str, StrategyOverrides] = Field(default_factory=dict)
+
+    def section(self, name: str, strategy: str | None = None) -> Any:
+        """The effective section for ``strategy`` (``None`` when disabled)."""
+        base = getattr(self, name)
+        override = self.strategies.get(strategy) if strategy is not None else None
+        if override is None or name not in override.model_fields_set:
+            return _enabled(base)
+        patch = getattr(override, name)
+        if patch is None:
+            return None
+        if base is None:
+            return _enabled(patch)
+        merged = base.model_dump(by_alias=True) | patch.model_dump(
+            by_alias=True, exclude_unset=True
+        )
+        return _enabled(type(base).model_validate(merged))
+
+
+def _enabled(section: Any) -> Any:
+    if section is None or not getattr(section, "enabled", True):
+        return None
+    return section
+
+
+def _format(exc: ValidationError, source: str) -> str:
+    lines = []
+    for error in exc.errors():
+        loc = ".".join(str(p) for p in error["loc"]) or "(top level)"
+        msg = str(error["msg"]).removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            msg = "unknown field (check the spelling)"
+        elif "input" in error and not isinstance(error["input"], dict | list):
+            msg = f"{msg} (got {error['input']!r})"
+        lines.append(f"{source}: {loc}: {msg}")
+    return "\n".join(lines)
+
+
+def parse_limits(data: Any, source: str = "<risk limits>") -> RiskLimits:
+    """Validate a mapping (already parsed YAML); errors name ``source`` and the field."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise RiskConfigError(f"{source}: expected a mapping at the top level")
+    try:
+        return RiskLimits.model_validate(data)
+    except ValidationError as exc:
+        raise RiskConfigError(_format(exc, source)) from None
+
+
+def load_limits(path: str | Path | None) -> RiskLimits:
+    """Read a limits file (``TRADEROPS_RISK_CONFIG``); ``None`` means defaults only."""
+    if path is None:
+        return RiskLimits()
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise RiskConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise RiskConfigError(f"{path}: invalid YAML{where}: {problem}") from None
+    return parse_limits(data, str(path))

@@ -1,0 +1,109 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from app.cli import cli
+from app.config import ConfigError, Settings, describe, load_settings
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    import os
+
+    for key in list(os.environ):
+        if key.startswith("TRADEROPS_") or key == "CREDENTIALS_DIRECTORY":
+            monkeypatch.delenv(key)
+    env_file = tmp_path / "trader-ops.env"
+    monkeypatch.setitem(Settings.model_config, "env_file", env_file)
+    return env_file
+
+
+def test_sources_in_priority_order(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, clean_env: Path) -> None:
+    creds = tmp_path / "creds"
+    creds.mkdir()
+    (creds / "TRADEROPS_ADMIN_API_KEY").write_text("from-credentials")
+    (creds / "TRADEROPS_WEBHOOK_PASSPHRASE").write_text("from-credentials")
+    (creds / "TRADEROPS_WEBHOOK_HMAC_KEY").write_text("from-credentials")
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(creds))
+    clean_env.write_text("TRADEROPS_WEBHOOK_PASSPHRASE=from-env-file\nTRADEROPS_WEBHOOK_HMAC_KEY=from-env-file\n")
+    secret = tmp_path / "hmac"
+    secret.write_text("from-file-var\n")
+    monkeypatch.setenv("TRADEROPS_WEBHOOK_HMAC_KEY_FILE", str(secret))
+    monkeypatch.setenv("TRADEROPS_HTTP_PORT", "9000")
+
+    s = load_settings()
+    assert s.http_port == 9000
+    assert s.webhook_hmac_key is not None and s.webhook_hmac_key.get_secret_value() == "from-file-var"
+    assert s.webhook_passphrase is not None and s.webhook_passphrase.get_secret_value() == "from-env-file"
+    assert s.admin_api_key is not None and s.admin_api_key.get_secret_value() == "from-credentials"
+
+    sources = {name: source for name, _, source in describe(s)}
+    assert sources["TRADEROPS_HTTP_PORT"] == "environment"
+    assert sources["TRADEROPS_WEBHOOK_HMAC_KEY"] == "*_FILE"
+    assert sources["TRADEROPS_WEBHOOK_PASSPHRASE"] == "env file"
+    assert sources["TRADEROPS_ADMIN_API_KEY"] == "credentials"
+    assert sources["TRADEROPS_FEED"] == "default"
+
+
+def test_environment_beats_file_variable(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    secret = tmp_path / "p"
+    secret.write_text("file")
+    monkeypatch.setenv("TRADEROPS_WEBHOOK_PASSPHRASE_FILE", str(secret))
+    monkeypatch.setenv("TRADEROPS_WEBHOOK_PASSPHRASE", "env")
+    s = load_settings()
+    assert s.webhook_passphrase is not None and s.webhook_passphrase.get_secret_value() == "env"
+
+
+def test_unreadable_file_variable_names_the_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRADEROPS_ADMIN_API_KEY_FILE", "/nonexistent/key")
+    with pytest.raises(ConfigError, match="TRADEROPS_ADMIN_API_KEY_FILE: cannot read /nonexistent/key"):
+        load_settings()
+
+
+def test_tradier_feed_without_token_is_one_clear_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRADEROPS_FEED", "tradier")
+    with pytest.raises(ConfigError) as err:
+        load_settings()
+    assert str(err.value) == "TRADEROPS_TRADIER_TOKEN is required when TRADEROPS_FEED=tradier"
+
+
+def test_invalid_values_name_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRADEROPS_HTTP_PORT", "eighty")
+    monkeypatch.setenv("TRADEROPS_FEED", "bloomberg")
+    with pytest.raises(ConfigError) as err:
+        load_settings()
+    assert "TRADEROPS_HTTP_PORT:" in str(err.value) and "TRADEROPS_FEED:" in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_symbols_from_a_comma_list(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRADEROPS_SYMBOLS", "aapl, msft,spy")
+    assert load_settings().symbols == ["AAPL", "MSFT", "SPY"]
+
+
+def test_market_hours_default_follows_the_feed(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_settings().effective_market_hours == "always"
+    monkeypatch.setenv("TRADEROPS_FEED", "tradier")
+    monkeypatch.setenv("TRADEROPS_TRADIER_TOKEN", "t")
+    assert load_settings().effective_market_hours == "exchange"
+
+
+def test_config_show_redacts_secrets_and_names_sources(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRADEROPS_ADMIN_API_KEY", "super-secret-admin-key")
+    monkeypatch.setenv("TRADEROPS_TRADIER_TOKEN", "super-secret-token")
+    result = CliRunner().invoke(cli, ["config", "show"])
+    assert result.exit_code == 0, result.output
+    assert "super-secret" not in result.output
+    line = next(x for x in result.output.splitlines() if x.startswith("TRADEROPS_ADMIN_API_KEY"))
+    assert "********" in line and "[environment]" in line
+
+
+def test_cli_reports_config_errors_without_traceback(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRADEROPS_BROKER", "tradier")
+    result = CliRunner().invoke(cli, ["config", "show"])
+    assert result.exit_code == 2
+    assert "config error: TRADEROPS_TRADIER_TOKEN is required when TRADEROPS_BROKER=tradier" in result.output
+    assert "Traceback" not in result.output
