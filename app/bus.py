@@ -31,7 +31,9 @@ class Keys:
         return f"{PREFIX}:quote:{symbol}"
 
     @staticmethod
-    def history(feed: str, symbol: str, resolution: str, start: int, end: int, countback: int | None) -> str:
+    def history(
+        feed: str, symbol: str, resolution: str, start: int, end: int, countback: int | None
+    ) -> str:
         return f"{PREFIX}:history:{feed}:{symbol}:{resolution}:{start}:{end}:{countback or 0}"
 
     # execution (orders, fills, alerts) -----------------------------------------

@@ -125,11 +125,17 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _check_mode(self) -> Settings:
-        users = [f"TRADEROPS_{k.upper()}=tradier" for k in ("feed", "broker") if getattr(self, k) == "tradier"]
+        users = [
+            f"TRADEROPS_{k.upper()}=tradier"
+            for k in ("feed", "broker")
+            if getattr(self, k) == "tradier"
+        ]
         if users and not self.tradier_token:
             raise ValueError(f"TRADEROPS_TRADIER_TOKEN is required when {' and '.join(users)}")
         if self.broker == "tradier" and not self.tradier_account_id:
-            raise ValueError("TRADEROPS_TRADIER_ACCOUNT_ID is required when TRADEROPS_BROKER=tradier")
+            raise ValueError(
+                "TRADEROPS_TRADIER_ACCOUNT_ID is required when TRADEROPS_BROKER=tradier"
+            )
         if not self.symbols:
             raise ValueError("TRADEROPS_SYMBOLS must name at least one symbol")
         return self
@@ -150,7 +156,9 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return tuple(named_sources(settings_cls, init_settings, env_settings, dotenv_settings).values())
+        return tuple(
+            named_sources(settings_cls, init_settings, env_settings, dotenv_settings).values()
+        )
 
 
 def _credentials_source(settings_cls: type[BaseSettings]) -> PydanticBaseSettingsSource | None:

@@ -60,16 +60,25 @@ class EmbeddedRedis:
         self.proc = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
             [
                 binary,
-                "--port", str(self.port),
-                "--bind", "127.0.0.1",
-                "--protected-mode", "yes",
-                "--appendonly", "yes",
-                "--appendfsync", "everysec",
-                "--save", "",
-                "--dir", str(self.directory),
-                "--logfile", str(log_file),
-                "--daemonize", "no",
-            ],  # fmt: skip
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--protected-mode",
+                "yes",
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "everysec",
+                "--save",
+                "",
+                "--dir",
+                str(self.directory),
+                "--logfile",
+                str(log_file),
+                "--daemonize",
+                "no",
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,  # Ctrl-C stops the app first; we stop Redis after
@@ -77,14 +86,18 @@ class EmbeddedRedis:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise EmbeddedRedisError(f"redis-server exited with {self.proc.returncode}; see {log_file}")
+                raise EmbeddedRedisError(
+                    f"redis-server exited with {self.proc.returncode}; see {log_file}"
+                )
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
                     return
             except OSError:
                 time.sleep(0.05)
         self.stop()
-        raise EmbeddedRedisError(f"redis-server did not listen on port {self.port} within {timeout}s")
+        raise EmbeddedRedisError(
+            f"redis-server did not listen on port {self.port} within {timeout}s"
+        )
 
     def stop(self) -> None:
         if self.proc is None:

@@ -50,7 +50,9 @@ def create_app(settings: Settings, *, feed: Feed | None = None) -> FastAPI:
             asyncio.create_task(hub.run(), name="quote-hub"),
             asyncio.create_task(publisher.run(), name="quote-publisher"),
         ]
-        log.info("datahub ready", extra={"feed": the_feed.name, "redis": _redact(settings.redis_url)})
+        log.info(
+            "datahub ready", extra={"feed": the_feed.name, "redis": _redact(settings.redis_url)}
+        )
         try:
             yield
         finally:
@@ -89,7 +91,9 @@ def create_app(settings: Settings, *, feed: Feed | None = None) -> FastAPI:
     return app
 
 
-async def _http_metrics(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+async def _http_metrics(
+    request: Request, call_next: Callable[[Request], Awaitable[Response]]
+) -> Response:
     start = time.perf_counter()
     response = await call_next(request)
     route = _route_template(request)

@@ -66,19 +66,27 @@ class MarketData:
             if fresh:
                 pipe = self.redis.pipeline(transaction=False)
                 for quote in fresh.values():
-                    pipe.set(Keys.quote(quote.symbol), orjson.dumps(quote.model_dump()), px=self.cache.ttl_ms)
+                    pipe.set(
+                        Keys.quote(quote.symbol),
+                        orjson.dumps(quote.model_dump()),
+                        px=self.cache.ttl_ms,
+                    )
                 await pipe.execute()
             found.update(fresh)
         return {s: found[s] for s in wanted if s in found}
 
-    def check_range(self, resolution: Resolution, start: int, end: int, countback: int | None) -> None:
+    def check_range(
+        self, resolution: Resolution, start: int, end: int, countback: int | None
+    ) -> None:
         if start < 0 or end < 0:
             raise RangeError("from and to must be Unix seconds >= 0")
         if countback is not None:
             if countback <= 0:
                 raise RangeError("countback must be positive")
             if countback > self.max_bars:
-                raise RangeError(f"countback {countback} exceeds the maximum of {self.max_bars} bars")
+                raise RangeError(
+                    f"countback {countback} exceeds the maximum of {self.max_bars} bars"
+                )
             return
         if start >= end:
             raise RangeError("from must be before to")

@@ -5,6 +5,7 @@ the quote cache and the fan-out channel; the others stand by and take over if it
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from collections.abc import Sequence
@@ -71,10 +72,8 @@ class QuotePublisher:
 
     async def stop(self) -> None:
         if self.leader:
-            try:
+            with contextlib.suppress(RedisError):
                 await self.redis.eval(_RELEASE, 1, Keys.QUOTE_PUBLISHER_LEASE, self.instance)
-            except RedisError:
-                pass
         self._set_leader(False)
 
     async def _acquire(self) -> bool:

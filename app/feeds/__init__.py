@@ -14,4 +14,6 @@ def make_feed(settings: Settings) -> Feed:
         return TradierFeed.from_settings(settings)
     from app.feeds.simulated import SimulatedFeed
 
-    return SimulatedFeed(settings.symbols, seed=settings.sim_seed, quote_rate=settings.sim_quote_rate)
+    return SimulatedFeed(
+        settings.symbols, seed=settings.sim_seed, quote_rate=settings.sim_quote_rate
+    )

@@ -184,7 +184,9 @@ class SimulatedFeed:
         z = rng.standard_normal(MINUTES) * VOL_WEIGHTS * sigma_day
         walk = np.cumsum(z)
         frac = np.cumsum(VOL_WEIGHTS**2)  # 0..1, time measured in variance
-        log_close = math.log(prev_close) + walk - frac * walk[-1] + frac * math.log(target / prev_close)
+        log_close = (
+            math.log(prev_close) + walk - frac * walk[-1] + frac * math.log(target / prev_close)
+        )
         close = np.exp(log_close)
         open_ = np.empty(MINUTES)
         open_[0] = prev_close
@@ -209,7 +211,9 @@ class SimulatedFeed:
     def _price_in_minute(self, path: DayPath, minute: int, frac: float) -> float:
         o, c = float(path.open[minute]), float(path.close[minute])
         hi, lo = float(path.high[minute]), float(path.low[minute])
-        wiggle = (hi - lo) * 0.45 * math.sin(math.pi * frac) * math.sin(6 * math.pi * frac + path.phase)
+        wiggle = (
+            (hi - lo) * 0.45 * math.sin(math.pi * frac) * math.sin(6 * math.pi * frac + path.phase)
+        )
         return min(hi, max(lo, o + (c - o) * frac + wiggle))
 
     def quote_at(self, symbol: str, ts: float) -> Quote:
@@ -277,7 +281,9 @@ class SimulatedFeed:
         samples = [self._price_in_minute(path, m, f * frac / 8) for f in range(9)]
         return min(samples)
 
-    def _daily_bar(self, symbol: str, day: int, now: float) -> tuple[float, float, float, float, float] | None:
+    def _daily_bar(
+        self, symbol: str, day: int, now: float
+    ) -> tuple[float, float, float, float, float] | None:
         cache = self._daily.setdefault(symbol, {})
         bar = cache.get(day)
         if bar is not None:
@@ -332,7 +338,9 @@ class SimulatedFeed:
             return None
         return resolution.bar_start(before)
 
-    def _intraday_bars(self, symbol: str, res: Resolution, start: int, end: int, now: float) -> list[Bar]:
+    def _intraday_bars(
+        self, symbol: str, res: Resolution, start: int, end: int, now: float
+    ) -> list[Bar]:
         step = int(res.value)
         out: list[Bar] = []
         for day in range(start // DAY, (end - 1) // DAY + 1):
@@ -351,7 +359,9 @@ class SimulatedFeed:
             out.extend(_bars(times[keep], bo[keep], bh[keep], bl[keep], bc[keep], bv[keep]))
         return out
 
-    def _period_bars(self, symbol: str, res: Resolution, start: int, end: int, now: float) -> list[Bar]:
+    def _period_bars(
+        self, symbol: str, res: Resolution, start: int, end: int, now: float
+    ) -> list[Bar]:
         rows: list[list[float]] = []
         period = res.bar_start(start)
         while period < end:
@@ -383,14 +393,22 @@ def _previous_bar_start(res: Resolution, bar_start: int) -> int:
     return res.bar_start(bar_start - 1)
 
 
-def _bars(times: np.ndarray, o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray, v: np.ndarray) -> list[Bar]:
+def _bars(
+    times: np.ndarray, o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray, v: np.ndarray
+) -> list[Bar]:
     o2, c2 = np.round(o, 2), np.round(c, 2)
     h2 = np.maximum(np.round(h, 2), np.maximum(o2, c2))
     l2 = np.minimum(np.round(lo, 2), np.minimum(o2, c2))
     return [
         Bar.model_construct(time=t, open=a, high=b, low=d, close=e, volume=f)
         for t, a, b, d, e, f in zip(
-            times.tolist(), o2.tolist(), h2.tolist(), l2.tolist(), c2.tolist(), v.tolist(), strict=True
+            times.tolist(),
+            o2.tolist(),
+            h2.tolist(),
+            l2.tolist(),
+            c2.tolist(),
+            v.tolist(),
+            strict=True,
         )
     ]
 

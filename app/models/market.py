@@ -46,8 +46,7 @@ class Resolution(StrEnum):
             return cls(value)
         except ValueError:
             raise ValueError(
-                f"unsupported resolution {raw!r}; use one of "
-                + ", ".join(r.value for r in cls)
+                f"unsupported resolution {raw!r}; use one of " + ", ".join(r.value for r in cls)
             ) from None
 
     @property

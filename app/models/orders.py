@@ -62,7 +62,9 @@ class OrderStatus(StrEnum):
         return self in TERMINAL
 
 
-TERMINAL = frozenset({OrderStatus.FILLED, OrderStatus.CANCELED, OrderStatus.REJECTED, OrderStatus.EXPIRED})
+TERMINAL = frozenset(
+    {OrderStatus.FILLED, OrderStatus.CANCELED, OrderStatus.REJECTED, OrderStatus.EXPIRED}
+)
 
 # Allowed lifecycle transitions; anything else is a bug or a stale broker event.
 TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {

@@ -26,9 +26,7 @@ WEBHOOK_LATENCY = Histogram(
     "Webhook receipt to decision answered",
     buckets=LATENCY_BUCKETS,
 )
-WEBHOOK_ALERTS = Counter(
-    "traderops_webhook_alerts_total", "Webhook alerts by outcome", ["outcome"]
-)
+WEBHOOK_ALERTS = Counter("traderops_webhook_alerts_total", "Webhook alerts by outcome", ["outcome"])
 
 # -- market data ----------------------------------------------------------------
 FEED_LATENCY = Histogram(
@@ -51,9 +49,7 @@ CACHE_REQUESTS = Counter(
     "traderops_cache_requests_total", "Redis cache lookups", ["cache", "result"]
 )
 WS_CLIENTS = Gauge("traderops_ws_clients", "Connected WebSocket stream clients")
-WS_DROPPED = Counter(
-    "traderops_ws_dropped_total", "WebSocket clients dropped", ["reason"]
-)
+WS_DROPPED = Counter("traderops_ws_dropped_total", "WebSocket clients dropped", ["reason"])
 WS_MESSAGES = Counter("traderops_ws_messages_sent_total", "WebSocket frames sent")
 
 # -- execution and risk -----------------------------------------------------------
@@ -70,9 +66,7 @@ ORDER_LATENCY = Histogram(
 ORDERS = Counter("traderops_orders_total", "Order status transitions", ["broker", "status"])
 FILLS = Counter("traderops_fills_total", "Fills", ["broker"])
 BROKER_ERRORS = Counter("traderops_broker_errors_total", "Broker call failures", ["broker", "op"])
-KILL_SWITCH = Gauge(
-    "traderops_kill_switch_engaged", "Kill switch: 0 ACTIVE, 1 REDUCING, 2 HALTED"
-)
+KILL_SWITCH = Gauge("traderops_kill_switch_engaged", "Kill switch: 0 ACTIVE, 1 REDUCING, 2 HALTED")
 CIRCUIT_BREAKER = Gauge("traderops_circuit_breaker_open", "1 while the circuit breaker is open")
 DAILY_PNL = Gauge("traderops_daily_pnl_dollars", "Realised + unrealised P&L today", ["account"])
 DAILY_LOSS_LIMIT = Gauge(

@@ -291,3 +291,25 @@ def calendar_days(body: Any) -> list[CalendarDay]:
             )
         )
     return days
+
+
+# -- streaming -------------------------------------------------------------------------
+def stream_events(payload: str | bytes) -> list[dict[str, Any]]:
+    """Events in one WebSocket frame: one JSON object per line with ``linebreak: true``.
+
+    A malformed line is skipped rather than killing the stream.
+    """
+    if isinstance(payload, bytes):
+        payload = payload.decode("utf-8", "replace")
+    events = []
+    for line in payload.splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            event = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            continue
+        if isinstance(event, dict) and event.get("symbol"):
+            events.append(event)
+    return events

@@ -26,9 +26,11 @@ ANSIBLE_STAMP="$ANSIBLE_VENV/.installed-v1"
 if [ ! -e "$ANSIBLE_STAMP" ]; then
   echo "setup: creating $ANSIBLE_VENV (ansible, ansible-lint, molecule, molecule-plugins[podman])"
   python3 -m venv "$ANSIBLE_VENV"
-  "$ANSIBLE_VENV/bin/pip" install -q --upgrade pip
+  # (grep drops pip's warnings about find-links/extra-index locations this machine may lack)
+  "$ANSIBLE_VENV/bin/pip" install -q --upgrade pip 2> >(grep -v 'is ignored: it is neither' >&2)
   "$ANSIBLE_VENV/bin/pip" install -q \
-    'ansible>=10,<13' 'ansible-lint>=24.7' 'molecule>=24.9' 'molecule-plugins[podman]>=23.5'
+    'ansible>=10,<13' 'ansible-lint>=24.7' 'molecule>=24.9' 'molecule-plugins[podman]>=23.5' \
+    2> >(grep -v 'is ignored: it is neither' >&2)
   touch "$ANSIBLE_STAMP"
 fi
 
@@ -37,10 +39,10 @@ MOLECULE_IMAGE="${MOLECULE_IMAGE:-localhost/debian-systemd:bookworm}"
 if ! $SUDO podman image exists "$MOLECULE_IMAGE"; then
   mirror="$(
     {
-      grep -hs '^URIs:' /etc/apt/sources.list.d/*.sources | awk '{print $2}'
-      grep -hs '^deb ' /etc/apt/sources.list /etc/apt/sources.list.d/*.list | awk '{for (i = 2; i <= NF; i++) if ($i ~ /^https?:/) {print $i; break}}'
+      grep -hs '^URIs:' /etc/apt/sources.list.d/*.sources | awk '{for (i = 2; i <= NF; i++) print $i}' || true
+      grep -hs '^deb ' /etc/apt/sources.list /etc/apt/sources.list.d/*.list | awk '{for (i = 2; i <= NF; i++) if ($i ~ /^https?:/) {print $i; break}}' || true
     } | grep -E '/debian/?$' | head -n1
-  )"
+  )" || true
   mirror="${mirror:-http://deb.debian.org/debian}"
   echo "setup: building $MOLECULE_IMAGE with debootstrap from $mirror (about a minute)"
   rootfs="$(mktemp -d /var/tmp/debian-systemd.XXXXXX)"

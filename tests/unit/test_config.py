@@ -21,14 +21,18 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     return env_file
 
 
-def test_sources_in_priority_order(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, clean_env: Path) -> None:
+def test_sources_in_priority_order(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, clean_env: Path
+) -> None:
     creds = tmp_path / "creds"
     creds.mkdir()
     (creds / "TRADEROPS_ADMIN_API_KEY").write_text("from-credentials")
     (creds / "TRADEROPS_WEBHOOK_PASSPHRASE").write_text("from-credentials")
     (creds / "TRADEROPS_WEBHOOK_HMAC_KEY").write_text("from-credentials")
     monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(creds))
-    clean_env.write_text("TRADEROPS_WEBHOOK_PASSPHRASE=from-env-file\nTRADEROPS_WEBHOOK_HMAC_KEY=from-env-file\n")
+    clean_env.write_text(
+        "TRADEROPS_WEBHOOK_PASSPHRASE=from-env-file\nTRADEROPS_WEBHOOK_HMAC_KEY=from-env-file\n"
+    )
     secret = tmp_path / "hmac"
     secret.write_text("from-file-var\n")
     monkeypatch.setenv("TRADEROPS_WEBHOOK_HMAC_KEY_FILE", str(secret))
@@ -36,8 +40,13 @@ def test_sources_in_priority_order(monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
 
     s = load_settings()
     assert s.http_port == 9000
-    assert s.webhook_hmac_key is not None and s.webhook_hmac_key.get_secret_value() == "from-file-var"
-    assert s.webhook_passphrase is not None and s.webhook_passphrase.get_secret_value() == "from-env-file"
+    assert (
+        s.webhook_hmac_key is not None and s.webhook_hmac_key.get_secret_value() == "from-file-var"
+    )
+    assert (
+        s.webhook_passphrase is not None
+        and s.webhook_passphrase.get_secret_value() == "from-env-file"
+    )
     assert s.admin_api_key is not None and s.admin_api_key.get_secret_value() == "from-credentials"
 
     sources = {name: source for name, _, source in describe(s)}
@@ -59,7 +68,9 @@ def test_environment_beats_file_variable(monkeypatch: pytest.MonkeyPatch, tmp_pa
 
 def test_unreadable_file_variable_names_the_setting(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TRADEROPS_ADMIN_API_KEY_FILE", "/nonexistent/key")
-    with pytest.raises(ConfigError, match="TRADEROPS_ADMIN_API_KEY_FILE: cannot read /nonexistent/key"):
+    with pytest.raises(
+        ConfigError, match="TRADEROPS_ADMIN_API_KEY_FILE: cannot read /nonexistent/key"
+    ):
         load_settings()
 
 
@@ -105,5 +116,8 @@ def test_cli_reports_config_errors_without_traceback(monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("TRADEROPS_BROKER", "tradier")
     result = CliRunner().invoke(cli, ["config", "show"])
     assert result.exit_code == 2
-    assert "config error: TRADEROPS_TRADIER_TOKEN is required when TRADEROPS_BROKER=tradier" in result.output
+    assert (
+        "config error: TRADEROPS_TRADIER_TOKEN is required when TRADEROPS_BROKER=tradier"
+        in result.output
+    )
     assert "Traceback" not in result.output

@@ -63,14 +63,20 @@ def test_live_quote_agrees_with_the_forming_bar() -> None:
     assert bar.close == quote.last
     assert bar.low <= quote.last <= bar.high
     assert quote.bid < quote.ask
-    daily = f.history_at("AAPL", Resolution.D1, int(NOW) - DAY, int(NOW) + 1, None, now=NOW).bars[-1]
+    daily = f.history_at("AAPL", Resolution.D1, int(NOW) - DAY, int(NOW) + 1, None, now=NOW).bars[
+        -1
+    ]
     assert daily.close == quote.last and quote.prev_close is not None
     assert quote.low is not None and quote.high is not None
     assert quote.low <= quote.last <= quote.high
 
 
 def test_history_stops_at_now() -> None:
-    bars = feed().history_at("AAPL", Resolution.M1, int(NOW) - 600, int(NOW) + 3600, None, now=NOW).bars
+    bars = (
+        feed()
+        .history_at("AAPL", Resolution.M1, int(NOW) - 600, int(NOW) + 3600, None, now=NOW)
+        .bars
+    )
     assert bars[-1].time <= NOW
 
 
@@ -86,7 +92,9 @@ def test_countback_returns_the_last_n_bars_before_to() -> None:
 def test_no_data_before_the_first_bar_and_next_time_for_gaps() -> None:
     before = feed().history_at("AAPL", Resolution.D1, 0, 86_400 * 100, None, now=NOW)
     assert before.bars == [] and before.next_time is None
-    future = feed().history_at("AAPL", Resolution.D1, int(NOW) + 10 * DAY, int(NOW) + 20 * DAY, None, now=NOW)
+    future = feed().history_at(
+        "AAPL", Resolution.D1, int(NOW) + 10 * DAY, int(NOW) + 20 * DAY, None, now=NOW
+    )
     assert future.bars == []
     assert future.next_time == int(NOW) - int(NOW) % DAY
 

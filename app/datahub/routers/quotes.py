@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
-
 import time
+from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, HTTPException, Query
@@ -43,7 +42,9 @@ def _symbols(raw: str, limit: int = 200) -> list[str]:
 
 
 @router.get("/quotes", response_model=QuotesResponse)
-async def quotes(services: ServicesDep, symbols: str = Query(..., description="comma-separated")) -> Any:
+async def quotes(
+    services: ServicesDep, symbols: str = Query(..., description="comma-separated")
+) -> Any:
     wanted = _symbols(symbols)
     try:
         found = await services.market.quotes(wanted)
@@ -83,9 +84,13 @@ async def history(
         raise HTTPException(503, f"feed unavailable: {exc}") from None
     cols = orjson.loads(body)
     if cols["s"] != "ok":
-        return HistoryResponse(symbol=sym, resolution=res.value, bars=[], next_time=cols.get("nextTime"))
+        return HistoryResponse(
+            symbol=sym, resolution=res.value, bars=[], next_time=cols.get("nextTime")
+        )
     bars = [
         Bar.model_construct(time=t, open=o, high=h, low=lo, close=c, volume=v)
-        for t, o, h, lo, c, v in zip(cols["t"], cols["o"], cols["h"], cols["l"], cols["c"], cols["v"], strict=True)
+        for t, o, h, lo, c, v in zip(
+            cols["t"], cols["o"], cols["h"], cols["l"], cols["c"], cols["v"], strict=True
+        )
     ]
     return HistoryResponse(symbol=sym, resolution=res.value, bars=bars)

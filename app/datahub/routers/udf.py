@@ -25,6 +25,7 @@ class MarksSource(Protocol):
 
     async def marks(self, symbol: str, start: int, end: int) -> list[dict[str, Any]]: ...
 
+
 INTRADAY_MULTIPLIERS = [r.value for r in Resolution if r.intraday]
 
 

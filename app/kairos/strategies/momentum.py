@@ -1,0 +1,82 @@
+"""Momentum: buy an oversold name (RSI) when volume breaks out; exit when RSI is overbought.
+
+The volume spike is the tell that sellers are being absorbed rather than drifting
+lower on no interest; the RSI exit takes the rebound without waiting for the target.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from app.kairos.indicators import rsi, volume_ratio
+from app.kairos.models import Action, Signal
+from app.kairos.strategies.base import DataNeeds, StrategyContext
+from app.models.market import Resolution
+
+
+class MomentumParams(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    resolution: Resolution = Resolution.M5
+    history_bars: int = Field(150, ge=30, le=5000, description="bars fetched (RSI warm-up)")
+    rsi_period: int = Field(14, ge=2, le=200)
+    rsi_oversold: float = Field(30, gt=0, lt=100)
+    rsi_overbought: float = Field(70, gt=0, lt=100)
+    volume_period: int = Field(20, ge=2, le=500)
+    volume_multiplier: float = Field(1.5, gt=1)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> MomentumParams:
+        if self.rsi_oversold >= self.rsi_overbought:
+            raise ValueError("rsi_oversold must be below rsi_overbought")
+        if self.history_bars <= max(self.rsi_period, self.volume_period):
+            raise ValueError("history_bars must exceed rsi_period and volume_period")
+        return self
+
+
+class Momentum:
+    name = "momentum"
+    Params = MomentumParams
+
+    def __init__(self, params: MomentumParams) -> None:
+        self.params = params
+
+    def needs(self) -> DataNeeds:
+        return DataNeeds(resolution=self.params.resolution, bars=self.params.history_bars, positions=True)
+
+    def evaluate(self, ctx: StrategyContext) -> list[Signal]:
+        p = self.params
+        exits: list[Signal] = []
+        candidates: list[tuple[float, Signal]] = []
+        for symbol in ctx.job.symbols:
+            bars = ctx.bars.get(symbol, ())
+            if len(bars) <= max(p.rsi_period, p.volume_period):
+                continue
+            last = bars[-1]
+            value = rsi([b.close for b in bars], p.rsi_period)[-1]
+            if value is None:
+                continue
+            if ctx.held(symbol) > 0:
+                if value >= p.rsi_overbought:
+                    exits.append(
+                        Signal(
+                            symbol=symbol, action=Action.EXIT, bar_time=last.time, price=last.close,
+                            reason=f"RSI {value:.1f} >= {p.rsi_overbought:g}",
+                        )  # fmt: skip
+                    )
+                continue
+            if ctx.held(symbol) < 0 or value > p.rsi_oversold:
+                continue
+            ratio = volume_ratio([b.volume for b in bars], p.volume_period)
+            if ratio is None or ratio < p.volume_multiplier:
+                continue
+            reason = f"RSI {value:.1f} <= {p.rsi_oversold:g}, volume x{ratio:.2f}"
+            signal = ctx.entry(symbol, Action.BUY, last, reason)
+            if signal is not None:
+                candidates.append((value, signal))
+        # Most oversold first, up to the free position slots.
+        candidates.sort(key=lambda c: (c[0], c[1].symbol))
+        slots = len(candidates)
+        if ctx.job.risk.max_positions is not None:
+            slots = max(0, ctx.job.risk.max_positions - ctx.open_positions())
+        return exits + [s for _, s in candidates[:slots]]
