@@ -37,10 +37,38 @@ class Keys:
         return f"{PREFIX}:history:{feed}:{symbol}:{resolution}:{start}:{end}:{countback or 0}"
 
     # execution (orders, fills, alerts) -----------------------------------------
-    ORDERS_STREAM = f"{PREFIX}:stream:orders"
-    FILLS_STREAM = f"{PREFIX}:stream:fills"
-    ALERTS_STREAM = f"{PREFIX}:stream:alerts"
-    EVENTS_CHANNEL = f"{PREFIX}:ch:events"
+    ORDERS_STREAM = f"{PREFIX}:stream:orders"  # every order transition, in order
+    FILLS_STREAM = f"{PREFIX}:stream:fills"  # every fill: the journal consumes this
+    ALERTS_STREAM = f"{PREFIX}:stream:alerts"  # every webhook decision
+    EVENTS_CHANNEL = f"{PREFIX}:ch:events"  # order/fill events for WebSocket clients
+    OPEN_ORDERS = f"{PREFIX}:orders:open"  # set of non-terminal order ids
+    RECENT_ORDERS = f"{PREFIX}:orders:recent"  # zset id -> created time
+    FILLS_SEEN = f"{PREFIX}:fills:seen"  # set of applied fill ids (idempotent apply)
+    KILL_SWITCH = f"{PREFIX}:risk:kill-switch"
+
+    @staticmethod
+    def order(order_id: str) -> str:
+        return f"{PREFIX}:order:{order_id}"
+
+    @staticmethod
+    def alert(alert_id: str) -> str:
+        """Idempotency claim and stored decision for one alert."""
+        return f"{PREFIX}:alert:{alert_id}"
+
+    @staticmethod
+    def ledger(account: str) -> str:
+        return f"{PREFIX}:ledger:{account}"
+
+    # paper broker ---------------------------------------------------------------
+    @staticmethod
+    def paper_orders(account: str) -> str:
+        """Hash: client order id -> the paper broker's view of that order."""
+        return f"{PREFIX}:paper:{account}:orders"
+
+    # journal (TradeNote) ----------------------------------------------------------
+    JOURNAL_GROUP = "journal"
+    JOURNAL_DEAD_LETTERS = f"{PREFIX}:stream:fills:dead"
+    JOURNAL_STATUS = f"{PREFIX}:journal:status"
 
 
 def create_redis(url: str, *, timeout: float = 2.0) -> Redis:

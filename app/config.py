@@ -90,6 +90,18 @@ class Settings(BaseSettings):
     market_hours: Literal["exchange", "always"] | None = None
     risk_config: Path | None = None
     webhook_passphrase: SecretStr | None = None
+    webhook_allow_ips: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="source allow-list; 'tradingview' = its 4 addresses"
+    )
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    webhook_max_age_seconds: float | None = Field(None, gt=0, description="reject stale alert times")
+    alert_ttl_seconds: int = Field(7 * 86_400, gt=0, description="how long alert ids stay claimed")
+    paper_cash: float = Field(100_000.0, gt=0)
+    paper_slippage_bps: float = Field(1.0, ge=0)
+    paper_commission_per_share: float = Field(0.0, ge=0)
+    paper_min_commission: float = Field(0.0, ge=0)
+    paper_partial_fill_shares: int | None = Field(None, gt=0)
+    broker_timeout_seconds: float = Field(10.0, gt=0)
     webhook_hmac_key: SecretStr | None = None
     admin_api_key: SecretStr | None = None
     # -- Tradier ------------------------------------------------------------
@@ -116,6 +128,13 @@ class Settings(BaseSettings):
             value = [s for s in value.replace(" ", ",").split(",") if s]
         if isinstance(value, list):
             return [str(s).strip().upper() for s in value]
+        return value
+
+    @field_validator("webhook_allow_ips", "trusted_proxies", mode="before")
+    @classmethod
+    def _split_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [s for s in value.replace(" ", ",").split(",") if s]
         return value
 
     @field_validator("log_level", mode="before")

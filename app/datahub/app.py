@@ -19,9 +19,10 @@ from app.bus import create_redis
 from app.config import Settings
 from app.datahub.market import MarketData
 from app.datahub.publisher import QuotePublisher
-from app.datahub.routers import health, quotes, stream, udf
+from app.datahub.routers import admin, health, quotes, stream, udf, webhook
 from app.datahub.services import Services
 from app.datahub.stream import QuoteHub
+from app.datahub.wiring import QuotePump, build_engine
 from app.feeds import make_feed
 from app.feeds.base import Feed
 from app.observability.metrics import HTTP_LATENCY, HTTP_REQUESTS
@@ -44,11 +45,16 @@ def create_app(settings: Settings, *, feed: Feed | None = None) -> FastAPI:
         )
         hub = QuoteHub(redis)
         publisher = QuotePublisher(the_feed, redis, market.cache, settings.symbols)
-        services = Services(settings, redis, the_feed, market, hub, publisher)
+        engine = build_engine(settings, redis, market)
+        services = Services(settings, redis, the_feed, market, hub, publisher, engine)
         app.state.services = services
+        await engine.start()
+        quote_pump = QuotePump(engine)
+        hub.listeners.append(quote_pump.offer)
         tasks = [
             asyncio.create_task(hub.run(), name="quote-hub"),
             asyncio.create_task(publisher.run(), name="quote-publisher"),
+            asyncio.create_task(quote_pump.run(), name="engine-quotes"),
         ]
         log.info(
             "datahub ready", extra={"feed": the_feed.name, "redis": _redact(settings.redis_url)}
@@ -62,6 +68,7 @@ def create_app(settings: Settings, *, feed: Feed | None = None) -> FastAPI:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
             await publisher.stop()
+            await engine.close()
             await the_feed.close()
             await redis.aclose()
 
@@ -75,6 +82,8 @@ def create_app(settings: Settings, *, feed: Feed | None = None) -> FastAPI:
     app.include_router(udf.router)
     app.include_router(quotes.router)
     app.include_router(stream.router)
+    app.include_router(webhook.router)
+    app.include_router(admin.router)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -10,6 +10,7 @@ from app.config import Settings
 from app.datahub.market import MarketData
 from app.datahub.publisher import QuotePublisher
 from app.datahub.stream import QuoteHub
+from app.execution.engine import ExecutionEngine
 from app.feeds.base import Feed
 
 
@@ -21,4 +22,5 @@ class Services:
     market: MarketData
     hub: QuoteHub
     publisher: QuotePublisher
+    engine: ExecutionEngine
     extras: dict[str, object] = field(default_factory=dict)

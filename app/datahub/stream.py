@@ -13,6 +13,7 @@ import contextlib
 import logging
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -79,6 +80,7 @@ class QuoteHub:
         self.clients: set[StreamClient] = set()
         self.max_backoff = max_backoff
         self.connected = asyncio.Event()
+        self.listeners: list[Callable[[dict[str, Any]], None]] = []  # in-process quote consumers
 
     def add(self, client: StreamClient) -> None:
         self.clients.add(client)
@@ -114,11 +116,19 @@ class QuoteHub:
     def dispatch(self, raw: bytes) -> None:
         quote = orjson.loads(raw)
         QUOTES_RECEIVED.inc()
+        for listener in self.listeners:
+            listener(quote)
         subs = self.subscribers.get(quote.get("symbol"))
         if subs:
             symbol = quote["symbol"]
             for client in subs:
                 client.push_quote(symbol, quote)
+
+    def broadcast(self, raw: bytes) -> None:
+        """Order and fill events go to every connected client."""
+        for client in self.clients:
+            client.control.append(raw)
+            client.wake.set()
 
     async def run(self) -> None:
         """Subscribe and dispatch forever; resubscribe with backoff when Redis drops."""
@@ -126,14 +136,17 @@ class QuoteHub:
         while True:
             pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
             try:
-                await pubsub.subscribe(Keys.QUOTES_CHANNEL)
+                await pubsub.subscribe(Keys.QUOTES_CHANNEL, Keys.EVENTS_CHANNEL)
                 self.connected.set()
                 backoff = 0.1
                 while True:
                     message = await pubsub.get_message(timeout=1.0)
                     if message is not None and message["type"] == "message":
                         try:
-                            self.dispatch(message["data"])
+                            if message["channel"] == Keys.EVENTS_CHANNEL.encode():
+                                self.broadcast(message["data"])
+                            else:
+                                self.dispatch(message["data"])
                         except (orjson.JSONDecodeError, KeyError, TypeError):
                             log.warning("ignoring malformed quote on the fan-out channel")
             except (RedisError, OSError) as exc:

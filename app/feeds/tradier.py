@@ -12,7 +12,8 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Sequence
+from contextlib import aclosing
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
@@ -33,6 +34,7 @@ from app.tradier import normalize as tn
 from app.tradier.client import (
     PRODUCTION_URL,
     STREAM_URL,
+    Params,
     RetryPolicy,
     TradierClient,
     TradierError,
@@ -114,7 +116,7 @@ class TradierFeed:
         await self.client.close()
 
     async def _get(
-        self, op: str, path: str, params: tn_params | None = None, *, retry: bool = True
+        self, op: str, path: str, params: Params | None = None, *, retry: bool = True
     ) -> Any:
         """One REST call, measured, with Tradier's failures turned into ``FeedError``."""
         started = time.perf_counter()
@@ -161,8 +163,8 @@ class TradierFeed:
         if wanted not in self._infos:
             body = await self._get("quotes", "/markets/quotes", {"symbols": wanted})
             for raw in tn.collection(body, "quotes", "quote"):
-                if isinstance(raw, dict) and (info := tn.symbol_info(raw)) is not None:
-                    self._remember(info)
+                if isinstance(raw, dict) and (quoted := tn.symbol_info(raw)) is not None:
+                    self._remember(quoted)
         return self._infos.get(wanted)
 
     async def search(self, query: str, limit: int = 30) -> list[SymbolInfo]:
@@ -179,7 +181,9 @@ class TradierFeed:
 
     # -- quotes -----------------------------------------------------------------------
     async def quotes(self, symbols: Sequence[str]) -> dict[str, Quote]:
-        wanted = list(dict.fromkeys(s for s in map(normalize_symbol, symbols) if is_valid_symbol(s)))
+        wanted = list(
+            dict.fromkeys(s for s in map(normalize_symbol, symbols) if is_valid_symbol(s))
+        )
         found: dict[str, Quote] = {}
         for i in range(0, len(wanted), QUOTES_PER_CALL):
             chunk = wanted[i : i + QUOTES_PER_CALL]
@@ -274,9 +278,10 @@ class TradierFeed:
                 if snapshot:
                     book.seed(snapshot)
                     yield snapshot
-                async for batch in self._stream_once(wanted, book):
-                    delivered = True
-                    yield batch
+                async with aclosing(self._stream_once(wanted, book)) as batches:
+                    async for batch in batches:
+                        delivered = True
+                        yield batch
                 reason = "closed by Tradier"
             except (FeedError, TradierError, aiohttp.ClientError, TimeoutError) as exc:
                 reason = str(exc) or type(exc).__name__
@@ -299,7 +304,9 @@ class TradierFeed:
             log.warning("Tradier quote snapshot before streaming failed: %s", exc)
             return []
 
-    async def _stream_once(self, symbols: list[str], book: QuoteBook) -> AsyncIterator[list[Quote]]:
+    async def _stream_once(
+        self, symbols: list[str], book: QuoteBook
+    ) -> AsyncGenerator[list[Quote], None]:
         """One session: create it, connect, subscribe, relay events until the socket ends."""
         started = time.perf_counter()
         try:
@@ -346,51 +353,53 @@ class QuoteBook:
             self._state[quote.symbol] = quote.model_dump()
 
     def apply(self, events: Iterable[dict[str, Any]]) -> list[Quote]:
-        changed: dict[str, None] = {}
+        changed: dict[str, None] = {}  # ordered set
         for event in events:
             symbol = str(event["symbol"]).upper()
             state = self._state.setdefault(symbol, {"symbol": symbol})
             kind = event.get("type")
             if kind == "quote":
-                when = _update_top(state, event)
+                stamp = _apply_top(state, event)
             elif kind == "trade":
-                when = _update_trade(state, event)
+                stamp = _apply_trade(state, event)
             else:
                 continue
-            if when is not False:
-                state["time"] = when or self._clock()
+            if stamp is not None:
+                state["time"] = stamp or self._clock()
                 changed[symbol] = None
         out = []
         for symbol in changed:
             state = self._state[symbol]
             if state.get("last") is None:
-                continue  # no price yet: nothing honest to publish
+                continue  # no trade price yet: nothing honest to publish
             state.setdefault("bid", state["last"])
             state.setdefault("ask", state["last"])
             out.append(Quote.model_validate(state))
         return out
 
 
-def _update_top(state: dict[str, Any], event: dict[str, Any]) -> float | None | bool:
+def _apply_top(state: dict[str, Any], event: dict[str, Any]) -> float | None:
+    """Bid/ask from a ``quote`` event; its time (0.0 when unstamped), None if it had no prices."""
     bid, ask = tn.num(event.get("bid")), tn.num(event.get("ask"))
     if bid is None and ask is None:
-        return False
+        return None
     if bid is not None:
         state["bid"] = bid
         state["bid_size"] = tn.integer(event.get("bidsz"))
     if ask is not None:
         state["ask"] = ask
         state["ask_size"] = tn.integer(event.get("asksz"))
-    stamps = [s for s in (tn.epoch_ms(event.get("biddate")), tn.epoch_ms(event.get("askdate"))) if s]
-    return max(stamps) if stamps else None
+    stamps = [tn.epoch_ms(event.get(k)) or 0.0 for k in ("biddate", "askdate")]
+    return max(stamps)
 
 
-def _update_trade(state: dict[str, Any], event: dict[str, Any]) -> float | None | bool:
+def _apply_trade(state: dict[str, Any], event: dict[str, Any]) -> float | None:
+    """Last price, cumulative volume, high/low and change from a ``trade`` event."""
     price = tn.num(event.get("price"))
     if price is None:
         price = tn.num(event.get("last"))
     if price is None:
-        return False
+        return None
     state["last"] = price
     cumulative = tn.num(event.get("cvol"))
     if cumulative is not None:
@@ -401,7 +410,7 @@ def _update_trade(state: dict[str, Any], event: dict[str, Any]) -> float | None 
     if prev:
         state["change"] = round(price - prev, 4)
         state["change_pct"] = round((price - prev) / prev * 100, 4)
-    return tn.epoch_ms(event.get("date"))
+    return tn.epoch_ms(event.get("date")) or 0.0
 
 
 def _initial_span(res: Resolution, countback: int) -> int:
@@ -431,6 +440,3 @@ def aggregate(bars: Iterable[Bar], res: Resolution) -> list[Bar]:
         else:
             out.append(bar.model_copy(update={"time": start}))
     return out
-
-
-tn_params = dict[str, str | int | float | None]

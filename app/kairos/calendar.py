@@ -9,6 +9,7 @@ has no session and 2026-11-27 closes at 13:00 New York time.
 from __future__ import annotations
 
 import bisect
+import warnings
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
@@ -52,8 +53,7 @@ class TradingCalendar:
 
     def __init__(self, name: str, *, around: date | None = None) -> None:
         self.name = name
-        upstream = xc.get_calendar(name)  # fails fast on an unknown name
-        self.tz = ZoneInfo(str(upstream.tz))
+        self.tz = ZoneInfo("UTC")
         self._sessions: dict[date, Session] = {}
         self._days: list[date] = []
         self._start = self._end = date.min
@@ -61,7 +61,11 @@ class TradingCalendar:
 
     def _load(self, around: date) -> None:
         start, end = around - PAST, around + FUTURE
-        cal = xc.get_calendar(self.name, start=start.isoformat(), end=end.isoformat())
+        with warnings.catch_warnings():
+            # exchange_calendars 4.x trips a pandas 3 deprecation warning on every build
+            warnings.filterwarnings("ignore", message="Series.values returning")
+            cal = xc.get_calendar(self.name, start=start.isoformat(), end=end.isoformat())
+        self.tz = ZoneInfo(str(cal.tz))
         frame = cal.schedule
         opens = frame["open"].astype("int64").tolist()
         closes = frame["close"].astype("int64").tolist()

@@ -26,7 +26,7 @@ class SystemClock:
         return datetime.now(UTC)
 
     async def sleep_until(self, when: datetime) -> None:
-        while (delay := (when - self.now()).total_seconds()) > 0:
+        while (delay := (when - self.now()).total_seconds()) > 0:  # noqa: ASYNC110 - re-check the wall clock
             await asyncio.sleep(min(delay, self.max_slice))
 
 

@@ -153,7 +153,10 @@ class JobFileError(Exception):
         super().__init__("; ".join(self.lines()))
 
     def lines(self) -> list[str]:
-        return [f"{self.path}: {fld}: {msg}" if fld else f"{self.path}: {msg}" for fld, msg in self.problems]
+        return [
+            f"{self.path}: {fld}: {msg}" if fld else f"{self.path}: {msg}"
+            for fld, msg in self.problems
+        ]
 
 
 @dataclass(frozen=True)
@@ -245,7 +248,9 @@ def load_jobs(paths: Path | list[Path]) -> JobSet:
             continue
         if job.name in seen:
             result.errors.append(
-                JobFileError(path, [("name", f"job {job.name!r} is already defined in {seen[job.name]}")])
+                JobFileError(
+                    path, [("name", f"job {job.name!r} is already defined in {seen[job.name]}")]
+                )
             )
             continue
         seen[job.name] = path

@@ -97,7 +97,9 @@ class CircuitBreaker:
             return
         errors, total = self._errors, len(calls)
         if cfg.max_errors is not None and errors >= cfg.max_errors:
-            self._trip("broker_errors", now, {"errors": errors, "window_s": cfg.error_window_seconds})
+            self._trip(
+                "broker_errors", now, {"errors": errors, "window_s": cfg.error_window_seconds}
+            )
         elif (
             cfg.max_error_ratio is not None
             and total >= cfg.min_calls

@@ -12,7 +12,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from app.risk.killswitch import KillState
 
@@ -43,8 +51,8 @@ class CircuitBreakerLimits(_Section):
     max_errors: int | None = Field(5, ge=1, description="trip on this many errors in the window")
     max_error_ratio: float | None = Field(0.5, gt=0, le=1)
     min_calls: int = Field(10, ge=1, description="calls in the window before the ratio counts")
-    max_loss: float | None = Field(500.0, gt=0, description="loss velocity: dollars ...")
-    loss_window_seconds: float = Field(300.0, gt=0, description="... lost within this many seconds")
+    max_loss: float | None = Field(500.0, gt=0, description="loss velocity: dollars lost ...")
+    loss_window_seconds: float = Field(300.0, gt=0, description="... within this many seconds")
     cooldown_seconds: float = Field(60.0, gt=0)
     half_open_max_orders: int = Field(1, ge=1)
     block_reducing: bool = False
@@ -154,6 +162,12 @@ class QuantityLimits(_Section):
     min_quantity: int = Field(1, ge=1)
     max_quantity: int | None = Field(1000, ge=1)
 
+    @model_validator(mode="after")
+    def _ordered(self) -> QuantityLimits:
+        if self.max_quantity is not None and self.min_quantity > self.max_quantity:
+            raise ValueError("min_quantity must not exceed max_quantity")
+        return self
+
 
 class VolatilityLimits(_Section):
     max_annualized_pct: float = Field(200.0, gt=0)
@@ -161,19 +175,29 @@ class VolatilityLimits(_Section):
     min_samples: int = Field(20, ge=2)
     max_gap_seconds: float = Field(300.0, gt=0, description="returns across gaps are ignored")
 
+    @model_validator(mode="after")
+    def _samples(self) -> VolatilityLimits:
+        if self.min_samples > self.window:
+            raise ValueError("min_samples must not exceed window")
+        return self
+
 
 class DuplicateLimits(_Section):
     window_seconds: float = Field(5.0, gt=0)
 
 
 class StrategyOverrides(BaseModel):
-    """Per-strategy replacements; fields left out inherit the top-level section."""
+    """Per-strategy patches; fields left out inherit the top-level section.
+
+    Kept as raw mappings and validated after merging, so a patch is checked together
+    with the values it inherits (e.g. ``min_quantity`` against the inherited maximum).
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    position_size: PositionSizeLimits | None = None
-    order_notional: OrderNotionalLimits | None = None
-    quantity: QuantityLimits | None = None
+    position_size: dict[str, Any] | None = None
+    order_notional: dict[str, Any] | None = None
+    quantity: dict[str, Any] | None = None
 
 
 OVERRIDABLE = ("position_size", "order_notional", "quantity")
@@ -203,21 +227,38 @@ class RiskLimits(BaseModel):
     duplicate: DuplicateLimits | None = Field(default_factory=DuplicateLimits)
     strategies: dict[str, StrategyOverrides] = Field(default_factory=dict)
 
+    _resolved: dict[tuple[str, str], Any] = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _merge_strategies(self) -> RiskLimits:
+        for strategy, override in self.strategies.items():
+            for name in OVERRIDABLE:
+                if name not in override.model_fields_set:
+                    continue
+                patch = getattr(override, name)
+                base = getattr(self, name)
+                model = type(getattr(RiskLimits(), name)) if base is None else type(base)
+                if patch is None:
+                    self._resolved[(strategy, name)] = None
+                    continue
+                merged = (base.model_dump(by_alias=True) if base is not None else {}) | patch
+                try:
+                    self._resolved[(strategy, name)] = _enabled(model.model_validate(merged))
+                except ValidationError as exc:
+                    raise ValueError(
+                        _format(exc, f"strategies.{strategy}.{name}", sep=".")
+                    ) from None
+        return self
+
     def section(self, name: str, strategy: str | None = None) -> Any:
         """The effective section for ``strategy`` (``None`` when disabled)."""
-        base = getattr(self, name)
-        override = self.strategies.get(strategy) if strategy is not None else None
-        if override is None or name not in override.model_fields_set:
-            return _enabled(base)
-        patch = getattr(override, name)
-        if patch is None:
-            return None
-        if base is None:
-            return _enabled(patch)
-        merged = base.model_dump(by_alias=True) | patch.model_dump(
-            by_alias=True, exclude_unset=True
-        )
-        return _enabled(type(base).model_validate(merged))
+        if strategy is not None and (strategy, name) in self._resolved:
+            return self._resolved[(strategy, name)]
+        return _enabled(getattr(self, name))
+
+    def overridden(self, name: str) -> dict[str, Any]:
+        """Strategies that override section ``name``, with their effective section."""
+        return {s: v for (s, n), v in self._resolved.items() if n == name}
 
 
 def _enabled(section: Any) -> Any:
@@ -226,16 +267,20 @@ def _enabled(section: Any) -> Any:
     return section
 
 
-def _format(exc: ValidationError, source: str) -> str:
+def _format(exc: ValidationError, source: str, sep: str = ": ") -> str:
     lines = []
     for error in exc.errors():
-        loc = ".".join(str(p) for p in error["loc"]) or "(top level)"
+        loc = ".".join(str(p) for p in error["loc"])
         msg = str(error["msg"]).removeprefix("Value error, ")
+        if not loc and msg.startswith("strategies."):  # already located by _merge_strategies
+            lines.append(f"{source}: {msg}")
+            continue
+        loc = loc or "(top level)"
         if error["type"] == "extra_forbidden":
             msg = "unknown field (check the spelling)"
         elif "input" in error and not isinstance(error["input"], dict | list):
             msg = f"{msg} (got {error['input']!r})"
-        lines.append(f"{source}: {loc}: {msg}")
+        lines.append(f"{source}{sep}{loc}: {msg}")
     return "\n".join(lines)
 
 

@@ -7,8 +7,9 @@ split out) are materialised once at start-up for a bounded range.
 
 from __future__ import annotations
 
+import warnings
 from bisect import bisect_right
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
@@ -22,7 +23,12 @@ class SessionTable:
     __slots__ = ("_closes", "_opens", "calendar", "end", "start")
 
     def __init__(
-        self, opens: Sequence[float], closes: Sequence[float], calendar: str, start: float, end: float
+        self,
+        opens: Sequence[float],
+        closes: Sequence[float],
+        calendar: str,
+        start: float,
+        end: float,
     ) -> None:
         self._opens = list(opens)
         self._closes = list(closes)
@@ -52,6 +58,11 @@ class SessionTable:
         i = bisect_right(self._opens, ts) - 1
         return self._closes[i] if i >= 0 and ts < self._closes[i] else None
 
+    def session_dates(self, tz: str) -> set[date]:
+        """Local dates (in ``tz``) on which a session opens."""
+        zone = ZoneInfo(tz)
+        return {datetime.fromtimestamp(o, zone).date() for o in self._opens}
+
     def __len__(self) -> int:
         return len(self._opens)
 
@@ -60,7 +71,9 @@ class SessionTable:
 def _intervals(name: str, start: str, end: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
     import exchange_calendars as xcals
 
-    cal = xcals.get_calendar(name, start=start, end=end)
+    with warnings.catch_warnings():  # pandas deprecations raised inside the library
+        warnings.simplefilter("ignore")
+        cal = xcals.get_calendar(name, start=start, end=end)
     opens: list[float] = []
     closes: list[float] = []
     breaks_start = cal.break_starts
@@ -78,15 +91,19 @@ def _intervals(name: str, start: str, end: str) -> tuple[tuple[float, ...], tupl
     return tuple(opens), tuple(closes)
 
 
-def daily_instants(tz: str, at: str, start: date, days: int) -> list[float]:
-    """``at`` (HH:MM) local time in ``tz`` for ``days`` consecutive days, as Unix seconds.
+def daily_instants(
+    tz: str, at: str, start: date, days: int, keep: Callable[[date], bool] | None = None
+) -> list[float]:
+    """``at`` (HH:MM) local time in ``tz`` on each day ``keep`` accepts, as Unix seconds.
 
     Built with zoneinfo so DST shifts are right; the engine bisects this list to know
     when the trading day (and the daily loss budget) rolls over.
     """
     zone = ZoneInfo(tz)
     hh, mm = (int(p) for p in at.split(":"))
-    return [
-        datetime.combine(start + timedelta(days=i), time(hh, mm), tzinfo=zone).timestamp()
-        for i in range(days)
-    ]
+    out = []
+    for i in range(days):
+        day = start + timedelta(days=i)
+        if keep is None or keep(day):
+            out.append(datetime.combine(day, time(hh, mm), tzinfo=zone).timestamp())
+    return out

@@ -114,6 +114,7 @@ class BookState:
     pending_open_notional: float = 0.0
     account_seen: bool = False
     day_start_equity: float | None = None
+    daily_loss_hit: bool = False  # latched until the next session start
     submits: deque[float] = field(default_factory=deque)
     recent: dict[tuple[str, Intent, int], float] = field(default_factory=dict)
 

@@ -73,7 +73,7 @@ class RetryPolicy:
 
         For loops stamina cannot drive (the never-ending stream reconnect).
         """
-        base = self.wait_initial * 2 ** max(0, failures - 1)
+        base = self.wait_initial * 2.0 ** max(0, failures - 1)
         return min(self.wait_max, base) + random.uniform(0, self.wait_jitter)
 
 
@@ -163,9 +163,7 @@ class TradierClient:
     async def get(self, path: str, params: Params | None = None, *, retry: bool = True) -> Any:
         return await self.request("GET", path, params=params, retry=retry)
 
-    async def post(
-        self, path: str, data: Params | None = None, *, idempotent: bool = False
-    ) -> Any:
+    async def post(self, path: str, data: Params | None = None, *, idempotent: bool = False) -> Any:
         """POST a form. Not retried past a 429 unless the caller says it is idempotent
         (an order POST that timed out may have been placed)."""
         return await self.request("POST", path, data=data, idempotent=idempotent)

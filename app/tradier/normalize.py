@@ -199,13 +199,13 @@ def timesales_bars(body: Any) -> list[Bar]:
     for raw in collection(body, "series", "data"):
         if not isinstance(raw, dict):
             continue
-        stamp = num(raw.get("timestamp"))
+        stamp = None
         if stamp is None:
             try:
                 local = datetime.fromisoformat(str(raw["time"]))
             except (KeyError, ValueError):
                 continue
-            stamp = local.replace(tzinfo=NEW_YORK).timestamp()
+            stamp = local.replace(tzinfo=UTC).timestamp()
         bar = _bar(int(stamp), raw)
         if bar is not None:
             bars.append(bar)

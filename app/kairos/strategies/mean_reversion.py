@@ -47,7 +47,9 @@ class MeanReversion:
         self.params = params
 
     def needs(self) -> DataNeeds:
-        return DataNeeds(resolution=self.params.resolution, bars=self.params.history_bars, positions=True)
+        return DataNeeds(
+            resolution=self.params.resolution, bars=self.params.history_bars, positions=True
+        )
 
     def evaluate(self, ctx: StrategyContext) -> list[Signal]:
         p = self.params
@@ -70,10 +72,18 @@ class MeanReversion:
             why = f"close {price:.2f}, RSI {value:.1f}"
             if held > 0:
                 if price >= exit_level or value >= p.rsi_overbought:
-                    exits.append(_exit(symbol, last.time, price, f"{why}: exit rule ({p.exit_at} band or RSI)"))
+                    exits.append(
+                        _exit(
+                            symbol, last.time, price, f"{why}: exit rule ({p.exit_at} band or RSI)"
+                        )
+                    )
             elif held < 0:
                 if price <= short_exit or value <= p.rsi_oversold:
-                    exits.append(_exit(symbol, last.time, price, f"{why}: exit rule ({p.exit_at} band or RSI)"))
+                    exits.append(
+                        _exit(
+                            symbol, last.time, price, f"{why}: exit rule ({p.exit_at} band or RSI)"
+                        )
+                    )
             elif price < band.lower and value <= p.rsi_oversold:
                 why = f"close {price:.2f} < lower {band.lower:.2f}, RSI {value:.1f}"
                 sig = ctx.entry(symbol, Action.BUY, last, why)

@@ -42,7 +42,9 @@ class Momentum:
         self.params = params
 
     def needs(self) -> DataNeeds:
-        return DataNeeds(resolution=self.params.resolution, bars=self.params.history_bars, positions=True)
+        return DataNeeds(
+            resolution=self.params.resolution, bars=self.params.history_bars, positions=True
+        )
 
     def evaluate(self, ctx: StrategyContext) -> list[Signal]:
         p = self.params
@@ -60,9 +62,12 @@ class Momentum:
                 if value >= p.rsi_overbought:
                     exits.append(
                         Signal(
-                            symbol=symbol, action=Action.EXIT, bar_time=last.time, price=last.close,
+                            symbol=symbol,
+                            action=Action.EXIT,
+                            bar_time=last.time,
+                            price=last.close,
                             reason=f"RSI {value:.1f} >= {p.rsi_overbought:g}",
-                        )  # fmt: skip
+                        )
                     )
                 continue
             if ctx.held(symbol) < 0 or value > p.rsi_oversold:

@@ -93,5 +93,9 @@ class Rebalance:
         return sells + buys
 
 
-def _order(symbol: str, action: Action, qty: int | None, bar_time: int, price: float, why: str) -> Signal:
-    return Signal(symbol=symbol, action=action, quantity=qty, bar_time=bar_time, price=price, reason=why)
+def _order(
+    symbol: str, action: Action, qty: int | None, bar_time: int, price: float, why: str
+) -> Signal:
+    return Signal(
+        symbol=symbol, action=action, quantity=qty, bar_time=bar_time, price=price, reason=why
+    )

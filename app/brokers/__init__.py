@@ -1,0 +1,1 @@
+"""Broker connectors behind one protocol (``app.brokers.base.Broker``)."""

@@ -1,0 +1,197 @@
+"""The built-in paper broker: fills against live quotes, state in Redis, restart-safe.
+
+Market orders fill at the ask (buys) or bid (sells) plus slippage; limit and stop
+orders rest until a quote crosses them. Every order is keyed by our client order
+id, so a repeated submit is a no-op and reconciliation after a crash is a lookup.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+from redis.asyncio import Redis
+
+from app.brokers.base import BrokerError, BrokerEvent, BrokerOrderState, EventHandler
+from app.bus import Keys
+from app.models.market import Quote
+from app.models.orders import Fill, Order, OrderStatus, OrderType, Side
+
+log = logging.getLogger(__name__)
+
+QuoteSource = Callable[[str], Awaitable[Quote | None]]
+
+
+class PaperBroker:
+    name = "paper"
+
+    def __init__(
+        self,
+        redis: Redis,
+        quotes: QuoteSource,
+        *,
+        account: str = "paper",
+        slippage_bps: float = 1.0,
+        commission_per_share: float = 0.0,
+        min_commission: float = 0.0,
+        partial_fill_shares: int | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.redis = redis
+        self.quotes = quotes
+        self.account = account
+        self.slippage = slippage_bps / 10_000
+        self.per_share = commission_per_share
+        self.min_commission = min_commission
+        self.partial = partial_fill_shares
+        self.clock = clock
+        self.key = Keys.paper_orders(account)
+        self.resting: dict[str, dict[str, Any]] = {}  # order id -> record (open orders)
+        self._on_event: EventHandler | None = None
+        self._lock = asyncio.Lock()
+
+    async def start(self, on_event: EventHandler) -> None:
+        self._on_event = on_event
+        for raw in (await self.redis.hgetall(self.key)).values():
+            record = orjson.loads(raw)
+            if record["status"] in ("submitted", "partially_filled"):
+                self.resting[record["order"]["id"]] = record
+
+    async def close(self) -> None:
+        return None
+
+    async def submit(self, order: Order) -> str:
+        async with self._lock:
+            existing = await self.redis.hget(self.key, order.id)
+            if existing is not None:  # resubmit of an order we already hold: idempotent
+                return str(orjson.loads(existing)["broker_order_id"])
+            record: dict[str, Any] = {
+                "order": order.model_dump(mode="json"),
+                "broker_order_id": f"P-{uuid.uuid4().hex[:12]}",
+                "status": OrderStatus.SUBMITTED.value,
+                "filled": 0,
+                "avg_price": None,
+                "fills": [],
+            }
+            await self._save(record)
+            self.resting[order.id] = record
+        await self._emit(BrokerEvent(order.id, OrderStatus.SUBMITTED, record["broker_order_id"]))
+        quote = await self.quotes(order.request.symbol)
+        if quote is None:
+            await self._finish(record, OrderStatus.REJECTED, f"no quote for {order.request.symbol}")
+        else:
+            await self.on_quote(quote)
+        return str(record["broker_order_id"])
+
+    async def cancel(self, order: Order) -> None:
+        record = self.resting.get(order.id)
+        if record is None:
+            raise BrokerError(f"order {order.id} is not open at the paper broker")
+        await self._finish(record, OrderStatus.CANCELED, "canceled by request")
+
+    async def find_by_tag(self, order_id: str) -> BrokerOrderState | None:
+        raw = await self.redis.hget(self.key, order_id)
+        if raw is None:
+            return None
+        record = orjson.loads(raw)
+        return BrokerOrderState(
+            order_id=order_id,
+            broker_order_id=record["broker_order_id"],
+            status=OrderStatus(record["status"]),
+            filled_quantity=record["filled"],
+            avg_fill_price=record["avg_price"],
+        )
+
+    async def fills_for(self, order_id: str) -> list[Fill]:
+        """Fills the paper broker made for an order (reconciliation replays missed ones)."""
+        raw = await self.redis.hget(self.key, order_id)
+        if raw is None:
+            return []
+        return [Fill.model_validate(f) for f in orjson.loads(raw)["fills"]]
+
+    async def on_quote(self, quote: Quote) -> None:
+        """Fill resting orders that this quote crosses."""
+        for record in [r for r in self.resting.values() if r["order"]["request"]["symbol"] == quote.symbol]:
+            price = self._fill_price(record, quote)
+            if price is not None:
+                await self._fill(record, price)
+
+    # -- internals -------------------------------------------------------------
+    def _fill_price(self, record: dict[str, Any], quote: Quote) -> float | None:
+        req = record["order"]["request"]
+        side = Side.BUY if req["intent"] in ("buy", "buy_to_cover") else Side.SELL
+        kind = OrderType(req["order_type"])
+        touch = quote.ask if side is Side.BUY else quote.bid
+        slipped = touch * (1 + self.slippage) if side is Side.BUY else touch * (1 - self.slippage)
+        if kind in (OrderType.STOP, OrderType.STOP_LIMIT) and not record.get("triggered"):
+            stop = req["stop_price"]
+            if (side is Side.BUY and quote.last < stop) or (side is Side.SELL and quote.last > stop):
+                return None
+            record["triggered"] = True
+            kind = OrderType.MARKET if kind is OrderType.STOP else OrderType.LIMIT
+        elif kind is OrderType.STOP:
+            kind = OrderType.MARKET
+        elif kind is OrderType.STOP_LIMIT:
+            kind = OrderType.LIMIT
+        if kind is OrderType.MARKET:
+            return round(slipped, 4)
+        limit = req["limit_price"]
+        limit = float(limit)
+        if side is Side.BUY and touch <= limit:
+            return round(min(limit, touch), 4)
+        if side is Side.SELL and touch >= limit:
+            return round(max(limit, touch), 4)
+        return None
+
+    async def _fill(self, record: dict[str, Any], price: float) -> None:
+        async with self._lock:
+            order = record["order"]
+            remaining = order["request"]["quantity"] - record["filled"]
+            if remaining <= 0 or record["status"] not in ("submitted", "partially_filled"):
+                return
+            qty = min(remaining, self.partial) if self.partial else remaining
+            commission = round(max(self.min_commission, self.per_share * qty), 4) if self.per_share else self.min_commission
+            n = len(record["fills"]) + 1
+            fill = Fill(
+                id=f"{record['broker_order_id']}-{n}",
+                order_id=order["id"],
+                broker=self.name,
+                account=self.account,
+                symbol=order["request"]["symbol"],
+                intent=order["request"]["intent"],
+                quantity=qty,
+                price=price,
+                commission=commission,
+                time=self.clock(),
+                strategy=order["request"]["strategy"],
+            )
+            prev = record["filled"]
+            record["filled"] = prev + qty
+            record["avg_price"] = ((record["avg_price"] or 0.0) * prev + price * qty) / record["filled"]
+            record["fills"].append(fill.model_dump(mode="json"))
+            done = record["filled"] >= order["request"]["quantity"]
+            record["status"] = (OrderStatus.FILLED if done else OrderStatus.PARTIALLY_FILLED).value
+            await self._save(record)
+            if done:
+                self.resting.pop(order["id"], None)
+        await self._emit(BrokerEvent(order["id"], OrderStatus(record["status"]), record["broker_order_id"], fill=fill))
+
+    async def _finish(self, record: dict[str, Any], status: OrderStatus, reason: str) -> None:
+        async with self._lock:
+            record["status"] = status.value
+            record["reason"] = reason
+            await self._save(record)
+            self.resting.pop(record["order"]["id"], None)
+        await self._emit(BrokerEvent(record["order"]["id"], status, record["broker_order_id"], reason=reason))
+
+    async def _save(self, record: dict[str, Any]) -> None:
+        await self.redis.hset(self.key, record["order"]["id"], orjson.dumps(record))
+
+    async def _emit(self, event: BrokerEvent) -> None:
+        if self._on_event is not None:
+            await self._on_event(event)

@@ -1,0 +1,94 @@
+"""Admin and read API under ``/api/v1`` (``X-API-Key`` on every call)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, HTTPException, Query
+from pydantic import BaseModel
+
+from app.brokers.base import BrokerError
+from app.datahub.deps import ServicesDep
+from app.datahub.security import AdminDep
+from app.models.alerts import Decision
+from app.models.orders import Order
+from app.models.portfolio import AccountState, Position
+
+router = APIRouter(prefix="/api/v1", tags=["admin"], dependencies=[AdminDep])
+
+
+class KillSwitchRequest(BaseModel):
+    state: Literal["ACTIVE", "REDUCING", "HALTED"]
+    flatten: bool = False
+    reason: str | None = None
+
+
+class FlattenRequest(BaseModel):
+    symbol: str | None = None
+
+
+@router.get("/orders")
+async def list_orders(
+    services: ServicesDep,
+    status: Literal["open", "all"] = "all",
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> dict[str, list[Order]]:
+    store = services.engine.store
+    orders = await store.open_orders() if status == "open" else await store.recent_orders(limit)
+    return {"orders": orders[:limit]}
+
+
+@router.get("/orders/{order_id}")
+async def get_order(services: ServicesDep, order_id: str) -> Order:
+    order = await services.engine.store.get_order(order_id)
+    if order is None:
+        raise HTTPException(404, f"no order {order_id}")
+    return order
+
+
+@router.delete("/orders/{order_id}")
+async def cancel_order(services: ServicesDep, order_id: str) -> Order:
+    try:
+        return await services.engine.cancel(order_id)
+    except KeyError:
+        raise HTTPException(404, f"no order {order_id}") from None
+    except ValueError as exc:
+        raise HTTPException(409, str(exc)) from None
+    except BrokerError as exc:
+        raise HTTPException(502, f"broker refused the cancel: {exc}") from None
+
+
+@router.get("/positions")
+async def positions(services: ServicesDep) -> dict[str, list[Position]]:
+    return {"positions": services.engine.ledger.positions()}
+
+
+@router.get("/account")
+async def account(services: ServicesDep) -> AccountState:
+    return services.engine.ledger.state()
+
+
+@router.get("/risk")
+async def risk(services: ServicesDep) -> dict[str, Any]:
+    return services.engine.risk_snapshot()
+
+
+@router.post("/risk/kill-switch")
+async def kill_switch(services: ServicesDep, body: KillSwitchRequest) -> dict[str, Any]:
+    state = await services.engine.set_kill_switch(body.state, body.reason)
+    flattened: list[Decision] = []
+    if body.flatten:
+        flattened = await services.engine.flatten(reason="kill-switch")
+    return {"state": state.value, "flatten": [d.model_dump(exclude_none=True) for d in flattened]}
+
+
+@router.post("/flatten")
+async def flatten(services: ServicesDep, body: FlattenRequest | None = None) -> dict[str, Any]:
+    symbol = body.symbol.upper() if body and body.symbol else None
+    decisions = await services.engine.flatten(symbol)
+    return {"orders": [d.model_dump(exclude_none=True) for d in decisions]}
+
+
+@router.get("/alerts")
+async def alerts(services: ServicesDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> dict[str, list[Decision]]:
+    return {"alerts": await services.engine.store.recent_alerts(limit)}

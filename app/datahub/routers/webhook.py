@@ -1,0 +1,121 @@
+"""``POST /webhook/tradingview``: authenticate, de-duplicate, risk-check, answer fast.
+
+TradingView posts the alert message as the body, sends no custom headers and gives
+up after 3 s; kairos signs the raw body with HMAC-SHA256 in ``X-Signature``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+from redis.exceptions import RedisError
+
+from app.datahub.deps import ServicesDep
+from app.datahub.security import client_address, constant_time_equals, source_allowed, verify_hmac
+from app.models.alerts import Alert
+from app.observability.metrics import WEBHOOK_ALERTS, WEBHOOK_LATENCY
+
+router = APIRouter(tags=["webhook"])
+log = logging.getLogger(__name__)
+
+MAX_BODY = 64 * 1024
+FORMAT_HINT = (
+    'send a JSON alert message, e.g. {"passphrase": "...", "ticker": "{{ticker}}", '
+    '"action": "buy|sell|exit|flatten", "quantity": 10, "alert_id": "{{timenow}}"}'
+)
+
+
+def _reject(status: int, error: str, outcome: str, **extra: Any) -> JSONResponse:
+    WEBHOOK_ALERTS.labels(outcome).inc()
+    return JSONResponse({"status": "rejected", "error": error, **extra}, status_code=status)
+
+
+async def _read_body(request: Request) -> bytes | None:
+    """The raw body, or None once it passes 64 KiB (stop reading early)."""
+    length = request.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > MAX_BODY:
+        return None
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+@router.post(
+    "/webhook/tradingview",
+    responses={
+        401: {"description": "wrong passphrase or signature"},
+        403: {"description": "source address not allowed"},
+        413: {"description": "body over 64 KiB"},
+        422: {"description": "malformed or invalid alert"},
+        503: {"description": "state store unavailable; nothing placed"},
+    },
+)
+async def tradingview(request: Request, services: ServicesDep) -> JSONResponse:
+    """Take one alert; answer with the decision (accepted with order id, denied with reason)."""
+    started = time.perf_counter()
+    settings = services.settings
+    engine = services.engine
+    if settings.webhook_allow_ips:
+        addr = client_address(request, settings.trusted_proxies)
+        if not source_allowed(addr, settings.webhook_allow_ips):
+            log.warning("webhook from a source not on the allow-list", extra={"source": addr})
+            return _reject(403, f"source address {addr} is not allowed", "forbidden")
+    body = await _read_body(request)
+    if body is None:
+        return _reject(413, f"body too large (max {MAX_BODY // 1024} KiB)", "too_large")
+    signature = request.headers.get("x-signature")
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return _reject(422, f"the alert message is not JSON: {FORMAT_HINT}", "malformed")
+    if not isinstance(data, dict):
+        return _reject(422, f"the alert message must be a JSON object: {FORMAT_HINT}", "malformed")
+
+    hmac_key, passphrase = settings.webhook_hmac_key, settings.webhook_passphrase
+    if signature is not None:
+        if hmac_key is None or not verify_hmac(hmac_key.get_secret_value(), body, signature):
+            log.warning("webhook with a bad signature")
+            return _reject(401, "bad X-Signature", "unauthorized")
+    elif passphrase is not None:
+        given = data.get("passphrase")
+        if not isinstance(given, str) or not constant_time_equals(given, passphrase.get_secret_value()):
+            log.warning("webhook with a wrong or missing passphrase")
+            return _reject(401, "wrong or missing passphrase", "unauthorized")
+    elif hmac_key is not None:
+        return _reject(401, "missing X-Signature", "unauthorized")
+    else:
+        return _reject(503, "webhook disabled: set TRADEROPS_WEBHOOK_PASSPHRASE or TRADEROPS_WEBHOOK_HMAC_KEY", "disabled")
+
+    try:
+        alert = Alert.model_validate(data)
+    except ValidationError as exc:
+        errors = [
+            {"field": ".".join(str(p) for p in e["loc"]) or "body", "problem": e["msg"]}
+            for e in exc.errors(include_url=False, include_input=False)
+        ]
+        return _reject(422, "invalid alert", "invalid", errors=errors)
+    if settings.webhook_max_age_seconds and alert.time is not None:
+        age = time.time() - alert.time.timestamp()
+        if age > settings.webhook_max_age_seconds:
+            return _reject(422, f"stale alert: time is {age:.0f}s old (max {settings.webhook_max_age_seconds:.0f}s)", "stale")
+    if await services.feed.resolve(alert.ticker) is None:
+        return _reject(422, f"unknown symbol {alert.ticker!r}", "unknown_symbol")
+
+    try:
+        decision = await engine.handle_alert(alert)
+    except (RedisError, OSError) as exc:
+        log.error("webhook: state store unavailable: %s", exc)
+        return _reject(503, "state store unavailable; nothing was placed, retry later", "unavailable")
+    WEBHOOK_ALERTS.labels("duplicate" if decision.duplicate else decision.status).inc()
+    WEBHOOK_LATENCY.observe(time.perf_counter() - started)
+    return JSONResponse(decision.model_dump(exclude_none=True), status_code=202 if decision.status == "accepted" else 200)

@@ -1,0 +1,1 @@
+"""Alert -> order lifecycle: sizing, placement, fills, positions and P&L."""

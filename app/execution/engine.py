@@ -1,0 +1,448 @@
+"""The execution engine: alert -> sized, risk-checked order -> broker -> fills -> ledger.
+
+The webhook path does only in-memory work plus two Redis round trips (claim the
+alert id; persist order + decision atomically) and answers; broker calls run in
+the background and report through ``on_broker_event``. One engine per account
+(run execution in one datahub process).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from app.brokers.base import Broker, BrokerError, BrokerEvent, BrokerTimeoutError
+from app.execution.ledger import Ledger
+from app.execution.sizing import SizingConfig, SizingError, size
+from app.execution.store import ExecutionStore
+from app.models.alerts import Alert, AlertAction, Decision
+from app.models.market import Quote
+from app.models.orders import TRANSITIONS, Fill, Intent, Order, OrderRequest, OrderStatus, OrderType
+from app.observability.metrics import (
+    BROKER_ERRORS,
+    DAILY_PNL,
+    EXPOSURE,
+    FILLS,
+    KILL_SWITCH,
+    OPEN_POSITIONS,
+    ORDER_LATENCY,
+    ORDERS,
+)
+from app.risk.engine import RiskEngine
+from app.risk.killswitch import KillState
+
+log = logging.getLogger(__name__)
+
+QuoteFn = Callable[[str], Any]
+
+
+def alert_key(alert: Alert) -> str:
+    """``alert_id`` if given, else a hash of strategy, ticker, action and alert time."""
+    if alert.alert_id:
+        return alert.alert_id
+    basis = f"{alert.strategy}|{alert.ticker}|{alert.action.value}|{alert.time.isoformat() if alert.time else ''}"
+    return "h-" + hashlib.sha256(basis.encode()).hexdigest()[:32]
+
+
+class ExecutionEngine:
+    def __init__(
+        self,
+        store: ExecutionStore,
+        broker: Broker,
+        risk: RiskEngine,
+        quotes: QuoteFn,
+        *,
+        sizing: SizingConfig | None = None,
+        starting_cash: float = 100_000.0,
+        alert_ttl: int = 7 * 86_400,
+        broker_timeout: float = 10.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.broker = broker
+        self.risk = risk
+        self.quotes = quotes
+        self.sizing = sizing or SizingConfig()
+        self.starting_cash = starting_cash
+        self.alert_ttl = alert_ttl
+        self.broker_timeout = broker_timeout
+        self.clock = clock
+        self.ledger = Ledger(account=broker.account, cash=starting_cash)
+        self.orders: dict[str, Order] = {}  # open orders
+        self.brackets: dict[str, dict[str, Any]] = {}  # entry order id -> exits to manage
+        self._lock = asyncio.Lock()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._pnl_gauge = DAILY_PNL.labels(broker.account)
+        self._exposure_gauge = EXPOSURE.labels(broker.account)
+        self._positions_gauge = OPEN_POSITIONS.labels(broker.account)
+
+    # -- lifecycle ---------------------------------------------------------------
+    async def start(self) -> None:
+        ledger = await self.store.load_ledger(self.broker.account)
+        if ledger is not None:
+            self.ledger = ledger
+        kill = await self.store.load_kill_switch()
+        if kill:
+            self.risk.set_kill_switch(kill, reason="restored")
+        KILL_SWITCH.set(KillState(self.risk.kill_switch.state).level)
+        self._sync_risk()
+        await self.broker.start(self.on_broker_event)
+        await self.reconcile()
+        self._update_gauges()
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(asyncio.shield(task), 5)
+        await self.broker.close()
+
+    def _sync_risk(self) -> None:
+        self.risk.update_account(self.ledger.state())
+        for pos in self.ledger.positions():
+            self.risk.update_position(pos.symbol, pos.quantity, pos.avg_price)
+        if self.ledger.day_start_equity is not None:
+            self.risk.set_day_start_equity(self.ledger.day_start_equity)
+
+    async def reconcile(self) -> None:
+        """Bring open orders in line with the broker: adopt its status, replay missed fills,
+        submit orders that never left, and never resubmit one the broker may have.
+        """
+        for order in await self.store.open_orders():
+            self.orders[order.id] = order
+            self.risk.on_order_submitted(order.request, order.created_at)
+            state = await self.broker.find_by_tag(order.id)
+            if state is None:
+                if order.status is OrderStatus.NEW:
+                    log.info("reconcile: submitting order %s that never reached the broker", order.id)
+                    self._spawn(self._submit(order))
+                else:
+                    await self._transition(order, OrderStatus.REJECTED, "not found at the broker on reconciliation")
+                continue
+            fills_for = getattr(self.broker, "fills_for", None)
+            if fills_for is not None:
+                for fill in await fills_for(order.id):
+                    await self.on_broker_event(BrokerEvent(order.id, state.status, state.broker_order_id, fill=fill))
+            current = self.orders.get(order.id)
+            if current is not None and current.status != state.status and not current.status.terminal:
+                await self.on_broker_event(BrokerEvent(order.id, state.status, state.broker_order_id))
+
+    # -- alerts ----------------------------------------------------------------
+    async def handle_alert(self, alert: Alert) -> Decision:
+        alert_id = alert_key(alert)
+        if not await self.store.claim_alert(alert_id, self.alert_ttl):
+            return await self._previous_decision(alert_id)
+        try:
+            decision = await self._decide(alert, alert_id)
+        except BaseException:
+            await self.store.release_alert(alert_id)  # let a retry decide again
+            raise
+        return decision
+
+    async def _previous_decision(self, alert_id: str) -> Decision:
+        """A repeat: wait (briefly) for the first copy's decision and return it."""
+        for _ in range(600):
+            found = await self.store.alert_decision(alert_id)
+            if isinstance(found, Decision):
+                return found.model_copy(update={"duplicate": True})
+            if found is None:  # first copy failed and released its claim
+                break
+            await asyncio.sleep(0.005)
+        return Decision(
+            alert_id=alert_id,
+            status="denied",
+            check="idempotency",
+            reason="in_progress",
+            message="an alert with this id is still being processed; retry later",
+            time=self.clock(),
+            duplicate=True,
+        )
+
+    async def _decide(self, alert: Alert, alert_id: str) -> Decision:
+        now = self.clock()
+        base = {"alert_id": alert_id, "symbol": alert.ticker, "action": alert.action.value, "strategy": alert.strategy, "time": now}
+        async with self._lock:
+            try:
+                requests = await self._requests_for(alert, alert_id)
+            except SizingError as exc:
+                decision = Decision(**base, status="denied", check="sizing", reason="cannot_size", message=str(exc))
+                await self.store.save_decision(decision, self.alert_ttl)
+                return decision
+            if not requests:
+                decision = Decision(**base, status="ignored", reason="no_position", message=f"no open position in {alert.ticker}")
+                await self.store.save_decision(decision, self.alert_ttl)
+                return decision
+            for request in requests:
+                price = await self._reference_price(request)
+                verdict = self.risk.check(request, price)
+                if not verdict.allowed:
+                    decision = Decision(
+                        **base,
+                        status="denied",
+                        quantity=request.quantity,
+                        check=verdict.check,
+                        reason=verdict.reason,
+                        message=verdict.message,
+                    )
+                    await self.store.save_decision(decision, self.alert_ttl)
+                    return decision
+                self.risk.on_order_submitted(request, now)  # counts as working at once
+            orders = [self._new_order(r, now) for r in requests]
+            decision = Decision(
+                **base,
+                status="accepted",
+                order_id=orders[0].id,
+                quantity=sum(o.request.quantity for o in orders),
+                message="accepted" if len(orders) == 1 else f"accepted as {len(orders)} orders: {', '.join(o.id for o in orders)}",
+            )
+            for i, order in enumerate(orders):
+                self.orders[order.id] = order
+                await self.store.save_order(order, decision=decision if i == len(orders) - 1 else None, ttl=self.alert_ttl)
+                ORDERS.labels(self.broker.name, OrderStatus.NEW.value).inc()
+        self._spawn(self._submit_chain(orders))
+        return decision
+
+    async def _requests_for(self, alert: Alert, alert_id: str) -> list[OrderRequest]:
+        """Turn an action into order requests given the current position (FIFO book)."""
+        pos = self.ledger.position(alert.ticker)
+        pending = sum(
+            o.remaining * o.request.side.sign for o in self.orders.values() if o.request.symbol == alert.ticker
+        )
+        common: dict[str, Any] = {
+            "symbol": alert.ticker,
+            "strategy": alert.strategy,
+            "alert_id": alert_id,
+            "order_type": alert.order_type,
+        }
+        if alert.order_type in (OrderType.LIMIT, OrderType.STOP_LIMIT):
+            if alert.price is None:
+                raise SizingError(f"{alert.order_type.value} orders need a price")
+            common["limit_price"] = alert.price
+        if alert.order_type in (OrderType.STOP, OrderType.STOP_LIMIT):
+            if alert.price is None:
+                raise SizingError("stop orders need a price")
+            common["stop_price"] = alert.price
+        if alert.action in (AlertAction.EXIT, AlertAction.FLATTEN):
+            net = pos + pending
+            if net == 0:
+                return []
+            intent = Intent.SELL if net > 0 else Intent.BUY_TO_COVER
+            return [OrderRequest(client_order_id=self._order_id(alert_id, 0), intent=intent, quantity=abs(net), **common)]
+        price = alert.price or await self._last_price(alert.ticker)
+        qty = size(self.sizing.rule(alert.strategy), alert, price or 0.0, self.ledger.equity)
+        if qty <= 0:
+            raise SizingError(f"sized to {qty} shares at {price}: nothing to trade")
+        buying = alert.action is AlertAction.BUY
+        held = pos + pending
+        closing = min(qty, abs(held)) if (held < 0 and buying) or (held > 0 and not buying) else 0
+        requests = []
+        if closing:
+            intent = Intent.BUY_TO_COVER if buying else Intent.SELL
+            requests.append(OrderRequest(client_order_id=self._order_id(alert_id, 0), intent=intent, quantity=closing, **common))
+        if qty - closing:
+            intent = Intent.BUY if buying else Intent.SELL_SHORT
+            requests.append(
+                OrderRequest(
+                    client_order_id=self._order_id(alert_id, len(requests)),
+                    intent=intent,
+                    quantity=qty - closing,
+                    stop_loss=alert.stop_loss,
+                    take_profit=alert.take_profit,
+                    **common,
+                )
+            )
+        return requests
+
+    @staticmethod
+    def _order_id(alert_id: str, leg: int) -> str:
+        digest = hashlib.sha256(f"{alert_id}|{leg}".encode()).hexdigest()[:20]
+        return f"o{digest}"
+
+    async def _last_price(self, symbol: str) -> float | None:
+        quote: Quote | None = await self.quotes(symbol)
+        return quote.last if quote else None
+
+    async def _reference_price(self, request: OrderRequest) -> float | None:
+        return request.limit_price or request.stop_price or await self._last_price(request.symbol)
+
+    def _new_order(self, request: OrderRequest, now: float) -> Order:
+        return Order(
+            id=request.client_order_id,
+            broker=self.broker.name,
+            account=self.broker.account,
+            request=request,
+            created_at=now,
+            updated_at=now,
+        )
+
+    # -- broker side (background) ------------------------------------------------
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _submit_chain(self, orders: list[Order]) -> None:
+        """Legs in sequence: a reversal covers first, then opens."""
+        for order in orders:
+            await self._submit(order)
+            if len(orders) > 1:
+                for _ in range(200):
+                    current = self.orders.get(order.id)
+                    if current is None or current.status.terminal:
+                        break
+                    await asyncio.sleep(0.01)
+
+    async def _submit(self, order: Order) -> None:
+        start = time.perf_counter()
+        try:
+            broker_id = await asyncio.wait_for(self.broker.submit(order), self.broker_timeout)
+        except (TimeoutError, BrokerTimeoutError) as exc:
+            BROKER_ERRORS.labels(self.broker.name, "submit").inc()
+            self.risk.on_broker_result(False)
+            await self._locked_transition(order.id, OrderStatus.UNKNOWN, f"broker timeout: {exc or 'no answer'}; reconcile by tag")
+            return
+        except BrokerError as exc:
+            BROKER_ERRORS.labels(self.broker.name, "submit").inc()
+            self.risk.on_broker_result(False)
+            await self._locked_transition(order.id, OrderStatus.REJECTED, str(exc))
+            return
+        ORDER_LATENCY.labels(self.broker.name).observe(time.perf_counter() - start)
+        self.risk.on_broker_result(True)
+        async with self._lock:
+            current = self.orders.get(order.id)
+            if current is not None and current.broker_order_id is None:
+                current.broker_order_id = broker_id
+                if current.status is OrderStatus.NEW:
+                    await self._transition(current, OrderStatus.SUBMITTED)
+
+    async def _locked_transition(self, order_id: str, status: OrderStatus, reason: str | None = None) -> None:
+        async with self._lock:
+            order = self.orders.get(order_id)
+            if order is not None:
+                await self._transition(order, status, reason)
+
+    async def _transition(self, order: Order, status: OrderStatus, reason: str | None = None) -> None:
+        if status == order.status and status is not OrderStatus.PARTIALLY_FILLED:
+            return
+        if status not in TRANSITIONS[order.status]:
+            log.warning("ignoring %s -> %s for order %s", order.status.value, status.value, order.id)
+            return
+        order.status = status
+        order.updated_at = self.clock()
+        if reason:
+            order.reason = reason
+        await self.store.save_order(order)
+        ORDERS.labels(self.broker.name, status.value).inc()
+        if status.terminal:
+            self.orders.pop(order.id, None)
+            self.risk.on_order_done(order.id)
+
+    async def on_broker_event(self, event: BrokerEvent) -> None:
+        async with self._lock:
+            order = self.orders.get(event.order_id) or await self.store.get_order(event.order_id)
+            if order is None:
+                log.warning("broker event for unknown order %s", event.order_id)
+                return
+            if event.broker_order_id and not order.broker_order_id:
+                order.broker_order_id = event.broker_order_id
+            if event.fill is not None:
+                await self._apply_fill(order, event.fill, event.status)
+            elif event.status is not OrderStatus.SUBMITTED or order.status is OrderStatus.NEW or order.status is OrderStatus.UNKNOWN:
+                await self._transition(order, event.status, event.reason)
+
+    async def _apply_fill(self, order: Order, fill: Fill, status: OrderStatus) -> None:
+        if await self.store.fill_seen(fill.id):
+            return
+        if order.status is OrderStatus.NEW:
+            order.status = OrderStatus.SUBMITTED
+        prev = order.filled_quantity
+        order.filled_quantity = prev + fill.quantity
+        order.avg_fill_price = ((order.avg_fill_price or 0.0) * prev + fill.price * fill.quantity) / order.filled_quantity
+        order.status = OrderStatus.FILLED if order.filled_quantity >= order.request.quantity else OrderStatus.PARTIALLY_FILLED
+        order.updated_at = self.clock()
+        self.ledger.apply_fill(fill)
+        await self.store.save_fill(fill, order, self.ledger)
+        FILLS.labels(self.broker.name).inc()
+        ORDERS.labels(self.broker.name, order.status.value).inc()
+        self.risk.on_fill(fill.symbol, fill.intent, fill.quantity, fill.price, fill.time, order_id=order.id)
+        if order.status.terminal:
+            self.orders.pop(order.id, None)
+            self.risk.on_order_done(order.id)
+            req = order.request
+            if req.stop_loss or req.take_profit:
+                self.brackets[order.id] = {
+                    "symbol": req.symbol,
+                    "long": req.side.sign > 0,
+                    "stop": req.stop_loss,
+                    "target": req.take_profit,
+                    "strategy": req.strategy,
+                }
+        self._update_gauges()
+
+    # -- quotes, brackets --------------------------------------------------------
+    async def on_quote(self, quote: Quote) -> None:
+        self.ledger.mark(quote.symbol, quote.last)
+        self.risk.on_quote(quote.symbol, quote.last, quote.time)
+        on_quote = getattr(self.broker, "on_quote", None)
+        if on_quote is not None:
+            await on_quote(quote)
+        for entry_id, b in list(self.brackets.items()):
+            if b["symbol"] != quote.symbol:
+                continue
+            last = quote.last
+            hit_stop = b["stop"] is not None and (last <= b["stop"] if b["long"] else last >= b["stop"])
+            hit_target = b["target"] is not None and (last >= b["target"] if b["long"] else last <= b["target"])
+            if hit_stop or hit_target:
+                del self.brackets[entry_id]
+                reason = "stop_loss" if hit_stop else "take_profit"
+                alert = Alert(ticker=b["symbol"], action=AlertAction.EXIT, strategy=b["strategy"], alert_id=f"{entry_id}-{reason}")
+                self._spawn(self._bracket_exit(alert))
+
+    async def _bracket_exit(self, alert: Alert) -> None:
+        decision = await self.handle_alert(alert)
+        log.info("bracket exit %s: %s %s", alert.alert_id, decision.status, decision.reason or "")
+
+    def _update_gauges(self) -> None:
+        self._pnl_gauge.set(self.ledger.daily_pnl)
+        self._exposure_gauge.set(self.ledger.gross_exposure)
+        self._positions_gauge.set(len(self.ledger.positions()))
+
+    # -- admin -------------------------------------------------------------------
+    async def cancel(self, order_id: str) -> Order:
+        order = self.orders.get(order_id)
+        if order is None:
+            stored = await self.store.get_order(order_id)
+            if stored is None:
+                raise KeyError(order_id)
+            raise ValueError(f"order {order_id} is {stored.status.value} and cannot be canceled")
+        if order.status is OrderStatus.NEW:
+            await self._locked_transition(order_id, OrderStatus.CANCELED, "canceled before reaching the broker")
+        else:
+            await self.broker.cancel(order)
+        return (await self.store.get_order(order_id)) or order
+
+    async def flatten(self, symbol: str | None = None, reason: str = "flatten") -> list[Decision]:
+        """Close the position in ``symbol`` (or every position): exposure-reducing orders."""
+        symbols = [symbol] if symbol else [p.symbol for p in self.ledger.positions()]
+        stamp = uuid.uuid4().hex[:8]
+        decisions = []
+        for sym in symbols:
+            alert = Alert(ticker=sym, action=AlertAction.FLATTEN, strategy="flatten", alert_id=f"{reason}-{sym}-{stamp}")
+            decisions.append(await self.handle_alert(alert))
+        return decisions
+
+    async def set_kill_switch(self, state: str, reason: str | None = None) -> KillState:
+        new = self.risk.set_kill_switch(state, reason=reason)
+        await self.store.save_kill_switch(new.value)
+        KILL_SWITCH.set(new.level)
+        return new
+
+    def risk_snapshot(self) -> dict[str, Any]:
+        snap = self.risk.snapshot()
+        snap["daily_pnl"] = round(self.ledger.daily_pnl, 2)
+        return snap

@@ -1,0 +1,205 @@
+"""Positions and P&L from fills: FIFO lots, long and short, realised and unrealised.
+
+Pure and synchronous (no I/O): the engine persists the result, tests drive it directly.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from app.models.orders import Fill
+from app.models.portfolio import AccountState, Position
+
+EXCHANGE_TZ = ZoneInfo("America/New_York")
+
+
+def trading_day(ts: float) -> str:
+    """The exchange-local calendar day a timestamp belongs to (daily P&L resets at its start)."""
+    return datetime.fromtimestamp(ts, EXCHANGE_TZ).date().isoformat()
+
+
+@dataclass
+class Lot:
+    quantity: int  # signed
+    price: float
+
+
+@dataclass
+class Book:
+    """One symbol's open lots and lifetime realised P&L."""
+
+    symbol: str
+    lots: deque[Lot] = field(default_factory=deque)
+    realized: float = 0.0
+    last: float | None = None
+
+    @property
+    def quantity(self) -> int:
+        return sum(lot.quantity for lot in self.lots)
+
+    @property
+    def avg_price(self) -> float:
+        qty = self.quantity
+        if qty == 0:
+            return 0.0
+        return sum(lot.quantity * lot.price for lot in self.lots) / qty
+
+    def apply(self, signed_qty: int, price: float) -> float:
+        """Add a fill; returns the P&L it realised (FIFO against opposite lots)."""
+        realized = 0.0
+        remaining = signed_qty
+        while remaining and self.lots and (self.lots[0].quantity > 0) != (remaining > 0):
+            lot = self.lots[0]
+            closing = min(abs(remaining), abs(lot.quantity))
+            direction = 1 if lot.quantity > 0 else -1
+            realized += (price - lot.price) * closing * direction
+            lot.quantity -= closing * direction
+            remaining += closing * direction
+            if lot.quantity == 0:
+                self.lots.popleft()
+        if remaining:
+            self.lots.append(Lot(remaining, price))
+        self.realized += realized
+        return realized
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "symbol": self.symbol,
+            "lots": [[lot.quantity, lot.price] for lot in self.lots],
+            "realized": self.realized,
+            "last": self.last,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Book:
+        return cls(
+            symbol=data["symbol"],
+            lots=deque(Lot(int(q), float(p)) for q, p in data["lots"]),
+            realized=float(data.get("realized", 0.0)),
+            last=data.get("last"),
+        )
+
+
+@dataclass
+class Ledger:
+    account: str
+    cash: float
+    books: dict[str, Book] = field(default_factory=dict)
+    day: str = ""
+    realized_today: float = 0.0
+    commissions_today: float = 0.0
+    day_start_equity: float | None = None
+
+    def roll(self, ts: float) -> None:
+        """Reset the daily figures at the first event of a new exchange day."""
+        day = trading_day(ts)
+        if day != self.day:
+            self.day = day
+            self.realized_today = 0.0
+            self.commissions_today = 0.0
+            self.day_start_equity = self.equity
+
+    def apply_fill(self, fill: Fill) -> float:
+        self.roll(fill.time)
+        book = self.books.setdefault(fill.symbol, Book(fill.symbol))
+        signed = fill.quantity * fill.side.sign
+        realized = book.apply(signed, fill.price)
+        book.last = fill.price if book.last is None else book.last
+        self.cash -= signed * fill.price + fill.commission
+        self.realized_today += realized - fill.commission
+        self.commissions_today += fill.commission
+        if not book.lots and book.realized == 0.0:
+            self.books.pop(fill.symbol, None)
+        return realized
+
+    def mark(self, symbol: str, last: float) -> None:
+        book = self.books.get(symbol)
+        if book is not None:
+            book.last = last
+
+    def position(self, symbol: str) -> int:
+        book = self.books.get(symbol)
+        return book.quantity if book else 0
+
+    @property
+    def unrealized(self) -> float:
+        total = 0.0
+        for book in self.books.values():
+            qty = book.quantity
+            if qty and book.last is not None:
+                total += (book.last - book.avg_price) * qty
+        return total
+
+    @property
+    def market_value(self) -> float:
+        return sum(b.quantity * (b.last if b.last is not None else b.avg_price) for b in self.books.values())
+
+    @property
+    def gross_exposure(self) -> float:
+        return sum(abs(b.quantity) * (b.last if b.last is not None else b.avg_price) for b in self.books.values())
+
+    @property
+    def equity(self) -> float:
+        return self.cash + self.market_value
+
+    @property
+    def daily_pnl(self) -> float:
+        """Realised today (net of commissions) plus open P&L, the daily loss limit's measure."""
+        if self.day_start_equity is not None:
+            return self.equity - self.day_start_equity
+        return self.realized_today + self.unrealized
+
+    def positions(self) -> list[Position]:
+        out = []
+        for book in sorted(self.books.values(), key=lambda b: b.symbol):
+            qty = book.quantity
+            if qty:
+                out.append(
+                    Position(
+                        symbol=book.symbol,
+                        quantity=qty,
+                        avg_price=round(book.avg_price, 6),
+                        realized_pnl=round(book.realized, 2),
+                        last_price=book.last,
+                    )
+                )
+        return out
+
+    def state(self) -> AccountState:
+        equity = self.equity
+        gross = self.gross_exposure
+        return AccountState(
+            account=self.account,
+            cash=round(self.cash, 2),
+            equity=round(equity, 2),
+            buying_power=round(max(0.0, equity * 2 - gross), 2),
+            realized_pnl_today=round(self.realized_today, 2),
+            unrealized_pnl=round(self.unrealized, 2),
+            gross_exposure=round(gross, 2),
+            open_positions=sum(1 for b in self.books.values() if b.quantity),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "account": self.account,
+            "cash": self.cash,
+            "day": self.day,
+            "realized_today": self.realized_today,
+            "commissions_today": self.commissions_today,
+            "day_start_equity": self.day_start_equity,
+            "books": [b.to_dict() for b in self.books.values()],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Ledger:
+        ledger = cls(account=data["account"], cash=float(data["cash"]))
+        ledger.day = data.get("day", "")
+        ledger.realized_today = float(data.get("realized_today", 0.0))
+        ledger.commissions_today = float(data.get("commissions_today", 0.0))
+        ledger.day_start_equity = data.get("day_start_equity")
+        ledger.books = {b["symbol"]: Book.from_dict(b) for b in data.get("books", [])}
+        return ledger

@@ -1,0 +1,474 @@
+"""The pre-trade risk engine: every enabled check, in order, first denial wins.
+
+Single-threaded by design (it lives on the execution engine's event loop): the hot
+path is plain attribute reads on state that the hooks below keep current, so a full
+check costs microseconds and never touches the network, the disk or pydantic.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from bisect import bisect_right
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
+from math import log as _ln
+from typing import Any, Literal
+
+from app.models.orders import Intent, OrderRequest, TimeInForce
+from app.models.portfolio import AccountState
+from app.observability.metrics import RISK_CHECK_LATENCY, RISK_DENIALS
+from app.risk.breaker import CircuitBreaker
+from app.risk.checks import (
+    BuyingPowerCheck,
+    Check,
+    CircuitBreakerCheck,
+    ConcentrationCheck,
+    Ctx,
+    DailyLossCheck,
+    DuplicateCheck,
+    KillSwitchCheck,
+    LeverageCheck,
+    MarketHoursCheck,
+    MaxOpenPositionsCheck,
+    MinBalanceCheck,
+    OrderNotionalCheck,
+    PositionSizeCheck,
+    PriceCollarCheck,
+    QuantityCheck,
+    RateLimitCheck,
+    ReferencePriceCheck,
+    RiskDecision,
+    SectorConcentrationCheck,
+    VolatilityCheck,
+)
+from app.risk.killswitch import KillState, KillSwitch
+from app.risk.limits import RiskLimits
+from app.risk.market_hours import SessionTable, daily_instants
+from app.risk.state import SIGN, BookState, SymbolState, Volatility, WorkingOrder
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], float]
+_RESET_DAYS = 400  # daily roll-over instants precomputed at a time (extended lazily)
+
+
+class RiskEngine:
+    """Pre-trade checks plus the state they read.
+
+    ``clock`` returns Unix seconds (inject one in tests). ``market_hours`` is the
+    fallback for ``market_hours.mode`` when the limits file leaves it unset (pass
+    ``settings.effective_market_hours``).
+    """
+
+    def __init__(
+        self,
+        limits: RiskLimits | None = None,
+        clock: Clock = time.time,
+        market_hours: Literal["exchange", "always"] = "exchange",
+    ) -> None:
+        self.limits = limits = limits if limits is not None else RiskLimits()
+        self.clock = clock
+        now = clock()
+        self.book = BookState()
+        self.kill_switch = KillSwitch(limits.kill_switch.initial_state, now)
+        cb = limits.circuit_breaker
+        self.breaker = CircuitBreaker(cb) if cb is not None and cb.enabled else None
+        sectors = limits.sector_concentration
+        self._sector_map = sectors.sectors if sectors is not None else {}
+        self._default_sector = sectors.default_sector if sectors is not None else "Other"
+        vol = limits.section("volatility")
+        self._vol_window = vol.window if vol is not None else 0
+        self._vol_gap = vol.max_gap_seconds if vol is not None else 0.0
+        dup = limits.section("duplicate")
+        self._dup_window = dup.window_seconds if dup is not None else 0.0
+        mh = limits.section("market_hours")
+        self.market_hours_mode = (mh.mode or market_hours) if mh is not None else "always"
+        self.sessions: SessionTable | None = None
+        if mh is not None and self.market_hours_mode == "exchange":
+            today = datetime.fromtimestamp(now, UTC).date()
+            self.sessions = SessionTable.build(
+                mh.calendar, today - timedelta(days=7), today + timedelta(days=365 * mh.years_ahead)
+            )
+        dl = limits.section("daily_loss")
+        self._reset_tz = dl.timezone if dl is not None else "America/New_York"
+        self._reset_at = dl.reset_time if dl is not None else "09:30"
+        self._max_loss: float | None = dl.max_loss if dl is not None else None
+        self._resets: list[float] = []
+        self._reset_idx = 0
+        self.day_started_at = 0.0
+        self._next_reset = 0.0
+        self._build_resets(now)
+        self.checks = self._build_checks()
+        self._all = tuple(c.evaluate for c in self.checks)
+        self._for_reducing = tuple(c.evaluate for c in self.checks if not c.new_risk_only)
+        self._denials = {c.name: RISK_DENIALS.labels(check=c.name) for c in self.checks}
+        self._observe = RISK_CHECK_LATENCY.observe
+
+    # -- construction ---------------------------------------------------------------
+    def _build_checks(self) -> list[Check]:
+        lim = self.limits
+        checks: list[Check] = [KillSwitchCheck(self.kill_switch)]
+        if self.breaker is not None:
+            assert lim.circuit_breaker is not None
+            checks.append(CircuitBreakerCheck(self.breaker, lim.circuit_breaker.block_reducing))
+        if self.sessions is not None:
+            checks.append(MarketHoursCheck(self.sessions))
+        rl = lim.section("rate_limit")
+        if rl is not None and (rl.global_ is not None or rl.per_symbol is not None):
+            checks.append(RateLimitCheck(rl.global_, rl.per_symbol))
+        checks.append(ReferencePriceCheck())
+        if lim.section("buying_power") is not None:
+            checks.append(BuyingPowerCheck())
+        if (s := lim.section("daily_loss")) is not None:
+            checks.append(DailyLossCheck(s))
+        if (s := lim.section("min_balance")) is not None:
+            checks.append(MinBalanceCheck(s))
+        if (s := lim.section("leverage")) is not None:
+            checks.append(LeverageCheck(s))
+        if (s := lim.section("max_open_positions")) is not None:
+            checks.append(MaxOpenPositionsCheck(s))
+        if (s := lim.section("concentration")) is not None:
+            checks.append(ConcentrationCheck(s))
+        if (s := lim.section("sector_concentration")) is not None:
+            checks.append(SectorConcentrationCheck(s))
+        for name, cls in (
+            ("position_size", PositionSizeCheck),
+            ("order_notional", OrderNotionalCheck),
+        ):
+            default, per = self._per_strategy(name)
+            if default is not None or any(v is not None for v in per.values()):
+                checks.append(cls(default, per))
+        if (s := lim.section("price_collar")) is not None:
+            checks.append(PriceCollarCheck(s))
+        default, per = self._per_strategy("quantity")
+        if default is not None or any(v is not None for v in per.values()):
+            checks.append(QuantityCheck(default, per))
+        if (s := lim.section("volatility")) is not None:
+            checks.append(VolatilityCheck(s))
+        if (s := lim.section("duplicate")) is not None:
+            checks.append(DuplicateCheck(s))
+        return checks
+
+    def _per_strategy(self, name: str) -> tuple[Any, dict[str, Any]]:
+        lim = self.limits
+        return lim.section(name), lim.overridden(name)
+
+    def _build_resets(self, now: float) -> None:
+        """Roll-over instants: reset time on each session day (weekdays without a calendar)."""
+        start = datetime.fromtimestamp(now, UTC).date() - timedelta(days=7)
+        keep: Callable[[date], bool]
+        if self.sessions is not None:
+            dates = self.sessions.session_dates(self._reset_tz)
+            last = max(dates, default=start)
+
+            def keep(d: date) -> bool:
+                return d in dates if d <= last else d.weekday() < 5
+        else:
+
+            def keep(d: date) -> bool:
+                return d.weekday() < 5
+
+        self._resets = daily_instants(self._reset_tz, self._reset_at, start, _RESET_DAYS, keep)
+        self._reset_idx = bisect_right(self._resets, now)
+        self.day_started_at = self._resets[self._reset_idx - 1]
+        self._next_reset = self._resets[self._reset_idx]
+
+    def _roll_day(self, now: float) -> None:
+        """Session start passed: new loss budget, DAY orders gone. Rare, so may be slow."""
+        if now >= self._resets[-1]:
+            self._build_resets(now)
+        else:
+            self._reset_idx = bisect_right(self._resets, now)
+            self.day_started_at = self._resets[self._reset_idx - 1]
+            self._next_reset = self._resets[self._reset_idx]
+        book = self.book
+        for oid in [k for k, w in book.working.items() if w.day]:
+            self._drop_working(oid)
+        book.recompute()
+        book.daily_loss_hit = False
+        if book.account_seen:
+            book.day_start_equity = book.equity
+        log.info("risk: trading day rolled over; day start equity %s", book.day_start_equity)
+
+    # -- the hot path ---------------------------------------------------------------
+    def check(self, order: OrderRequest, price: float | None = None) -> RiskDecision:
+        """Run every enabled check in order; the first denial is the answer.
+
+        ``price`` is the caller's reference price (e.g. the quote it sized with); else
+        the limit/stop price, else the last quote.
+        """
+        t0 = time.perf_counter()
+        now = self.clock()
+        if now >= self._next_reset:
+            self._roll_day(now)
+        book = self.book
+        sym = book.symbols.get(order.symbol)
+        if sym is None:
+            sym = self._symbol(order.symbol)
+        sign = SIGN[order.intent]
+        qty = order.quantity
+        pos = sym.qty
+        intent = order.intent
+        if intent is Intent.SELL:
+            reducing = pos > 0 and qty + sym.pending_sell <= pos
+        elif intent is Intent.BUY_TO_COVER:
+            reducing = pos < 0 and qty + sym.pending_buy <= -pos
+        else:
+            reducing = False
+        if price is None:
+            price = order.limit_price or order.stop_price or sym.last
+        ctx = Ctx(order, now, book, sym, sign, reducing, price)
+        for evaluate in self._for_reducing if reducing else self._all:
+            decision = evaluate(ctx)
+            if decision is not None:
+                self._denials[decision.check or ""].inc()
+                self._observe(time.perf_counter() - t0)
+                return decision
+        decision = RiskDecision(True, detail={"reducing": reducing, "price": price})
+        self._observe(time.perf_counter() - t0)
+        return decision
+
+    # -- state hooks (called by the execution engine) -------------------------------
+    def _symbol(self, symbol: str) -> SymbolState:
+        sym = self.book.symbols.get(symbol)
+        if sym is None:
+            sym = SymbolState(
+                symbol=symbol,
+                sector=self._sector_map.get(symbol, self._default_sector),
+                vol=Volatility(self._vol_window) if self._vol_window else None,
+            )
+            self.book.symbols[symbol] = sym
+        return sym
+
+    def on_quote(self, symbol: str, last: float, ts: float) -> None:
+        """A trade/last price: marks positions, feeds volatility and loss velocity. O(1)."""
+        if last <= 0.0:
+            return
+        sym = self.book.symbols.get(symbol) or self._symbol(symbol)
+        prev, prev_ts = sym.last, sym.last_ts
+        if sym.vol is not None and prev is not None and ts >= prev_ts:
+            dt = ts - prev_ts
+            if dt <= self._vol_gap and last != prev:
+                r = _ln(last / prev)
+                sym.vol.add(r * r, dt)
+            elif dt <= self._vol_gap:
+                sym.vol.add(0.0, dt)
+        sym.last = last
+        sym.last_ts = ts
+        if sym.qty:
+            book = self.book
+            old = sym.mv
+            new = sym.qty * last
+            sym.mv = new
+            book.net_mv += new - old
+            d_gross = abs(new) - abs(old)
+            book.gross += d_gross
+            book.sector_gross[sym.sector] = book.sector_gross.get(sym.sector, 0.0) + d_gross
+            self._marked(ts)
+
+    def on_order_submitted(self, order: OrderRequest, ts: float | None = None) -> None:
+        """An allowed order went to the broker: rate windows, duplicates, working exposure."""
+        now = self.clock() if ts is None else ts
+        book = self.book
+        sym = self._symbol(order.symbol)
+        book.submits.append(now)
+        sym.submits.append(now)
+        if self._dup_window:
+            recent = book.recent
+            if len(recent) > 1024:
+                horizon = now - self._dup_window
+                for key in [k for k, t in recent.items() if t <= horizon]:
+                    del recent[key]
+            recent[(order.symbol, order.intent, order.quantity)] = now
+        if self.breaker is not None:
+            self.breaker.order_submitted(now)
+        sign = SIGN[order.intent]
+        pos = sym.qty
+        if order.intent is Intent.SELL:
+            opening = not (pos > 0 and order.quantity + sym.pending_sell <= pos)
+        elif order.intent is Intent.BUY_TO_COVER:
+            opening = not (pos < 0 and order.quantity + sym.pending_buy <= -pos)
+        else:
+            opening = True
+        price = order.limit_price or order.stop_price or sym.last or sym.avg_price or 0.0
+        book.working[order.client_order_id] = WorkingOrder(
+            symbol=order.symbol,
+            sign=sign,
+            remaining=order.quantity,
+            price=price,
+            opening=opening,
+            day=order.time_in_force is TimeInForce.DAY,
+        )
+        if sign > 0:
+            sym.pending_buy += order.quantity
+        else:
+            sym.pending_sell += order.quantity
+        book.recompute()
+
+    def on_order_done(self, client_order_id: str) -> None:
+        """The order is terminal (filled, canceled, rejected, expired): release what is left."""
+        if self._drop_working(client_order_id):
+            self.book.recompute()
+
+    def _drop_working(self, client_order_id: str) -> bool:
+        w = self.book.working.pop(client_order_id, None)
+        if w is None:
+            return False
+        sym = self.book.symbols[w.symbol]
+        if w.sign > 0:
+            sym.pending_buy = max(0, sym.pending_buy - w.remaining)
+        else:
+            sym.pending_sell = max(0, sym.pending_sell - w.remaining)
+        return True
+
+    def on_fill(
+        self,
+        symbol: str,
+        intent: Intent,
+        qty: int,
+        price: float,
+        ts: float | None = None,
+        order_id: str | None = None,
+    ) -> None:
+        """Apply an execution: position (average cost), cash, buying power, working qty.
+
+        Use either fills or ``update_position``/``update_account`` snapshots for a symbol;
+        a snapshot after fills simply overwrites what the fills computed.
+        """
+        now = self.clock() if ts is None else ts
+        book = self.book
+        sym = self._symbol(symbol)
+        sign = SIGN[intent]
+        if order_id is not None and (w := book.working.get(order_id)) is not None:
+            done = min(qty, w.remaining)
+            w.remaining -= done
+            if sign > 0:
+                sym.pending_buy = max(0, sym.pending_buy - done)
+            else:
+                sym.pending_sell = max(0, sym.pending_sell - done)
+            if w.remaining <= 0:
+                del book.working[order_id]
+        old = sym.qty
+        new = old + sign * qty
+        closing = min(qty, abs(old)) if old and (old > 0) != (sign > 0) else 0
+        opening = qty - closing
+        if new == 0:
+            sym.avg_price = 0.0
+        elif old == 0 or (old > 0) != (new > 0):
+            sym.avg_price = price  # opened or flipped: the remainder is at this price
+        elif (old > 0) == (sign > 0):
+            sym.avg_price = (abs(old) * sym.avg_price + qty * price) / abs(new)
+        sym.qty = new
+        if sym.last is None:
+            sym.last, sym.last_ts = price, now
+        book.cash -= sign * qty * price
+        book.buying_power += (closing - opening) * price
+        book.recompute()
+        self._marked(now)
+
+    def update_position(self, symbol: str, qty: int, avg_price: float) -> None:
+        """Snapshot of one position (reconciliation, start-up): overwrites what fills built."""
+        sym = self._symbol(symbol)
+        sym.qty = qty
+        sym.avg_price = avg_price if qty else 0.0
+        self.book.recompute()
+        self._rebase()
+
+    def update_account(self, account: AccountState) -> None:
+        """Cash and buying power from the broker. The first one sets the day's start equity."""
+        book = self.book
+        book.cash = account.cash
+        book.buying_power = account.buying_power
+        book.recompute()
+        if not book.account_seen:
+            book.account_seen = True
+            if book.day_start_equity is None:
+                # Mid-day start: today's realised P&L already happened before us.
+                book.day_start_equity = book.equity - account.realized_pnl_today
+        self._rebase()
+
+    def set_day_start_equity(self, equity: float) -> None:
+        """Restore the day's baseline (e.g. persisted, or the broker's prior close)."""
+        self.book.day_start_equity = equity
+        self.book.daily_loss_hit = False
+        self._rebase()
+
+    def _marked(self, now: float) -> None:
+        """Equity moved with the market: feed loss velocity, latch the daily loss."""
+        book = self.book
+        equity = book.cash + book.net_mv
+        if self.breaker is not None:
+            self.breaker.equity(equity, now)
+        self._latch_loss(equity)
+
+    def _latch_loss(self, equity: float) -> None:
+        start = self.book.day_start_equity
+        if self._max_loss is not None and start is not None and equity - start <= -self._max_loss:
+            self.book.daily_loss_hit = True
+
+    def _rebase(self) -> None:
+        """Equity moved by a snapshot, not the market: no loss-velocity sample."""
+        book = self.book
+        if self.breaker is not None:
+            self.breaker.rebase_equity(book.equity, self.clock())
+        self._latch_loss(book.equity)
+
+    def on_broker_result(self, ok: bool, ts: float | None = None) -> None:
+        """Every broker call's outcome (order placement at least): feeds the breaker."""
+        if self.breaker is not None:
+            self.breaker.broker_result(ok, self.clock() if ts is None else ts)
+
+    def set_kill_switch(self, state: KillState | str, reason: str | None = None) -> KillState:
+        """Operator control; returns the previous state. Accepts "ACTIVE|REDUCING|HALTED"."""
+        old = self.kill_switch.set(state, self.clock(), reason)
+        log.warning("risk: kill switch %s -> %s (%s)", old, self.kill_switch.state, reason or "")
+        return old
+
+    def reset_breaker(self) -> None:
+        """Operator override: close the circuit breaker now."""
+        if self.breaker is not None:
+            self.breaker.reset()
+
+    # -- read side --------------------------------------------------------------------
+    @property
+    def daily_pnl(self) -> float | None:
+        start = self.book.day_start_equity
+        return None if start is None else self.book.equity - start
+
+    def snapshot(self) -> dict[str, Any]:
+        """State and limits for ``GET /api/v1/risk`` (JSON-ready)."""
+        now = self.clock()
+        book = self.book
+        dl = self.limits.section("daily_loss")
+        return {
+            "time": now,
+            "kill_switch": self.kill_switch.snapshot(),
+            "circuit_breaker": self.breaker.snapshot(now) if self.breaker else None,
+            "market_hours": {
+                "mode": self.market_hours_mode,
+                "open": self.sessions.is_open(now) if self.sessions else True,
+            },
+            "daily": {
+                "pnl": self.daily_pnl,
+                "loss_limit": dl.max_loss if dl is not None else None,
+                "day_started_at": self.day_started_at,
+                "next_reset_at": self._next_reset,
+                "day_start_equity": book.day_start_equity,
+                "loss_limit_hit": book.daily_loss_hit,
+            },
+            "account": {
+                "cash": book.cash,
+                "equity": book.equity,
+                "buying_power": book.buying_power,
+                "gross_exposure": book.gross,
+                "open_positions": book.open_positions,
+                "working_orders": len(book.working),
+            },
+            "checks": [
+                {"name": c.name, "layer": c.layer, "new_risk_only": c.new_risk_only}
+                | {"status": c.describe(book, now)}
+                for c in self.checks
+            ],
+            "limits": self.limits.model_dump(mode="json", by_alias=True),
+        }
