@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import orjson
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -71,10 +71,15 @@ class Keys:
     JOURNAL_STATUS = f"{PREFIX}:journal:status"
 
 
-def create_redis(url: str, *, timeout: float = 2.0) -> Redis:
-    """One pool per process; commands retry briefly on a dropped connection (Redis restart)."""
-    return Redis.from_url(
+def create_redis(url: str, *, timeout: float = 2.0, max_connections: int = 256) -> Redis:
+    """One pool per process; commands retry briefly on a dropped connection (Redis restart).
+
+    A blocking pool: a burst waits briefly for a free connection instead of failing.
+    """
+    pool = BlockingConnectionPool.from_url(
         url,
+        max_connections=max_connections,
+        timeout=timeout,
         socket_timeout=timeout,
         socket_connect_timeout=timeout,
         health_check_interval=15,
@@ -82,6 +87,7 @@ def create_redis(url: str, *, timeout: float = 2.0) -> Redis:
         retry_on_error=[RedisConnectionError, RedisTimeoutError],
         decode_responses=False,
     )
+    return Redis(connection_pool=pool)
 
 
 def encode_quote(quote: Quote) -> bytes:

@@ -53,6 +53,7 @@ async def _serve(settings: Settings) -> None:
         log_config=None,
         access_log=False,
         lifespan="on",
+        proxy_headers=False,  # X-Forwarded-For is honoured only from TRADEROPS_TRUSTED_PROXIES
     )
     await uvicorn.Server(config).serve()
 

@@ -34,6 +34,13 @@ return 0
 """
 
 
+def _reraise_if_cancelling() -> None:
+    """redis-py can turn a cancellation into a ConnectionError: never retry through a shutdown."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 class QuotePublisher:
     def __init__(
         self,
@@ -65,6 +72,7 @@ class QuotePublisher:
                 else:
                     await asyncio.sleep(self.lease_ms / 3000)
             except (RedisError, OSError, FeedError) as exc:
+                _reraise_if_cancelling()
                 self._set_leader(False)
                 log.warning("quote publisher error, retrying in %.1fs: %s", backoff, exc)
                 await asyncio.sleep(backoff)

@@ -150,6 +150,9 @@ class QuoteHub:
                         except (orjson.JSONDecodeError, KeyError, TypeError):
                             log.warning("ignoring malformed quote on the fan-out channel")
             except (RedisError, OSError) as exc:
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():  # shutting down, not a Redis failure
+                    raise asyncio.CancelledError from exc
                 self.connected.clear()
                 log.warning("quote subscription lost, retrying in %.1fs: %s", backoff, exc)
                 await asyncio.sleep(backoff)

@@ -78,6 +78,7 @@ class ExecutionEngine:
         self.brackets: dict[str, dict[str, Any]] = {}  # entry order id -> exits to manage
         self._lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._inflight: dict[str, asyncio.Future[Decision]] = {}
         self._pnl_gauge = DAILY_PNL.labels(broker.account)
         self._exposure_gauge = EXPOSURE.labels(broker.account)
         self._positions_gauge = OPEN_POSITIONS.labels(broker.account)
@@ -135,14 +136,31 @@ class ExecutionEngine:
     # -- alerts ----------------------------------------------------------------
     async def handle_alert(self, alert: Alert) -> Decision:
         alert_id = alert_key(alert)
-        if not await self.store.claim_alert(alert_id, self.alert_ttl):
-            return await self._previous_decision(alert_id)
+        inflight = self._inflight.get(alert_id)
+        if inflight is not None:  # a copy is being decided in this process: share its answer
+            decision = await asyncio.shield(inflight)
+            return decision.model_copy(update={"duplicate": True})
+        future: asyncio.Future[Decision] = asyncio.get_running_loop().create_future()
+        self._inflight[alert_id] = future
         try:
-            decision = await self._decide(alert, alert_id)
-        except BaseException:
-            await self.store.release_alert(alert_id)  # let a retry decide again
+            if not await self.store.claim_alert(alert_id, self.alert_ttl):
+                decision = await self._previous_decision(alert_id)
+                future.set_result(decision)
+                return decision
+            try:
+                decision = await self._decide(alert, alert_id)
+            except BaseException:
+                await self.store.release_alert(alert_id)  # let a retry decide again
+                raise
+            future.set_result(decision)
+            return decision
+        except BaseException as exc:
+            if not future.done():
+                future.set_exception(exc)
+                future.exception()  # mark retrieved: copies re-raise it themselves
             raise
-        return decision
+        finally:
+            self._inflight.pop(alert_id, None)
 
     async def _previous_decision(self, alert_id: str) -> Decision:
         """A repeat: wait (briefly) for the first copy's decision and return it."""

@@ -331,7 +331,11 @@ class TradierFeed:
             log.info("Tradier stream subscribed to %d symbols", len(symbols))
             async for msg in ws:
                 if msg.type is aiohttp.WSMsgType.TEXT:
-                    batch = book.apply(tn.stream_events(msg.data))
+                    events = tn.stream_events(msg.data)
+                    refused = next((e["error"] for e in events if e.get("error")), None)
+                    if refused:
+                        raise FeedError(f"Tradier refused the stream: {refused}")
+                    batch = book.apply(events)
                     if batch:
                         yield batch
                 elif msg.type is aiohttp.WSMsgType.ERROR:

@@ -186,15 +186,18 @@ class Kairos:
         needs = job.strategy.needs()
         symbols = job.spec.symbols
         bars_task = quotes_task = book_task = None
-        async with asyncio.TaskGroup() as tg:
-            if needs.resolution is not None and needs.bars > 0:
-                bars_task = tg.create_task(
-                    self.fetch_bars(symbols, needs.resolution, needs.bars, now)
-                )
-            if needs.quotes:
-                quotes_task = tg.create_task(self.client.quotes(symbols))
-            if needs.positions:
-                book_task = tg.create_task(self._book())
+        try:
+            async with asyncio.TaskGroup() as tg:
+                if needs.resolution is not None and needs.bars > 0:
+                    bars_task = tg.create_task(
+                        self.fetch_bars(symbols, needs.resolution, needs.bars, now)
+                    )
+                if needs.quotes:
+                    quotes_task = tg.create_task(self.client.quotes(symbols))
+                if needs.positions:
+                    book_task = tg.create_task(self._book())
+        except ExceptionGroup as group:
+            raise _first(group) from None
         positions, account = book_task.result() if book_task else ({}, None)
         return StrategyContext(
             job=job.spec,
@@ -321,3 +324,9 @@ class Kairos:
             nominal = sched.next_fire(now - sched.jitter)  # due strictly after now
             out.append((name, sched.due(nominal) if nominal else None))
         return out
+
+
+def _first(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The first real error in a (nested) exception group: the one worth reporting."""
+    exc = group.exceptions[0]
+    return _first(exc) if isinstance(exc, BaseExceptionGroup) else exc

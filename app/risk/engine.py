@@ -420,10 +420,11 @@ class RiskEngine:
             self.breaker.broker_result(ok, self.clock() if ts is None else ts)
 
     def set_kill_switch(self, state: KillState | str, reason: str | None = None) -> KillState:
-        """Operator control; returns the previous state. Accepts "ACTIVE|REDUCING|HALTED"."""
+        """Operator control. Accepts "ACTIVE|REDUCING|HALTED" (any case); returns the new state."""
         old = self.kill_switch.set(state, self.clock(), reason)
-        log.warning("risk: kill switch %s -> %s (%s)", old, self.kill_switch.state, reason or "")
-        return old
+        new = self.kill_switch.state
+        log.warning("risk: kill switch %s -> %s (%s)", old.value, new.value, reason or "")
+        return new
 
     def reset_breaker(self) -> None:
         """Operator override: close the circuit breaker now."""
@@ -439,6 +440,8 @@ class RiskEngine:
     def snapshot(self) -> dict[str, Any]:
         """State and limits for ``GET /api/v1/risk`` (JSON-ready)."""
         now = self.clock()
+        if now >= self._next_reset:
+            self._roll_day(now)
         book = self.book
         dl = self.limits.section("daily_loss")
         return {

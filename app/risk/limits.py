@@ -272,10 +272,10 @@ def _format(exc: ValidationError, source: str, sep: str = ": ") -> str:
     for error in exc.errors():
         loc = ".".join(str(p) for p in error["loc"])
         msg = str(error["msg"]).removeprefix("Value error, ")
-        if not loc and msg.startswith("strategies."):  # already located by _merge_strategies
-            lines.append(f"{source}: {msg}")
+        if not loc:  # a model-level error: a section's own validator, or a located merge
+            located = sep == "." or msg.startswith("strategies.")
+            lines.append(f"{source}: {msg}" if located else f"{source}: (top level): {msg}")
             continue
-        loc = loc or "(top level)"
         if error["type"] == "extra_forbidden":
             msg = "unknown field (check the spelling)"
         elif "input" in error and not isinstance(error["input"], dict | list):

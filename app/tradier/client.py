@@ -30,6 +30,10 @@ PRODUCTION_URL = "https://api.tradier.com/v1"
 SANDBOX_URL = "https://sandbox.tradier.com/v1"
 STREAM_URL = "wss://ws.tradier.com/v1/markets/events"
 
+# Slept past a quota reset, so timer granularity (and a little clock skew) cannot
+# land the next call just before it.
+QUOTA_MARGIN = 0.05
+
 log = logging.getLogger(__name__)
 
 Params = Mapping[str, str | int | float | None]
@@ -265,7 +269,7 @@ class TradierClient:
         until = self._blocked_until.get(bucket)
         if until is None:
             return
-        delay = min(until - self._clock(), self.retry.rate_limit_wait_max)
+        delay = min(until - self._clock() + QUOTA_MARGIN, self.retry.rate_limit_wait_max)
         if delay > 0:
             log.warning("Tradier %s quota used up; waiting %.2fs for it to reset", bucket, delay)
             await asyncio.sleep(delay)

@@ -199,13 +199,13 @@ def timesales_bars(body: Any) -> list[Bar]:
     for raw in collection(body, "series", "data"):
         if not isinstance(raw, dict):
             continue
-        stamp = None
+        stamp = num(raw.get("timestamp"))
         if stamp is None:
             try:
                 local = datetime.fromisoformat(str(raw["time"]))
             except (KeyError, ValueError):
                 continue
-            stamp = local.replace(tzinfo=UTC).timestamp()
+            stamp = local.replace(tzinfo=NEW_YORK).timestamp()
         bar = _bar(int(stamp), raw)
         if bar is not None:
             bars.append(bar)
@@ -297,7 +297,8 @@ def calendar_days(body: Any) -> list[CalendarDay]:
 def stream_events(payload: str | bytes) -> list[dict[str, Any]]:
     """Events in one WebSocket frame: one JSON object per line with ``linebreak: true``.
 
-    A malformed line is skipped rather than killing the stream.
+    A malformed line is skipped rather than killing the stream; ``{"error": ...}``
+    (a refused or expired session) is kept so the caller can start over.
     """
     if isinstance(payload, bytes):
         payload = payload.decode("utf-8", "replace")
@@ -310,6 +311,6 @@ def stream_events(payload: str | bytes) -> list[dict[str, Any]]:
             event = orjson.loads(line)
         except orjson.JSONDecodeError:
             continue
-        if isinstance(event, dict) and event.get("symbol"):
+        if isinstance(event, dict) and (event.get("symbol") or event.get("error")):
             events.append(event)
     return events

@@ -85,7 +85,9 @@ def orders() -> list[OrderRequest]:
     return out
 
 
-def measure(fn: Callable[[OrderRequest], RiskDecision], batch: list[OrderRequest], n: int) -> dict[str, float]:
+def measure(
+    fn: Callable[[OrderRequest], RiskDecision], batch: list[OrderRequest], n: int
+) -> dict[str, float]:
     timer = time.perf_counter_ns
     samples = [0] * n
     m = len(batch)

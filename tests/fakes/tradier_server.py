@@ -156,7 +156,8 @@ class Recorded:
 @dataclass
 class Fault:
     """The next ``times`` requests to ``path`` sleep ``delay`` then answer ``status``
-    (``status=None``: after the delay, answer normally)."""
+    (``status=None``: after the delay, answer normally). ``method`` narrows it to one
+    HTTP method (``None``: any)."""
 
     path: str
     status: int | None = 500
@@ -164,6 +165,7 @@ class Fault:
     delay: float = 0.0
     headers: dict[str, str] = field(default_factory=dict)
     body: str = "Internal Server Error"
+    method: str | None = None
 
 
 @dataclass
@@ -206,6 +208,8 @@ class FakeTradier:
         self.quota: Quota | None = None
         self.sessions: dict[str, bool] = {}  # session id -> already used
         self.subscriptions: list[Subscription] = []
+        self.refuse_subscriptions = 0  # answer the next N with {"error": ...} and close
+        self.refusals: list[str] = []
         self._sockets: dict[web.WebSocketResponse, Subscription] = {}
         self._changed = asyncio.Condition()
         self.app = web.Application(middlewares=[self._middleware])
@@ -218,11 +222,8 @@ class FakeTradier:
     async def start(self) -> None:
         self._runner = web.AppRunner(self.app, handle_signals=False)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        server = site._server
-        assert server is not None and server.sockets
-        self.port = server.sockets[0].getsockname()[1]
+        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
+        self.port = int(self._runner.addresses[0][1])
 
     async def close(self) -> None:
         await self.drop_streams()
@@ -260,15 +261,18 @@ class FakeTradier:
         delay: float = 0.0,
         headers: dict[str, str] | None = None,
         body: str = "Internal Server Error",
+        method: str | None = None,
     ) -> None:
-        self.faults.append(Fault(path, status, times, delay, headers or {}, body))
+        self.faults.append(Fault(path, status, times, delay, headers or {}, body, method))
 
     def limit(self, allowed: int, window: float, prefix: str = "/markets") -> None:
         """Allow ``allowed`` requests per ``window`` seconds under ``prefix``, then 429."""
         self.quota = Quota(allowed, window, prefix)
 
-    def calls(self, path: str) -> list[Recorded]:
-        return [r for r in self.requests if r.path == path]
+    def calls(self, path: str, method: str | None = None) -> list[Recorded]:
+        return [
+            r for r in self.requests if r.path == path and (method is None or r.method == method)
+        ]
 
     # -- rendering ------------------------------------------------------------------
     @staticmethod
@@ -314,10 +318,20 @@ class FakeTradier:
             }
             if exhausted:
                 return web.Response(status=429, text="Quota Violation", headers=quota_headers)
-        fault = next((f for f in self.faults if f.path == record.path and f.times > 0), None)
+        fault = next(
+            (
+                f
+                for f in self.faults
+                if f.path == record.path
+                and f.times > 0
+                and (f.method is None or f.method == record.method)
+            ),
+            None,
+        )
         if fault is not None:
             fault.times -= 1
             if fault.delay:
+                await request.read()  # the request arrived whole; only the answer is slow
                 await asyncio.sleep(fault.delay)
             if fault.status is not None:
                 headers = {**quota_headers, **fault.headers}
@@ -412,9 +426,18 @@ class FakeTradier:
             await ws.close()
             return ws
         payload = json.loads(first.data) if first.type is WSMsgType.TEXT else {}
-        session_id = payload.get("sessionid")
+        session_id = str(payload.get("sessionid", ""))
+        refusal = None
         if session_id not in self.sessions or self.sessions[session_id]:
-            await ws.send_str(json.dumps({"error": "session not found or already used"}))
+            refusal = "session not found or already used"
+        elif self.refuse_subscriptions > 0:
+            self.refuse_subscriptions -= 1
+            refusal = "session expired"
+        if refusal is not None:
+            if session_id in self.sessions:
+                self.sessions[session_id] = True
+            self.refusals.append(refusal)
+            await ws.send_str(json.dumps({"error": refusal}))
             await ws.close(code=WSCloseCode.POLICY_VIOLATION)
             return ws
         self.sessions[session_id] = True

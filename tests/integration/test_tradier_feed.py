@@ -72,7 +72,7 @@ async def feed(fake: FakeTradier) -> AsyncIterator[TradierFeed]:
 
 
 def errors(op: str) -> float:
-    return FEED_ERRORS.labels("tradier", op)._value.get()
+    return float(FEED_ERRORS.labels("tradier", op)._value.get())
 
 
 # -- protocol and headers --------------------------------------------------------------
@@ -284,7 +284,8 @@ async def test_resolve_falls_back_to_the_quote_and_returns_none_for_unknown(
 
 # -- history ------------------------------------------------------------------------------
 def trading_days(first: date, count: int) -> list[date]:
-    days, day = [], first
+    days: list[date] = []
+    day = first
     while len(days) < count:
         if day.weekday() < 5:
             days.append(day)
@@ -486,3 +487,23 @@ async def test_stream_keeps_trying_while_the_session_endpoint_is_down(
             with suppress(asyncio.CancelledError):
                 await task
     assert caplog.text.count("Tradier stream dropped") == 2
+
+
+async def test_stream_refused_by_tradier_starts_over_with_a_new_session(
+    fake: FakeTradier, feed: TradierFeed, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake.refuse_subscriptions = 1
+    queue: asyncio.Queue[list[Quote]] = asyncio.Queue()
+    with caplog.at_level(logging.WARNING, logger="app.feeds.tradier"):
+        task = asyncio.create_task(collect(feed, ["SPY"], queue))
+        try:
+            sub = await fake.wait_for_subscriptions(1)
+            await fake.push(trade("SPY", 512.0, 6))
+            await next_stream_quote(queue, "SPY", 512.0)
+        finally:
+            task.cancel()
+            with suppress(asyncio.CancelledError):
+                await task
+    assert fake.refusals == ["session expired"]
+    assert len(fake.sessions) == 2 and fake.sessions[sub.sessionid]
+    assert "Tradier refused the stream: session expired" in caplog.text

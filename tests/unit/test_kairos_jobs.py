@@ -78,8 +78,16 @@ def test_good_file_normalises(tmp_path: Path) -> None:
         (GOOD + "calendar: XNOPE\n", "calendar", "unknown exchange calendar"),
         (GOOD.replace("momentum", "nope"), "strategy", "neither a built-in"),
         (GOOD.replace("momentum", "no_such_module_xyz:f"), "strategy", "cannot import module"),
-        (GOOD.replace("position_size: 5%", "position_size: 5"), "risk.position_size", "less than or equal to 1"),
-        (GOOD + "parameters: {rsi_period: 1}\n", "parameters.rsi_period", "greater than or equal to 2"),
+        (
+            GOOD.replace("position_size: 5%", "position_size: 5"),
+            "risk.position_size",
+            "less than or equal to 1",
+        ),
+        (
+            GOOD + "parameters: {rsi_period: 1}\n",
+            "parameters.rsi_period",
+            "greater than or equal to 2",
+        ),
         (GOOD + "parameters: {rsi_perod: 14}\n", "parameters.rsi_perod", "unknown field"),
         (GOOD + "colour: blue\n", "colour", "unknown field"),
         (GOOD + "session: lunch\n", "session.policy", "regular"),
@@ -107,7 +115,9 @@ def test_a_broken_file_does_not_stop_the_others(tmp_path: Path) -> None:
     jobs = load_jobs(tmp_path)
     assert [j.name for j in jobs.jobs] == ["good"]
     lines = [ln for e in jobs.errors for ln in e.lines()]
-    assert any(ln.startswith(f"{tmp_path / 'b.yaml'}: invalid YAML: line 2, column 1") for ln in lines)
+    assert any(
+        ln.startswith(f"{tmp_path / 'b.yaml'}: invalid YAML: line 2, column 1") for ln in lines
+    )
     assert any("c.yaml: name: job 'good' is already defined in" in ln for ln in lines)
 
 
@@ -122,12 +132,16 @@ parameters: {targets: {SPY: 0.6, TLT: 0.4}}
 """
     jobs = load_jobs([write(tmp_path, "rb.yaml", text)])
     [line] = jobs.errors[0].lines()
-    assert line.endswith("strategy: targets must match symbols: no target for QQQ; TLT not in symbols")
+    assert line.endswith(
+        "strategy: targets must match symbols: no target for QQQ; TLT not in symbols"
+    )
 
 
 def test_entry_point_strategy(tmp_path: Path) -> None:
     text = GOOD.replace("momentum", "tests.unit.test_kairos_jobs:entry_point_strategy")
-    job = load_job_file(write(tmp_path, "ep.yaml", text + "parameters: {resolution: '15', bars: 30}\n"))
+    job = load_job_file(
+        write(tmp_path, "ep.yaml", text + "parameters: {resolution: '15', bars: 30}\n")
+    )
     assert isinstance(job.strategy, FunctionStrategy)
     needs = job.strategy.needs()
     assert needs.resolution is not None and needs.resolution.value == "15" and needs.bars == 30
@@ -137,7 +151,9 @@ def test_cli_validate(tmp_path: Path) -> None:
     runner = CliRunner()
     ok = runner.invoke(kairos_app, ["validate", str(JOBS_DIR / "momentum.yaml")])
     assert ok.exit_code == 0 and "ok    " in ok.output
-    bad = write(tmp_path, "bad.yaml", GOOD.replace("strategy: momentum", "strategy: momentum\nrisk2: 1"))
+    bad = write(
+        tmp_path, "bad.yaml", GOOD.replace("strategy: momentum", "strategy: momentum\nrisk2: 1")
+    )
     res = runner.invoke(kairos_app, ["validate", str(JOBS_DIR / "momentum.yaml"), str(bad)])
     assert res.exit_code == 1
     assert f"error {bad}: risk2: unknown field" in res.output

@@ -109,10 +109,14 @@ CRONS = ["*/5 * * * *", "*/15 * * * 1-5", "0 * * * *", "7,37 9-16 * * *", "59 15
 @settings(max_examples=200, deadline=None)
 @given(
     cron=st.sampled_from(CRONS),
-    start=st.datetimes(min_value=datetime(2024, 1, 1), max_value=datetime(2028, 6, 1), timezones=st.just(UTC)),
+    start=st.datetimes(
+        min_value=datetime(2024, 1, 1), max_value=datetime(2028, 6, 1), timezones=st.just(UTC)
+    ),
     jitter=st.floats(min_value=0, max_value=30),
 )
-def test_regular_job_never_fires_outside_the_session(cron: str, start: datetime, jitter: float) -> None:
+def test_regular_job_never_fires_outside_the_session(
+    cron: str, start: datetime, jitter: float
+) -> None:
     sched = JobSchedule(cron, XNYS, REGULAR, jitter=timedelta(seconds=jitter))
     t = start
     for _ in range(5):

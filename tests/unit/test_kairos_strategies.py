@@ -15,7 +15,10 @@ from app.kairos.strategies.base import StrategyContext
 from app.kairos.testing import bars_from
 from app.models.market import Bar
 
-JOBS = {j.name: j for j in load_jobs(Path(__file__).resolve().parents[2] / "deployment/kairos/jobs").jobs}
+JOBS = {
+    j.name: j
+    for j in load_jobs(Path(__file__).resolve().parents[2] / "deployment/kairos/jobs").jobs
+}
 T0 = int(datetime(2026, 11, 25, 14, 30, tzinfo=UTC).timestamp())
 NOW = datetime(2026, 11, 25, 20, 0, tzinfo=UTC)
 ACCOUNT = Account(equity=100_000.0, cash=100_000.0)
@@ -38,7 +41,9 @@ def rising(n: int, step: int = 300) -> list[Bar]:
 
 
 def position(symbol: str, qty: float, price: float) -> Position:
-    return Position(symbol=symbol, quantity=qty, avg_price=price, last_price=price, market_value=qty * price)
+    return Position(
+        symbol=symbol, quantity=qty, avg_price=price, last_price=price, market_value=qty * price
+    )
 
 
 # -- momentum ------------------------------------------------------------------------
@@ -76,7 +81,9 @@ def test_momentum_known_signals() -> None:
 
 def test_momentum_respects_max_positions_and_flat_book() -> None:
     job = JOBS["momentum"]
-    bars = {s: falling(150, drop=1.0 + i / 10, last_volume=3000) for i, s in enumerate(job.spec.symbols)}
+    bars = {
+        s: falling(150, drop=1.0 + i / 10, last_volume=3000) for i, s in enumerate(job.spec.symbols)
+    }
     # Flat book, no account: three entries at most, unsized, most oversold first.
     signals = job.strategy.evaluate(ctx(job, bars))
     assert [s.symbol for s in signals] == ["NVDA", "AMD", "TSLA"]
@@ -112,12 +119,23 @@ def test_mean_reversion_known_signals() -> None:
     assert got == [("QQQ", Action.EXIT), ("SPY", Action.BUY), ("IWM", Action.BUY)]
     spy_buy = next(s for s in signals if s.symbol == "SPY")
     assert spy_buy.quantity == int(100_000 * 0.08 // 97.0)
-    assert spy_buy.stop_loss == round(97.0 * 0.95, 2) and spy_buy.take_profit == round(97.0 * 1.04, 2)
+    assert spy_buy.stop_loss == round(97.0 * 0.95, 2) and spy_buy.take_profit == round(
+        97.0 * 1.04, 2
+    )
     assert all(s.action is not Action.SELL for s in signals)  # long-only by default
 
 
 # -- rebalance -------------------------------------------------------------------------
-PRICES = {"SPY": 500, "QQQ": 400, "VTI": 250, "IWM": 200, "XLK": 200, "XLF": 50, "XLE": 80, "XLV": 150}
+PRICES = {
+    "SPY": 500,
+    "QQQ": 400,
+    "VTI": 250,
+    "IWM": 200,
+    "XLK": 200,
+    "XLF": 50,
+    "XLE": 80,
+    "XLV": 150,
+}
 
 
 def book_ctx(holdings: dict[str, int], cash: float) -> StrategyContext:
@@ -126,14 +144,27 @@ def book_ctx(holdings: dict[str, int], cash: float) -> StrategyContext:
     equity = cash + sum(p.value for p in positions.values())
     quotes = {s: QuoteSnapshot(symbol=s, last=p) for s, p in PRICES.items()}
     return StrategyContext(
-        job=job.spec, now=NOW, quotes=quotes, positions=positions, account=Account(equity=equity, cash=cash)
+        job=job.spec,
+        now=NOW,
+        quotes=quotes,
+        positions=positions,
+        account=Account(equity=equity, cash=cash),
     )
 
 
 def test_rebalance_on_fixture_book() -> None:
     job = JOBS["portfolio_rebalance"]
     # Equity 100,000: SPY at 50% (target 40%) drifts 10 points -> rebalance everything.
-    holdings = {"SPY": 100, "QQQ": 50, "VTI": 60, "IWM": 20, "XLK": 18, "XLF": 74, "XLE": 40, "XLV": 0}
+    holdings = {
+        "SPY": 100,
+        "QQQ": 50,
+        "VTI": 60,
+        "IWM": 20,
+        "XLK": 18,
+        "XLF": 74,
+        "XLE": 40,
+        "XLV": 0,
+    }
     signals = job.strategy.evaluate(book_ctx(holdings, cash=500))
     got = [(s.symbol, s.action, s.quantity) for s in signals]
     assert got == [
@@ -148,7 +179,16 @@ def test_rebalance_on_fixture_book() -> None:
 
 def test_rebalance_within_threshold_does_nothing() -> None:
     job = JOBS["portfolio_rebalance"]
-    holdings = {"SPY": 88, "QQQ": 50, "VTI": 60, "IWM": 30, "XLK": 18, "XLF": 74, "XLE": 46, "XLV": 25}
+    holdings = {
+        "SPY": 88,
+        "QQQ": 50,
+        "VTI": 60,
+        "IWM": 30,
+        "XLK": 18,
+        "XLF": 74,
+        "XLE": 46,
+        "XLV": 25,
+    }
     assert job.strategy.evaluate(book_ctx(holdings, cash=1_000)) == []  # SPY 44% < 5 points off
     assert job.strategy.evaluate(book_ctx({}, cash=0)) == []  # no equity, no trades
 
@@ -164,7 +204,9 @@ def test_rebalance_from_cash() -> None:
 
 # -- alerts ---------------------------------------------------------------------------
 def test_alert_id_is_deterministic_and_body_is_the_contract() -> None:
-    sig = Signal(symbol="AAPL", action=Action.BUY, bar_time=T0, quantity=3, stop_loss=97.0, take_profit=106.0)
+    sig = Signal(
+        symbol="AAPL", action=Action.BUY, bar_time=T0, quantity=3, stop_loss=97.0, take_profit=106.0
+    )
     body = alert_body("momentum", sig)
     assert body == {
         "ticker": "AAPL",

@@ -218,7 +218,10 @@ def test_concentration() -> None:
 
 def test_sector_concentration() -> None:
     e = make_engine(
-        sector_concentration={"max_pct": 30, "sectors": {"AAPL": "Technology", "msft": "Technology"}}
+        sector_concentration={
+            "max_pct": 30,
+            "sectors": {"AAPL": "Technology", "msft": "Technology"},
+        }
     )
     hold(e, "AAPL", 200, 100.0)  # 20 % Technology
     e.on_quote("MSFT", 100, T0)
@@ -254,7 +257,10 @@ def test_position_size_notional_counts_working_orders() -> None:
 def test_position_size_per_strategy() -> None:
     e = make_engine(
         position_size={"max_shares": 100, "max_notional": None},
-        strategies={"swing": {"position_size": {"max_shares": 10}}, "free": {"position_size": None}},
+        strategies={
+            "swing": {"position_size": {"max_shares": 10}},
+            "free": {"position_size": None},
+        },
     )
     e.on_quote("AAPL", 10, T0)
     assert allowed(e.check(order(qty=10, strategy="swing")))
@@ -291,9 +297,7 @@ def test_price_collar() -> None:
 
 def test_price_collar_requires_fresh_quote() -> None:
     clock = Clock()
-    e = make_engine(
-        clock, price_collar={"require_quote": True, "max_quote_age_seconds": 30}
-    )
+    e = make_engine(clock, price_collar={"require_quote": True, "max_quote_age_seconds": 30})
     o = order(order_type=OrderType.LIMIT, limit_price=100.0)
     assert denied(e.check(o), "price_collar", "no_quote")
     e.on_quote("AAPL", 100, T0)
@@ -410,3 +414,12 @@ def test_disabled_checks_are_not_built() -> None:
     names = [c.name for c in e.checks]
     assert "quantity" not in names and "duplicate" in names
     assert names[0] == "kill_switch"
+
+
+def test_daily_loss_latches_on_a_dip_between_checks() -> None:
+    e = make_engine(daily_loss={"max_loss": 1000})
+    hold(e, "AAPL", 100, 100.0)
+    e.on_quote("AAPL", 89.0, T0 + 1)  # -1100, nobody checks
+    e.on_quote("AAPL", 99.0, T0 + 2)  # back to -100
+    assert denied(e.check(order()), "daily_loss", "daily_loss_limit")
+    assert e.snapshot()["daily"]["loss_limit_hit"] is True

@@ -10,11 +10,20 @@ import pytest
 from app.models.orders import Intent, OrderType, TimeInForce
 from app.models.portfolio import AccountState
 from app.risk import BreakerState, KillState, RiskEngine, parse_limits
-from tests.unit.test_risk_checks import SECTIONS, T0, Clock, allowed, denied, hold, make_engine, order
+from tests.unit.test_risk_checks import (
+    SECTIONS,
+    T0,
+    Clock,
+    allowed,
+    denied,
+    hold,
+    make_engine,
+    order,
+)
 
 
-def utc(*args: int) -> float:
-    return datetime(*args, tzinfo=UTC).timestamp()  # type: ignore[misc]
+def utc(y: int, mo: int, d: int, h: int = 0, mi: int = 0, sec: int = 0) -> float:
+    return datetime(y, mo, d, h, mi, sec, tzinfo=UTC).timestamp()
 
 
 # -- kill switch ----------------------------------------------------------------------
@@ -23,7 +32,7 @@ def test_kill_switch_reducing() -> None:
     hold(e, "AAPL", 100, 100.0)
     hold(e, "MSFT", -50, 100.0)
     e.on_quote("NVDA", 100, T0)
-    assert e.set_kill_switch("reducing") is KillState.ACTIVE
+    assert e.set_kill_switch("reducing") is KillState.REDUCING
     assert allowed(e.check(order("AAPL", Intent.SELL, 100)))  # close the long
     assert allowed(e.check(order("MSFT", Intent.BUY_TO_COVER, 20)))  # shrink the short
     assert denied(e.check(order("AAPL", Intent.BUY, 1)), "kill_switch", "reducing_only")
@@ -102,7 +111,7 @@ def test_breaker_trips_on_errors_and_recovers_half_open() -> None:
     e.on_order_submitted(probe, clock())
     assert denied(e.check(order(qty=5)), "circuit_breaker", "half_open_probe_pending")
     e.on_broker_result(True, clock.advance(1))
-    assert e.breaker.state is BreakerState.CLOSED
+    assert e.snapshot()["circuit_breaker"]["state"] == BreakerState.CLOSED.value
     assert allowed(e.check(order(qty=6)))
 
 
@@ -198,7 +207,9 @@ def hours_engine(clock: Clock, mode: str = "exchange") -> RiskEngine:
         ((2026, 11, 28, 15, 0), False),  # Saturday
     ],
 )
-def test_market_hours_thanksgiving_week(when: tuple[int, ...], is_open: bool) -> None:
+def test_market_hours_thanksgiving_week(
+    when: tuple[int, int, int, int, int], is_open: bool
+) -> None:
     clock = Clock(utc(2026, 11, 20, 15))
     e = hours_engine(clock)
     clock.t = utc(*when)
@@ -228,7 +239,7 @@ def test_market_hours_next_open_after_thanksgiving() -> None:
         ((2026, 3, 9, 20, 0), False),  # Mon 16:00 EDT
     ],
 )
-def test_market_hours_dst_week(when: tuple[int, ...], is_open: bool) -> None:
+def test_market_hours_dst_week(when: tuple[int, int, int, int, int], is_open: bool) -> None:
     clock = Clock(utc(2026, 3, 2, 15))
     e = hours_engine(clock)
     clock.t = utc(*when)
@@ -299,10 +310,14 @@ def test_day_roll_drops_working_day_orders_only() -> None:
 
 def test_mid_day_start_counts_todays_realised_pnl() -> None:
     clock = Clock()
-    e = RiskEngine(parse_limits(dict.fromkeys(SECTIONS) | {"daily_loss": {"max_loss": 500}}), clock=clock)
+    e = RiskEngine(
+        parse_limits(dict.fromkeys(SECTIONS) | {"daily_loss": {"max_loss": 500}}), clock=clock
+    )
     e.on_quote("AAPL", 100, T0)
     e.update_account(
-        AccountState(account="t", cash=10_000, equity=10_000, buying_power=10_000, realized_pnl_today=-600)
+        AccountState(
+            account="t", cash=10_000, equity=10_000, buying_power=10_000, realized_pnl_today=-600
+        )
     )
     assert denied(e.check(order()), "daily_loss", "daily_loss_limit")
 

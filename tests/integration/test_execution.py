@@ -1,0 +1,327 @@
+"""Webhook -> risk -> paper broker -> positions and P&L, over real HTTP and a real Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from redis.asyncio import Redis
+
+from app.datahub.app import create_app
+from tests.apps import serve, settings_for
+from tests.servers import RedisServer, free_port
+
+PASS = "correct horse battery staple"
+HMAC_KEY = "kairos-signing-key"
+ADMIN = "admin-key-for-tests"
+SYMBOLS = ["AAPL", "MSFT", "SPY", "TSLA"]
+
+RISK_YAML = """
+rate_limit:
+  global: {max_orders: 1000, window_seconds: 60}
+  per_symbol: {max_orders: 1000, window_seconds: 60}
+duplicate: null
+price_collar: null
+sizing:
+  default: {mode: signal, quantity: 1}
+  strategies:
+    pct: {mode: percent_equity, percent: 5}
+"""
+
+
+@pytest.fixture
+def risk_file(tmp_path: Path) -> Path:
+    path = tmp_path / "risk.yaml"
+    path.write_text(RISK_YAML)
+    return path
+
+
+def make_settings(redis_url: str, risk_file: Path, **kw: Any) -> Any:
+    return settings_for(
+        redis_url,
+        symbols=SYMBOLS,
+        webhook_passphrase=PASS,
+        webhook_hmac_key=HMAC_KEY,
+        admin_api_key=ADMIN,
+        risk_config=risk_file,
+        sim_quote_rate=20,
+        **kw,
+    )
+
+
+@pytest.fixture
+async def api(
+    redis_srv: RedisServer, redis: Redis, risk_file: Path
+) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(make_settings(redis_srv.url, risk_file))
+    async with (
+        serve(app) as url,
+        httpx.AsyncClient(base_url=url, timeout=10, headers={"X-API-Key": ADMIN}) as client,
+    ):
+        client.app = app  # type: ignore[attr-defined]
+        yield client
+
+
+def alert(**kw: Any) -> dict[str, Any]:
+    return {"passphrase": PASS, "ticker": "AAPL", "action": "buy", "quantity": 10, **kw}
+
+
+async def post(client: httpx.AsyncClient, body: Any, **kw: Any) -> httpx.Response:
+    return await client.post("/webhook/tradingview", content=json.dumps(body), **kw)
+
+
+async def wait_for(
+    client: httpx.AsyncClient, path: str, predicate: Any, timeout: float = 5.0
+) -> Any:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        body = (await client.get(path)).json()
+        if predicate(body):
+            return body
+        assert asyncio.get_running_loop().time() < deadline, f"{path}: condition not met: {body}"
+        await asyncio.sleep(0.05)
+
+
+def position(body: dict[str, Any], symbol: str) -> int:
+    return next((p["quantity"] for p in body["positions"] if p["symbol"] == symbol), 0)
+
+
+async def test_long_round_trip_to_realised_pnl(api: httpx.AsyncClient) -> None:
+    r = await post(api, alert(alert_id="long-1"))
+    assert r.status_code == 202, r.text
+    decision = r.json()
+    assert decision["status"] == "accepted" and decision["order_id"]
+    order = await wait_for(
+        api, f"/api/v1/orders/{decision['order_id']}", lambda o: o["status"] == "filled"
+    )
+    assert order["filled_quantity"] == 10 and order["avg_fill_price"] > 0
+    await wait_for(api, "/api/v1/positions", lambda b: position(b, "AAPL") == 10)
+    r = await post(api, alert(action="exit", alert_id="long-2", quantity=None))
+    assert r.status_code == 202 and r.json()["quantity"] == 10
+    await wait_for(api, "/api/v1/positions", lambda b: position(b, "AAPL") == 0)
+    account = (await api.get("/api/v1/account")).json()
+    assert account["open_positions"] == 0
+    # bought at the ask, sold at the bid, with slippage: a small realised loss
+    assert -20 < account["realized_pnl_today"] < 0
+    assert account["cash"] == pytest.approx(100_000 + account["realized_pnl_today"], abs=0.01)
+
+
+async def test_short_and_reversal(api: httpx.AsyncClient) -> None:
+    r = await post(api, alert(ticker="MSFT", action="sell", quantity=5, alert_id="short-1"))
+    assert r.status_code == 202
+    await wait_for(api, "/api/v1/positions", lambda b: position(b, "MSFT") == -5)
+    # a buy of 8 while short 5 covers 5 and opens 3 long: two orders
+    r = await post(api, alert(ticker="MSFT", action="buy", quantity=8, alert_id="short-2"))
+    assert r.status_code == 202 and "2 orders" in r.json()["message"]
+    await wait_for(api, "/api/v1/positions", lambda b: position(b, "MSFT") == 3)
+    orders = (await api.get("/api/v1/orders")).json()["orders"]
+    intents = sorted(o["request"]["intent"] for o in orders if o["request"]["symbol"] == "MSFT")
+    assert intents == ["buy", "buy_to_cover", "sell_short"]
+
+
+async def test_percent_of_equity_sizing(api: httpx.AsyncClient) -> None:
+    r = await post(api, alert(ticker="SPY", quantity=None, strategy="pct", alert_id="pct-1"))
+    assert r.status_code == 202
+    quote = (await api.get("/api/v1/quotes", params={"symbols": "SPY"})).json()["quotes"]["SPY"]
+    assert (
+        r.json()["quantity"] == int(100_000 * 0.05 // quote["ask"])
+        or abs(r.json()["quantity"] - 5000 / quote["last"]) < 1
+    )
+
+
+async def test_hundred_concurrent_copies_place_one_order(api: httpx.AsyncClient) -> None:
+    body = alert(alert_id="storm-1", quantity=3)
+    responses = await asyncio.gather(*(post(api, body) for _ in range(100)))
+    decisions = [r.json() for r in responses]
+    assert {d["order_id"] for d in decisions} == {decisions[0]["order_id"]}
+    assert sum(not d["duplicate"] for d in decisions) == 1
+    await wait_for(api, "/api/v1/positions", lambda b: position(b, "AAPL") == 3)
+    orders = (await api.get("/api/v1/orders")).json()["orders"]
+    assert len([o for o in orders if o["request"]["alert_id"] == "storm-1"]) == 1
+
+
+async def test_alert_without_id_is_deduplicated_by_content(api: httpx.AsyncClient) -> None:
+    body = alert(time="2026-11-20T15:30:00Z", strategy="s1", quantity=2)
+    body.pop("alert_id", None)
+    first, second = (await post(api, body)).json(), (await post(api, body)).json()
+    assert first["order_id"] == second["order_id"] and second["duplicate"] is True
+
+
+async def test_hmac_signed_alert(api: httpx.AsyncClient) -> None:
+    raw = json.dumps(
+        {"ticker": "SPY", "action": "buy", "quantity": 1, "alert_id": "signed-1"}
+    ).encode()
+    sig = hmac.new(HMAC_KEY.encode(), raw, hashlib.sha256).hexdigest()
+    r = await api.post("/webhook/tradingview", content=raw, headers={"X-Signature": sig})
+    assert r.status_code == 202
+    bad = await api.post("/webhook/tradingview", content=raw, headers={"X-Signature": "0" * 64})
+    assert bad.status_code == 401 and bad.json()["error"] == "bad X-Signature"
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "fragment"),
+    [
+        ("{not json", 422, "not JSON"),
+        ("BUY AAPL 10", 422, "buy|sell|exit|flatten"),
+        ('["a"]', 422, "JSON object"),
+        (alert(action="hold"), 422, "invalid alert"),
+        (alert(ticker="NOPE"), 422, "unknown symbol"),
+        (alert(ticker="AA;PL"), 422, "invalid alert"),
+        (alert(quantity=-5), 422, "invalid alert"),
+        (alert(quantity=10**9), 422, "invalid alert"),
+        (alert(quantity=1.5), 422, "invalid alert"),
+        (alert(passphrase="guess"), 401, "wrong or missing passphrase"),
+        (
+            {k: v for k, v in alert().items() if k != "passphrase"},
+            401,
+            "wrong or missing passphrase",
+        ),
+    ],
+)
+async def test_bad_input_is_a_clear_4xx_and_places_nothing(
+    api: httpx.AsyncClient, body: Any, status: int, fragment: str
+) -> None:
+    content = body if isinstance(body, str) else json.dumps(body)
+    r = await api.post("/webhook/tradingview", content=content)
+    assert r.status_code == status
+    assert fragment in json.dumps(r.json())
+    assert PASS not in r.text
+    assert (await api.get("/api/v1/orders")).json()["orders"] == []
+
+
+async def test_invalid_field_is_named(api: httpx.AsyncClient) -> None:
+    r = await post(api, alert(quantity=-1))
+    assert r.json()["errors"][0]["field"] == "quantity"
+
+
+async def test_oversize_body_is_413(api: httpx.AsyncClient) -> None:
+    r = await api.post("/webhook/tradingview", content=json.dumps(alert(note="x" * 70_000)))
+    assert r.status_code == 413
+
+
+async def test_admin_api_needs_the_key(api: httpx.AsyncClient) -> None:
+    for method, path in [
+        ("GET", "/api/v1/orders"),
+        ("GET", "/api/v1/positions"),
+        ("GET", "/api/v1/account"),
+        ("GET", "/api/v1/risk"),
+        ("GET", "/api/v1/alerts"),
+        ("POST", "/api/v1/risk/kill-switch"),
+        ("POST", "/api/v1/flatten"),
+        ("DELETE", "/api/v1/orders/x"),
+    ]:
+        for headers in ({"X-API-Key": ""}, {"X-API-Key": "wrong"}):
+            r = await api.request(method, path, headers=headers)
+            assert r.status_code == 401, (method, path)
+
+
+async def test_kill_switch_halts_then_reducing_allows_exits(api: httpx.AsyncClient) -> None:
+    await post(api, alert(ticker="TSLA", quantity=2, alert_id="ks-1"))
+    await wait_for(api, "/api/v1/positions", lambda b: position(b, "TSLA") == 2)
+    assert (await api.post("/api/v1/risk/kill-switch", json={"state": "HALTED"})).json()[
+        "state"
+    ] == "HALTED"
+    denied = (await post(api, alert(ticker="TSLA", alert_id="ks-2"))).json()
+    assert denied["status"] == "denied" and denied["check"] == "kill_switch"
+    await api.post("/api/v1/risk/kill-switch", json={"state": "REDUCING"})
+    assert (await post(api, alert(ticker="TSLA", alert_id="ks-3"))).json()["status"] == "denied"
+    assert (await post(api, alert(ticker="TSLA", action="exit", alert_id="ks-4"))).json()[
+        "status"
+    ] == "accepted"
+    await wait_for(api, "/api/v1/positions", lambda b: position(b, "TSLA") == 0)
+    risk = (await api.get("/api/v1/risk")).json()
+    assert risk["kill_switch"]["state"] == "REDUCING"
+    alerts = (await api.get("/api/v1/alerts")).json()["alerts"]
+    assert [a["alert_id"] for a in alerts[:3]] == ["ks-4", "ks-3", "ks-2"]
+
+
+async def test_flatten_all_and_cancel_a_resting_order(api: httpx.AsyncClient) -> None:
+    await post(api, alert(ticker="AAPL", quantity=2, alert_id="fl-1"))
+    await post(api, alert(ticker="SPY", action="sell", quantity=2, alert_id="fl-2"))
+    await wait_for(api, "/api/v1/positions", lambda b: len(b["positions"]) == 2)
+    result = (await api.post("/api/v1/flatten", json={})).json()
+    assert len(result["orders"]) == 2
+    await wait_for(api, "/api/v1/positions", lambda b: b["positions"] == [])
+    # a buy limit far under the market rests until canceled
+    r = await post(
+        api, alert(ticker="AAPL", order_type="limit", price=1.0, quantity=1, alert_id="lim-1")
+    )
+    order_id = r.json()["order_id"]
+    await wait_for(api, f"/api/v1/orders/{order_id}", lambda o: o["status"] == "submitted")
+    canceled = (await api.delete(f"/api/v1/orders/{order_id}")).json()
+    await wait_for(api, f"/api/v1/orders/{order_id}", lambda o: o["status"] == "canceled")
+    assert canceled["id"] == order_id
+    assert (await api.delete(f"/api/v1/orders/{order_id}")).status_code == 409
+    assert (await api.delete("/api/v1/orders/nope")).status_code == 404
+
+
+async def test_state_survives_a_restart(
+    redis_srv: RedisServer, redis: Redis, risk_file: Path
+) -> None:
+    settings = make_settings(redis_srv.url, risk_file)
+    async with (
+        serve(create_app(settings)) as url,
+        httpx.AsyncClient(base_url=url, headers={"X-API-Key": ADMIN}) as c,
+    ):
+        await post(c, alert(quantity=4, alert_id="restart-1"))
+        await wait_for(c, "/api/v1/positions", lambda b: position(b, "AAPL") == 4)
+        await c.post("/api/v1/risk/kill-switch", json={"state": "REDUCING"})
+    async with (
+        serve(create_app(settings)) as url,
+        httpx.AsyncClient(base_url=url, headers={"X-API-Key": ADMIN}) as c,
+    ):
+        assert position((await c.get("/api/v1/positions")).json(), "AAPL") == 4
+        assert (await c.get("/api/v1/risk")).json()["kill_switch"]["state"] == "REDUCING"
+        again = (await post(c, alert(quantity=4, alert_id="restart-1"))).json()
+        assert again["duplicate"] is True
+        fills = await redis.xlen("traderops:stream:fills")
+        assert fills == 1
+
+
+async def test_redis_down_means_503_and_nothing_placed(risk_file: Path) -> None:
+    srv_dir = Path(risk_file).parent / "redis-down"
+    server = RedisServer(srv_dir)
+    server.start()
+    app = create_app(make_settings(server.url, risk_file))
+    try:
+        async with serve(app) as url, httpx.AsyncClient(base_url=url, timeout=20) as c:
+            server.stop()
+            r = await post(c, alert(alert_id="down-1"))
+            assert r.status_code == 503 and "nothing was placed" in r.json()["error"]
+    finally:
+        server.stop()
+
+
+async def test_source_allow_list_with_trusted_proxy(
+    redis_srv: RedisServer, redis: Redis, risk_file: Path
+) -> None:
+    settings = make_settings(
+        redis_srv.url, risk_file, webhook_allow_ips=["tradingview"], trusted_proxies=["127.0.0.1"]
+    )
+    async with serve(create_app(settings)) as url, httpx.AsyncClient(base_url=url) as c:
+        direct = await post(c, alert(alert_id="ip-1"))
+        assert direct.status_code == 403
+        spoofed = await post(
+            c, alert(alert_id="ip-2"), headers={"X-Forwarded-For": "52.89.214.238, 10.0.0.9"}
+        )
+        assert spoofed.status_code == 403  # the proxy saw 10.0.0.9, not TradingView
+        via_proxy = await post(
+            c, alert(alert_id="ip-3"), headers={"X-Forwarded-For": "52.89.214.238"}
+        )
+        assert via_proxy.status_code == 202
+    settings = make_settings(redis_srv.url, risk_file, webhook_allow_ips=["tradingview"])
+    async with serve(create_app(settings)) as url, httpx.AsyncClient(base_url=url) as c:
+        untrusted = await post(
+            c, alert(alert_id="ip-4"), headers={"X-Forwarded-For": "52.89.214.238"}
+        )
+        assert untrusted.status_code == 403  # X-Forwarded-For from an untrusted peer is ignored
+
+
+_ = free_port

@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+import pytest
+
+from app.execution.ledger import Book, Ledger, trading_day
+from app.models.orders import Fill, Intent
+
+T = 1_795_000_000.0
+
+
+def fill(intent: Intent, qty: int, price: float, n: int = 0, commission: float = 0.0) -> Fill:
+    return Fill(
+        id=f"f{n}-{intent}-{qty}-{price}",
+        order_id="o",
+        broker="paper",
+        account="paper",
+        symbol="AAPL",
+        intent=intent,
+        quantity=qty,
+        price=price,
+        commission=commission,
+        time=T + n,
+    )
+
+
+def test_fifo_long_round_trip_with_scale_in_and_partial_close() -> None:
+    book = Book("AAPL")
+    assert book.apply(10, 100.0) == 0
+    assert book.apply(10, 110.0) == 0
+    assert book.avg_price == 105.0
+    assert book.apply(-15, 120.0) == pytest.approx(10 * 20 + 5 * 10)  # FIFO: the 100s go first
+    assert book.quantity == 5 and book.avg_price == 110.0
+
+
+def test_short_then_flip_to_long() -> None:
+    book = Book("AAPL")
+    book.apply(-10, 50.0)
+    assert book.apply(15, 45.0) == pytest.approx(50.0)  # covered 10 at a 5 profit each
+    assert book.quantity == 5 and book.avg_price == 45.0
+
+
+def test_ledger_cash_equity_and_daily_pnl_long_and_short() -> None:
+    ledger = Ledger("paper", cash=10_000.0)
+    ledger.apply_fill(fill(Intent.BUY, 10, 100.0, 1, commission=1.0))
+    assert ledger.cash == 10_000.0 - 1000.0 - 1.0
+    ledger.mark("AAPL", 105.0)
+    assert ledger.unrealized == 50.0
+    assert ledger.equity == pytest.approx(10_049.0)
+    ledger.apply_fill(fill(Intent.SELL, 10, 105.0, 2))
+    ledger.apply_fill(fill(Intent.SELL_SHORT, 5, 105.0, 3))
+    ledger.mark("AAPL", 100.0)
+    assert ledger.position("AAPL") == -5
+    assert ledger.unrealized == 25.0
+    state = ledger.state()
+    assert state.realized_pnl_today == pytest.approx(49.0)  # 50 gain less 1 commission
+    assert state.open_positions == 1 and state.gross_exposure == 500.0
+    assert ledger.daily_pnl == pytest.approx(74.0)
+
+
+def test_ledger_round_trips_through_its_dict_form() -> None:
+    ledger = Ledger("paper", cash=5_000.0)
+    ledger.apply_fill(fill(Intent.BUY, 3, 10.0, 1))
+    again = Ledger.from_dict(ledger.to_dict())
+    assert again.positions() == ledger.positions() and again.cash == ledger.cash
+
+
+def test_trading_day_is_exchange_local() -> None:
+    # 2026-11-20 03:00 UTC is still the 19th in New York
+    assert trading_day(1_795_143_600) == "2026-11-19"
+    assert trading_day(1_795_143_600 + 5 * 3600) == "2026-11-20"
