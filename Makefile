@@ -52,12 +52,21 @@ test-unit: install ## Fast unit tests (no servers)
 test-integration: install ## Integration tests against real servers started on free loopback ports
 	$(PYTEST) -q tests/integration
 
+.PHONY: test-observability
+test-observability: install ## promtool config/rules checks, rule unit tests, dashboard checks
+	bash scripts/test-observability.sh
+	$(PYTEST) -q tests/unit/test_dashboards.py tests/integration/test_prometheus_rules.py
+
+.PHONY: test-ansible
+test-ansible: ## Playbook syntax-check, ansible-lint (production) and the molecule scenario
+	bash scripts/test-ansible.sh
+
 .PHONY: test
-test: setup install lint ## Everything CI runs: set-up, lint, unit, integration, rules, containers, playbook
-	$(PYTEST) -q tests/unit tests/integration
+test: setup install lint ## Everything CI runs: set-up, lint, unit, integration (real servers, rules, playbook), e2e
+	$(PYTEST) -q -p no:cacheprovider tests/unit tests/integration $(wildcard tests/e2e)
 
 .PHONY: bench
-bench: install ## Benchmarks: p50/p99/throughput against a same-run baseline
+bench: install ## Benchmarks: p50/p99/throughput against a same-run baseline (one table)
 	$(BIN)/python -m tests.bench
 
 .PHONY: clean

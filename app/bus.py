@@ -69,6 +69,11 @@ class Keys:
     JOURNAL_GROUP = "journal"
     JOURNAL_DEAD_LETTERS = f"{PREFIX}:stream:fills:dead"
     JOURNAL_STATUS = f"{PREFIX}:journal:status"
+    JOURNAL_LOCK = f"{PREFIX}:journal:lock"  # one TradeNote writer at a time
+    JOURNAL_ATTEMPTS = f"{PREFIX}:journal:attempts"  # hash: stream entry id -> failed tries
+    JOURNAL_DAYS = f"{PREFIX}:journal:days"  # zset: dateUnix of every journaled day
+    JOURNAL_EOD = f"{PREFIX}:journal:eod"  # hash: dateUnix -> positions open at day end
+    JOURNAL_ANALYTICS = f"{PREFIX}:journal:analytics"  # hash: params -> cached analytics
 
 
 def create_redis(url: str, *, timeout: float = 2.0, max_connections: int = 256) -> Redis:

@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from app.config import ConfigError, Settings, describe, load_settings
+from app.kairos.cli import kairos_app
 from app.observability.logging import setup_logging
 
 cli = typer.Typer(
@@ -21,6 +22,7 @@ cli = typer.Typer(
 )
 config_app = typer.Typer(help="Inspect the effective configuration.", no_args_is_help=True)
 cli.add_typer(config_app, name="config")
+cli.add_typer(kairos_app, name="kairos", help="Strategy scheduler: run it, or validate/list/run-once jobs.")
 
 
 def _settings(**overrides: object) -> Settings:
@@ -41,7 +43,7 @@ def config_show() -> None:
         typer.echo(f"{name:<{width}}  {value}  [{source}]")
 
 
-async def _serve(settings: Settings) -> None:
+async def _serve(settings: Settings, *, with_kairos: bool = False) -> None:
     import uvicorn
 
     from app.datahub.app import create_app
@@ -55,7 +57,42 @@ async def _serve(settings: Settings) -> None:
         lifespan="on",
         proxy_headers=False,  # X-Forwarded-For is honoured only from TRADEROPS_TRUSTED_PROXIES
     )
-    await uvicorn.Server(config).serve()
+    server = uvicorn.Server(config)
+    if not with_kairos:
+        await server.serve()
+        return
+    serving = asyncio.create_task(server.serve())
+    while not server.started and not serving.done():
+        await asyncio.sleep(0.05)
+    scheduler = await _start_kairos(settings) if server.started else None
+    try:
+        await serving
+    finally:
+        if scheduler is not None:
+            scheduler.cancel()
+            await asyncio.gather(scheduler, return_exceptions=True)
+
+
+async def _start_kairos(settings: Settings) -> asyncio.Task[None] | None:
+    """The scheduler inside the embedded stack, posting to this process's datahub."""
+    import logging
+
+    from app.kairos.service import build_kairos
+
+    log = logging.getLogger("app.kairos")
+    if not settings.kairos_jobs.is_dir():
+        log.warning("kairos: no job directory %s; scheduler not started", settings.kairos_jobs)
+        return None
+    kairos, job_set = build_kairos(settings, datahub_url=f"http://127.0.0.1:{settings.http_port}")
+    log.info("kairos: %d jobs loaded, %d files rejected", len(job_set.jobs), len(job_set.errors))
+
+    async def run() -> None:
+        try:
+            await kairos.run_forever()
+        finally:
+            await kairos.client.close()
+
+    return asyncio.create_task(run(), name="kairos")
 
 
 @cli.command()
@@ -74,7 +111,7 @@ def run(
     port: Annotated[int | None, typer.Option(help="datahub port (default 8000)")] = None,
     host: Annotated[str | None, typer.Option(help="bind address (default 127.0.0.1)")] = None,
 ) -> None:
-    """Run everything in one process: datahub, simulated feed, paper broker, own Redis."""
+    """Run everything in one process: datahub, kairos, simulated feed, paper broker, own Redis."""
     from app.embedded import EmbeddedRedis, EmbeddedRedisError
 
     base = _settings(http_host=host, http_port=port)
@@ -105,7 +142,7 @@ def run(
         "Press Ctrl-C to stop."
     )
     try:
-        asyncio.run(_serve(settings))
+        asyncio.run(_serve(settings, with_kairos=True))
     except KeyboardInterrupt:
         pass
     finally:

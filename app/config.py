@@ -115,8 +115,22 @@ class Settings(BaseSettings):
     tradenote_app_id: str | None = None
     tradenote_master_key: SecretStr | None = None
     tradenote_username: str | None = None
+    tradenote_timezone: str = Field(
+        "America/New_York", description="the TradeNote user's time zone (dateUnix midnight)"
+    )
+    tradenote_timeout_seconds: float = Field(10.0, gt=0)
+    journal_account_paper: str = Field("paper", min_length=1, description="TradeNote account")
+    journal_account_live: str = Field("live", min_length=1, description="TradeNote account")
+    journal_max_attempts: int = Field(
+        5, ge=1, description="rejections of one fill before it goes to the dead-letter stream"
+    )
+    journal_batch_size: int = Field(500, ge=1, le=10_000)
+    journal_backoff_max_seconds: float = Field(30.0, gt=0)
+    journal_port: int = Field(8002, ge=1, le=65535, description="journal /health and /metrics")
     # -- kairos -------------------------------------------------------------
     kairos_jobs: Path = Path("deployment/kairos/jobs")
+    kairos_port: int = Field(8001, ge=1, le=65535, description="kairos /health and /metrics")
+    datahub_url: str | None = Field(None, description="where kairos posts alerts")
     # -- logs ---------------------------------------------------------------
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "text"] = "json"

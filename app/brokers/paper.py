@@ -107,8 +107,12 @@ class PaperBroker:
             avg_fill_price=record["avg_price"],
         )
 
-    async def fills_for(self, order_id: str) -> list[Fill]:
-        """Fills the paper broker made for an order (reconciliation replays missed ones)."""
+    async def fills_for(
+        self, order_id: str, filled_quantity: int | None = None, avg_fill_price: float | None = None
+    ) -> list[Fill]:
+        """Fills the paper broker made for an order; each has its own id, so the engine
+        skips the ones it already booked (the booked totals are not needed here).
+        """
         raw = await self.redis.hget(self.key, order_id)
         if raw is None:
             return []

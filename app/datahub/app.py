@@ -61,6 +61,7 @@ def create_app(settings: Settings, *, feed: Feed | None = None) -> FastAPI:
         try:
             yield
         finally:
+            hub.stopping = publisher.stopping = True
             for task in tasks:
                 task.cancel()
             _, stuck = await asyncio.wait(tasks, timeout=5)

@@ -60,25 +60,29 @@ class QuotePublisher:
         self.max_backoff = max_backoff
         self.instance = uuid.uuid4().hex
         self.leader = False
+        self.stopping = False  # set before cancelling: no retry loop outlives shutdown
 
     async def run(self) -> None:
         """Forever: win the lease, publish while holding it, back off on errors."""
         backoff = 0.1
-        while True:
+        while not self.stopping:
             try:
                 if await self._acquire():
                     backoff = 0.1
                     await self._publish_while_leader()
-                else:
+                elif not self.stopping:
                     await asyncio.sleep(self.lease_ms / 3000)
             except (RedisError, OSError, FeedError) as exc:
                 _reraise_if_cancelling()
                 self._set_leader(False)
+                if self.stopping:
+                    return
                 log.warning("quote publisher error, retrying in %.1fs: %s", backoff, exc)
                 await asyncio.sleep(backoff)
                 backoff = min(self.max_backoff, backoff * 2)
 
     async def stop(self) -> None:
+        self.stopping = True
         if self.leader:
             with contextlib.suppress(RedisError):
                 await self.redis.eval(_RELEASE, 1, Keys.QUOTE_PUBLISHER_LEASE, self.instance)
@@ -111,6 +115,8 @@ class QuotePublisher:
         stream = self.feed.stream(self.symbols)
         try:
             async for batch in stream:
+                if self.stopping:
+                    return
                 counter.inc(await self.cache.put_and_publish(batch))
                 if loop.time() >= next_renew:
                     if not await self._renew():

@@ -80,6 +80,7 @@ class QuoteHub:
         self.clients: set[StreamClient] = set()
         self.max_backoff = max_backoff
         self.connected = asyncio.Event()
+        self.stopping = False
         self.listeners: list[Callable[[dict[str, Any]], None]] = []  # in-process quote consumers
 
     def add(self, client: StreamClient) -> None:
@@ -133,7 +134,7 @@ class QuoteHub:
     async def run(self) -> None:
         """Subscribe and dispatch forever; resubscribe with backoff when Redis drops."""
         backoff = 0.1
-        while True:
+        while not self.stopping:
             pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(Keys.QUOTES_CHANNEL, Keys.EVENTS_CHANNEL)
@@ -151,8 +152,8 @@ class QuoteHub:
                             log.warning("ignoring malformed quote on the fan-out channel")
             except (RedisError, OSError) as exc:
                 task = asyncio.current_task()
-                if task is not None and task.cancelling():  # shutting down, not a Redis failure
-                    raise asyncio.CancelledError from exc
+                if self.stopping or (task is not None and task.cancelling()):
+                    raise asyncio.CancelledError from exc  # shutting down, not a Redis failure
                 self.connected.clear()
                 log.warning("quote subscription lost, retrying in %.1fs: %s", backoff, exc)
                 await asyncio.sleep(backoff)

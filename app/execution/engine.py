@@ -9,7 +9,6 @@ the background and report through ``on_broker_event``. One engine per account
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 import time
@@ -26,6 +25,7 @@ from app.models.market import Quote
 from app.models.orders import TRANSITIONS, Fill, Intent, Order, OrderRequest, OrderStatus, OrderType
 from app.observability.metrics import (
     BROKER_ERRORS,
+    DAILY_LOSS_LIMIT,
     DAILY_PNL,
     EXPOSURE,
     FILLS,
@@ -79,6 +79,8 @@ class ExecutionEngine:
         self._lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
         self._inflight: dict[str, asyncio.Future[Decision]] = {}
+        self._watcher: asyncio.Task[None] | None = None
+        self.last: dict[str, float] = {}  # last trade per symbol, from the quote fan-out
         self._pnl_gauge = DAILY_PNL.labels(broker.account)
         self._exposure_gauge = EXPOSURE.labels(broker.account)
         self._positions_gauge = OPEN_POSITIONS.labels(broker.account)
@@ -96,11 +98,30 @@ class ExecutionEngine:
         await self.broker.start(self.on_broker_event)
         await self.reconcile()
         self._update_gauges()
+        self._watcher = asyncio.create_task(self._watch_unknown(), name="unknown-orders")
+
+    async def _watch_unknown(self, every: float = 30.0) -> None:
+        """Orders left UNKNOWN by a broker timeout: ask the broker by tag until it knows."""
+        while True:
+            await asyncio.sleep(every)
+            for order in [o for o in self.orders.values() if o.status is OrderStatus.UNKNOWN]:
+                try:
+                    state = await self.broker.find_by_tag(order.id)
+                except BrokerError as exc:
+                    log.warning("reconcile of unknown order %s failed: %s", order.id, exc)
+                    continue
+                if state is not None and state.status is not OrderStatus.UNKNOWN:
+                    await self.on_broker_event(BrokerEvent(order.id, state.status, state.broker_order_id))
 
     async def close(self) -> None:
+        """Let in-flight broker calls finish (bounded), stop watchers, close the broker."""
+        if self._watcher is not None:
+            self._watcher.cancel()
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=5)
         for task in list(self._tasks):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await asyncio.wait_for(asyncio.shield(task), 5)
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.broker.close()
 
     def _sync_risk(self) -> None:
@@ -127,8 +148,17 @@ class ExecutionEngine:
                 continue
             fills_for = getattr(self.broker, "fills_for", None)
             if fills_for is not None:
-                for fill in await fills_for(order.id):
-                    await self.on_broker_event(BrokerEvent(order.id, state.status, state.broker_order_id, fill=fill))
+                # what we already booked, so a broker that reports running totals
+                # (Tradier) replays only the part we missed
+                missed = await fills_for(
+                    order.id, filled_quantity=order.filled_quantity, avg_fill_price=order.avg_fill_price
+                )
+                for fill in missed:
+                    if fill.strategy != order.request.strategy:
+                        fill = fill.model_copy(update={"strategy": order.request.strategy})
+                    await self.on_broker_event(
+                        BrokerEvent(order.id, state.status, state.broker_order_id, fill=fill)
+                    )
             current = self.orders.get(order.id)
             if current is not None and current.status != state.status and not current.status.terminal:
                 await self.on_broker_event(BrokerEvent(order.id, state.status, state.broker_order_id))
@@ -182,24 +212,37 @@ class ExecutionEngine:
         )
 
     async def _decide(self, alert: Alert, alert_id: str) -> Decision:
+        """Decide under the engine lock (in memory only), then persist, then answer.
+
+        The lock covers reading the book and registering the new orders, so two alerts
+        can never both size against the same position; no network call happens under it.
+        """
         now = self.clock()
-        base = {"alert_id": alert_id, "symbol": alert.ticker, "action": alert.action.value, "strategy": alert.strategy, "time": now}
+        base: dict[str, Any] = {
+            "alert_id": alert_id,
+            "symbol": alert.ticker,
+            "action": alert.action.value,
+            "strategy": alert.strategy,
+            "time": now,
+        }
+        price = alert.price or self.last.get(alert.ticker) or await self._last_price(alert.ticker)
+        denial: Decision | None = None
+        orders: list[Order] = []
         async with self._lock:
             try:
-                requests = await self._requests_for(alert, alert_id)
+                requests = self._requests_for(alert, alert_id, price)
             except SizingError as exc:
-                decision = Decision(**base, status="denied", check="sizing", reason="cannot_size", message=str(exc))
-                await self.store.save_decision(decision, self.alert_ttl)
-                return decision
-            if not requests:
-                decision = Decision(**base, status="ignored", reason="no_position", message=f"no open position in {alert.ticker}")
-                await self.store.save_decision(decision, self.alert_ttl)
-                return decision
+                requests = []
+                denial = Decision(**base, status="denied", check="sizing", reason="cannot_size", message=str(exc))
+            if denial is None and not requests:
+                denial = Decision(**base, status="ignored", reason="no_position", message=f"no open position in {alert.ticker}")
+            counted: list[OrderRequest] = []
             for request in requests:
-                price = await self._reference_price(request)
-                verdict = self.risk.check(request, price)
+                verdict = self.risk.check(request, request.limit_price or request.stop_price or price)
                 if not verdict.allowed:
-                    decision = Decision(
+                    for done in counted:  # an earlier leg of this alert: release it
+                        self.risk.on_order_done(done.client_order_id)
+                    denial = Decision(
                         **base,
                         status="denied",
                         quantity=request.quantity,
@@ -207,25 +250,37 @@ class ExecutionEngine:
                         reason=verdict.reason,
                         message=verdict.message,
                     )
-                    await self.store.save_decision(decision, self.alert_ttl)
-                    return decision
+                    break
                 self.risk.on_order_submitted(request, now)  # counts as working at once
-            orders = [self._new_order(r, now) for r in requests]
-            decision = Decision(
-                **base,
-                status="accepted",
-                order_id=orders[0].id,
-                quantity=sum(o.request.quantity for o in orders),
-                message="accepted" if len(orders) == 1 else f"accepted as {len(orders)} orders: {', '.join(o.id for o in orders)}",
-            )
+                counted.append(request)
+            if denial is None:
+                orders = [self._new_order(r, now) for r in requests]
+                for order in orders:
+                    self.orders[order.id] = order
+        if denial is not None:
+            await self.store.save_decision(denial, self.alert_ttl)
+            return denial
+        decision = Decision(
+            **base,
+            status="accepted",
+            order_id=orders[0].id,
+            quantity=sum(o.request.quantity for o in orders),
+            message="accepted" if len(orders) == 1 else f"accepted as {len(orders)} orders: {', '.join(o.id for o in orders)}",
+        )
+        try:
             for i, order in enumerate(orders):
-                self.orders[order.id] = order
-                await self.store.save_order(order, decision=decision if i == len(orders) - 1 else None, ttl=self.alert_ttl)
-                ORDERS.labels(self.broker.name, OrderStatus.NEW.value).inc()
+                last = i == len(orders) - 1
+                await self.store.save_order(order, decision=decision if last else None, ttl=self.alert_ttl)
+        except BaseException:
+            for order in orders:  # not acknowledged: forget it entirely
+                self.orders.pop(order.id, None)
+                self.risk.on_order_done(order.id)
+            raise
+        ORDERS.labels(self.broker.name, OrderStatus.NEW.value).inc(len(orders))
         self._spawn(self._submit_chain(orders))
         return decision
 
-    async def _requests_for(self, alert: Alert, alert_id: str) -> list[OrderRequest]:
+    def _requests_for(self, alert: Alert, alert_id: str, price: float | None) -> list[OrderRequest]:
         """Turn an action into order requests given the current position (FIFO book)."""
         pos = self.ledger.position(alert.ticker)
         pending = sum(
@@ -251,7 +306,6 @@ class ExecutionEngine:
                 return []
             intent = Intent.SELL if net > 0 else Intent.BUY_TO_COVER
             return [OrderRequest(client_order_id=self._order_id(alert_id, 0), intent=intent, quantity=abs(net), **common)]
-        price = alert.price or await self._last_price(alert.ticker)
         qty = size(self.sizing.rule(alert.strategy), alert, price or 0.0, self.ledger.equity)
         if qty <= 0:
             raise SizingError(f"sized to {qty} shares at {price}: nothing to trade")
@@ -284,9 +338,6 @@ class ExecutionEngine:
     async def _last_price(self, symbol: str) -> float | None:
         quote: Quote | None = await self.quotes(symbol)
         return quote.last if quote else None
-
-    async def _reference_price(self, request: OrderRequest) -> float | None:
-        return request.limit_price or request.stop_price or await self._last_price(request.symbol)
 
     def _new_order(self, request: OrderRequest, now: float) -> Order:
         return Order(
@@ -404,6 +455,7 @@ class ExecutionEngine:
 
     # -- quotes, brackets --------------------------------------------------------
     async def on_quote(self, quote: Quote) -> None:
+        self.last[quote.symbol] = quote.last
         self.ledger.mark(quote.symbol, quote.last)
         self.risk.on_quote(quote.symbol, quote.last, quote.time)
         on_quote = getattr(self.broker, "on_quote", None)
@@ -426,6 +478,9 @@ class ExecutionEngine:
         log.info("bracket exit %s: %s %s", alert.alert_id, decision.status, decision.reason or "")
 
     def _update_gauges(self) -> None:
+        daily = self.risk.limits.section("daily_loss")
+        if daily is not None:
+            DAILY_LOSS_LIMIT.labels(self.broker.account).set(daily.max_loss)
         self._pnl_gauge.set(self.ledger.daily_pnl)
         self._exposure_gauge.set(self.ledger.gross_exposure)
         self._positions_gauge.set(len(self.ledger.positions()))

@@ -83,6 +83,15 @@ JOURNAL_SYNC_LATENCY = Histogram(
 )
 JOURNAL_SYNCED = Counter("traderops_journal_fills_synced_total", "Fills written to TradeNote")
 JOURNAL_ERRORS = Counter("traderops_journal_errors_total", "TradeNote write failures", ["reason"])
+JOURNAL_DEAD_LETTERED = Counter(
+    "traderops_journal_dead_lettered_total", "Fills moved to the dead-letter stream", ["reason"]
+)
+JOURNAL_LAST_SYNC = Gauge(
+    "traderops_journal_last_sync_timestamp_seconds", "Unix time of the last TradeNote write"
+)
+JOURNAL_BATCH_LATENCY = Histogram(
+    "traderops_journal_batch_seconds", "One batch upserted into TradeNote", buckets=LATENCY_BUCKETS
+)
 
 # -- kairos -------------------------------------------------------------------
 KAIROS_RUNS = Counter("traderops_kairos_runs_total", "Job runs", ["job", "outcome"])

@@ -1,3 +1,3 @@
 # Python toolchain and the real servers the unit/integration tests talk to.
-apt_install python3-venv redis-server
+apt_install python3-venv redis-server prometheus
 # Debian's redis-server package may start a system instance; tests start their own on free ports.

@@ -1,0 +1,322 @@
+"""Trading analytics and the P&L calendar, from our own fill ledger (the fills stream).
+
+P&L is realised FIFO per (account, symbol), long and short, net of commissions; a round
+trip runs from flat to flat. Daily figures use the journal's time zone. Results are
+cached in Redis keyed by their parameters and the fills stream's last entry id, so a
+new fill invalidates them and nothing else does.
+
+For the datahub: ``GET /api/v1/analytics`` -> ``analytics(redis, ...)``,
+``GET /api/v1/analytics/calendar?months=N`` -> ``calendar(redis, N)``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import orjson
+from redis.asyncio import Redis
+
+from app.bus import Keys
+from app.journal.ledger import read_fills
+from app.journal.tradenote import trading_day
+from app.models.orders import Fill
+
+TRADING_DAYS = 252
+DEFAULT_TZ = "America/New_York"
+CALENDAR_MONTHS = (1, 3, 6, 12)
+
+
+@dataclass
+class Trip:
+    account: str
+    symbol: str
+    long: bool
+    entry_time: float
+    exit_time: float = 0.0
+    exit_day: date | None = None
+    gross: float = 0.0
+    commission: float = 0.0
+
+    @property
+    def net(self) -> float:
+        return self.gross - self.commission
+
+
+@dataclass
+class _Book:
+    lots: deque[list[float]] = field(default_factory=deque)  # [signed qty, price]
+    trip: Trip | None = None
+
+
+@dataclass
+class Realised:
+    """Everything the figures are computed from, for one set of fills."""
+
+    trips: list[Trip] = field(default_factory=list)
+    daily: dict[date, float] = field(default_factory=dict)  # net P&L per trading day
+    daily_gross: dict[date, float] = field(default_factory=dict)
+    daily_trades: dict[date, int] = field(default_factory=dict)
+    daily_fills: dict[date, int] = field(default_factory=dict)
+    commissions: float = 0.0
+    fills: int = 0
+
+
+def realise(fills: Sequence[Fill], tz: ZoneInfo) -> Realised:
+    """FIFO round trips and daily net P&L (``fills`` in time order)."""
+    out = Realised()
+    books: dict[tuple[str, str], _Book] = {}
+    for fill in fills:
+        day = trading_day(fill.time, tz)
+        out.fills += 1
+        out.commissions += fill.commission
+        out.daily_fills[day] = out.daily_fills.get(day, 0) + 1
+        out.daily[day] = out.daily.get(day, 0.0) - fill.commission
+        out.daily_gross.setdefault(day, 0.0)
+        book = books.setdefault((fill.account, fill.symbol), _Book())
+        remaining = float(fill.quantity * fill.side.sign)
+        charged = False
+        while abs(remaining) > 1e-9:
+            if book.trip is None:
+                book.trip = Trip(fill.account, fill.symbol, remaining > 0, fill.time)
+                out.trips.append(book.trip)
+            trip = book.trip
+            if not charged:
+                trip.commission += fill.commission
+                charged = True
+            if (remaining > 0) == trip.long:
+                book.lots.append([remaining, fill.price])
+                remaining = 0.0
+                break
+            while abs(remaining) > 1e-9 and book.lots:
+                lot = book.lots[0]
+                closing = min(abs(remaining), abs(lot[0]))
+                direction = 1.0 if lot[0] > 0 else -1.0
+                pnl = (fill.price - lot[1]) * closing * direction
+                trip.gross += pnl
+                out.daily[day] += pnl
+                out.daily_gross[day] += pnl
+                lot[0] -= closing * direction
+                remaining += closing * direction
+                if abs(lot[0]) <= 1e-9:
+                    book.lots.popleft()
+            if not book.lots:
+                trip.exit_time = fill.time
+                trip.exit_day = day
+                out.daily_trades[day] = out.daily_trades.get(day, 0) + 1
+                book.trip = None
+    return out
+
+
+def _streaks(values: Sequence[float]) -> tuple[int, int]:
+    """Longest run of values > 0 and of values < 0."""
+    best_win = best_loss = win = loss = 0
+    for v in values:
+        win = win + 1 if v > 0 else 0
+        loss = loss + 1 if v < 0 else 0
+        best_win, best_loss = max(best_win, win), max(best_loss, loss)
+    return best_win, best_loss
+
+
+def _r(value: float | None, digits: int = 4) -> float | None:
+    if value is None or math.isnan(value) or math.isinf(value):
+        return None
+    return round(value, digits) + 0.0
+
+
+def summarise(
+    realised: Realised, *, start: date | None = None, end: date | None = None,
+    capital: float | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """The figures for round trips closed and days traded within [start, end]."""
+
+    def in_range(d: date) -> bool:
+        return (start is None or d >= start) and (end is None or d <= end)
+
+    days = sorted(d for d in realised.daily if in_range(d))
+    daily = [realised.daily[d] for d in days]
+    closed = [t for t in realised.trips if t.exit_day is not None and in_range(t.exit_day)]
+    closed.sort(key=lambda t: t.exit_time)
+    nets = [t.net for t in closed]
+    wins = [n for n in nets if n > 0]
+    losses = [n for n in nets if n < 0]
+    total = sum(daily)
+    gross = sum(realised.daily_gross.get(d, 0.0) for d in days)
+    commissions = gross - total
+    win_rate = len(wins) / len(nets) if nets else None
+    avg_win = sum(wins) / len(wins) if wins else None
+    avg_loss = sum(losses) / len(losses) if losses else None
+    profit_factor = (sum(wins) / -sum(losses)) if losses else None
+    expectancy = sum(nets) / len(nets) if nets else None
+
+    returns = [p / capital for p in daily] if capital else list(daily)
+    sharpe = sortino = None
+    if len(returns) >= 2:
+        mean = sum(returns) / len(returns)
+        var = sum((r - mean) ** 2 for r in returns) / (len(returns) - 1)
+        if var > 0:
+            sharpe = mean / math.sqrt(var) * math.sqrt(TRADING_DAYS)
+        downside = math.sqrt(sum(min(r, 0.0) ** 2 for r in returns) / len(returns))
+        if downside > 0:
+            sortino = mean / downside * math.sqrt(TRADING_DAYS)
+
+    peak = equity = 0.0
+    max_dd = 0.0
+    max_dd_pct: float | None = 0.0 if capital else None
+    for p in daily:
+        equity += p
+        peak = max(peak, equity)
+        dd = peak - equity
+        if dd > max_dd:
+            max_dd = dd
+            if capital:
+                max_dd_pct = dd / (capital + peak)
+    best = max(days, key=lambda d: realised.daily[d]) if days else None
+    worst = min(days, key=lambda d: realised.daily[d]) if days else None
+    trade_win_streak, trade_loss_streak = _streaks(nets)
+    day_win_streak, day_loss_streak = _streaks(daily)
+    return {
+        "total_pnl": _r(total, 2),
+        "gross_pnl": _r(gross, 2),
+        "commissions": _r(commissions, 2),
+        "trades": len(nets),
+        "wins": len(wins),
+        "losses": len(losses),
+        "win_rate": _r(win_rate),
+        "profit_factor": _r(profit_factor),
+        "average_win": _r(avg_win, 2),
+        "average_loss": _r(avg_loss, 2),
+        "expectancy": _r(expectancy, 2),
+        "sharpe": _r(sharpe),
+        "sortino": _r(sortino),
+        "max_drawdown": _r(max_dd, 2),
+        "max_drawdown_pct": _r(max_dd_pct),
+        "best_day": {"date": best.isoformat(), "pnl": _r(realised.daily[best], 2)}
+        if best
+        else None,
+        "worst_day": {"date": worst.isoformat(), "pnl": _r(realised.daily[worst], 2)}
+        if worst
+        else None,
+        "longest_win_streak": trade_win_streak,
+        "longest_loss_streak": trade_loss_streak,
+        "longest_winning_days": day_win_streak,
+        "longest_losing_days": day_loss_streak,
+        "days_traded": len(days),
+        "open_positions": sum(1 for t in realised.trips if not t.exit_time),
+    }
+
+
+# -- caching --------------------------------------------------------------------------
+async def _stream_version(redis: Redis) -> str:
+    last: Any = await redis.xrevrange(Keys.FILLS_STREAM, count=1)
+    if not last:
+        return "empty"
+    entry_id = last[0][0]
+    return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+
+
+async def _cached(
+    redis: Redis, key: str, compute: Callable[[], Awaitable[dict[str, Any]]]
+) -> dict[str, Any]:
+    version = await _stream_version(redis)
+    raw = await redis.hget(Keys.JOURNAL_ANALYTICS, key)
+    if raw:
+        cached = orjson.loads(raw)
+        if cached.get("version") == version:
+            data: dict[str, Any] = cached["data"]
+            data["cached"] = True
+            return data
+    data = await compute()
+    data["cached"] = False
+    pipe = redis.pipeline(transaction=False)
+    pipe.hset(Keys.JOURNAL_ANALYTICS, key, orjson.dumps({"version": version, "data": data}))
+    pipe.expire(Keys.JOURNAL_ANALYTICS, 86_400)
+    await pipe.execute()
+    return data
+
+
+# -- the two entry points ----------------------------------------------------------------
+async def analytics(
+    redis: Redis,
+    *,
+    start: date | None = None,
+    end: date | None = None,
+    capital: float | None = None,
+    tz: str = DEFAULT_TZ,
+) -> dict[str, Any]:
+    """Total, paper and live figures from the fill ledger (see ``summarise``).
+
+    ``capital`` turns daily P&L into returns for Sharpe/Sortino (they are scale-free,
+    so it only changes ``max_drawdown_pct``)."""
+    zone = ZoneInfo(tz)
+    key = f"analytics:{start}:{end}:{capital}:{tz}"
+
+    async def compute() -> dict[str, Any]:
+        fills = await read_fills(redis)
+        paper = [f for f in fills if f.broker == "paper"]
+        live = [f for f in fills if f.broker != "paper"]
+        return {
+            "generated_at": datetime.now(UTC).isoformat(),
+            "timezone": tz,
+            "start": start.isoformat() if start else None,
+            "end": end.isoformat() if end else None,
+            "fills": len(fills),
+            "total": summarise(realise(fills, zone), start=start, end=end, capital=capital),
+            "paper": summarise(realise(paper, zone), start=start, end=end, capital=capital),
+            "live": summarise(realise(live, zone), start=start, end=end, capital=capital),
+        }
+
+    return await _cached(redis, key, compute)
+
+
+def calendar_start(today: date, months: int) -> date:
+    """The first day of the month ``months - 1`` months before ``today``'s."""
+    index = today.year * 12 + today.month - 1 - (months - 1)
+    return date(index // 12, index % 12 + 1, 1)
+
+
+async def calendar(
+    redis: Redis, months: int, *, tz: str = DEFAULT_TZ, today: date | None = None
+) -> dict[str, Any]:
+    """Daily net P&L for a heat map: every calendar day of the last ``months`` months
+    (whole months, the current one included), with trades closed and fills per day."""
+    if not 1 <= months <= 24:
+        raise ValueError("months must be between 1 and 24")
+    zone = ZoneInfo(tz)
+    now = today or datetime.now(zone).date()
+    first = calendar_start(now, months)
+    key = f"calendar:{months}:{first}:{now}:{tz}"
+
+    async def compute() -> dict[str, Any]:
+        fills = await read_fills(redis)
+        realised = realise(fills, zone)
+        days = []
+        d = first
+        while d <= now:
+            days.append(
+                {
+                    "date": d.isoformat(),
+                    "pnl": _r(realised.daily.get(d, 0.0), 2),
+                    "trades": realised.daily_trades.get(d, 0),
+                    "fills": realised.daily_fills.get(d, 0),
+                }
+            )
+            d += timedelta(days=1)
+        active = [x for x in days if x["fills"]]
+        return {
+            "months": months,
+            "start": first.isoformat(),
+            "end": now.isoformat(),
+            "timezone": tz,
+            "total": _r(sum(x["pnl"] or 0.0 for x in days), 2),
+            "best": max(active, key=lambda x: x["pnl"] or 0.0) if active else None,
+            "worst": min(active, key=lambda x: x["pnl"] or 0.0) if active else None,
+            "days": days,
+        }
+
+    return await _cached(redis, key, compute)

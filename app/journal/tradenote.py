@@ -1,0 +1,534 @@
+"""TradeNote's day document, built from our fills: pure functions, no I/O.
+
+TradeNote keeps one ``trades`` document per user per trading day. This module turns
+fills into its executions (ids ``e{execTime}_{symbol}_{type}_{side}_{n}``), merges them
+into what the document already holds (by our fill id: idempotent), and rebuilds the
+round trips, the per-symbol blotter and the day's P&L exactly from the executions.
+
+Round trips are flat-to-flat per (account, symbol), matched FIFO, long or short, with
+scale-ins and partial closes. A day's ``grossProceeds`` is the P&L *realised that day*
+(FIFO); a position still open at the end of a day is carried into the next day's
+document under the same trade id (as TradeNote does for swing trades), with its open
+lots in ``openLots``.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from app.models.orders import Fill, Intent
+
+SIDES: dict[Intent, str] = {
+    Intent.BUY: "B",
+    Intent.SELL: "S",
+    Intent.SELL_SHORT: "SS",
+    Intent.BUY_TO_COVER: "BC",
+}
+BUY_SIDES = frozenset({"B", "BC"})
+ASSET_TYPE = "stock"
+CURRENCY = "USD"
+FEE_FIELDS = ("sec", "taf", "nscc", "nasdaq", "ecnRemove", "ecnAdd")
+EPS = 1e-9
+
+Document = dict[str, Any]
+
+
+# -- days -------------------------------------------------------------------------
+def trading_day(ts: float, tz: ZoneInfo) -> date:
+    """The calendar day a timestamp falls on in the journal's time zone."""
+    return datetime.fromtimestamp(ts, tz).date()
+
+
+def day_unix(day: date, tz: ZoneInfo) -> int:
+    """TradeNote's ``dateUnix``: midnight of ``day`` in the user's time zone, in seconds."""
+    return int(datetime(day.year, day.month, day.day, tzinfo=tz).timestamp())
+
+
+def day_from_unix(value: int, tz: ZoneInfo) -> date:
+    return datetime.fromtimestamp(value, tz).date()
+
+
+def parse_date(day: date) -> dict[str, str]:
+    """TradeNote's ``date`` field: the trading day at 00:00 UTC, as a Parse Date."""
+    iso = datetime(day.year, day.month, day.day, tzinfo=UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    return {"__type": "Date", "iso": iso}
+
+
+def settlement_day(day: date) -> date:
+    """T+1 settlement (US equities since May 2024), skipping weekends."""
+    nxt = day + timedelta(days=1)
+    while nxt.weekday() >= 5:
+        nxt += timedelta(days=1)
+    return nxt
+
+
+# -- executions ---------------------------------------------------------------------
+def symbol_key(symbol: str) -> str:
+    """TradeNote replaces dots in symbols (they are object keys in ``blotter``)."""
+    return symbol.replace(".", "_")
+
+
+def execution_base(exec_time: int, symbol: str, side: str) -> str:
+    return f"e{exec_time}_{symbol_key(symbol)}_{ASSET_TYPE}_{side}"
+
+
+def new_execution(fill: Fill, account: str, tz: ZoneInfo, exec_id: str) -> Document:
+    """A TradeNote execution for one fill (buys carry negative proceeds, sells positive)."""
+    side = SIDES[fill.intent]
+    day = trading_day(fill.time, tz)
+    notional = round(fill.quantity * fill.price, 6)
+    gross = -notional if side in BUY_SIDES else notional
+    execution: Document = {
+        "id": exec_id,
+        "account": account,
+        "broker": fill.broker,
+        "td": day_unix(day, tz),
+        "sd": day_unix(settlement_day(day), tz),
+        "currency": CURRENCY,
+        "type": ASSET_TYPE,
+        "side": side,
+        "strategy": "long" if side in ("B", "S") else "short",
+        "symbol": symbol_key(fill.symbol),
+        "symbolOriginal": fill.symbol,
+        "quantity": fill.quantity,
+        "price": fill.price,
+        "execTime": int(fill.time),
+        "commission": fill.commission,
+        "grossProceeds": gross,
+        "netProceeds": round(gross - fill.commission, 6),
+        "clrBroker": "",
+        "liq": "",
+        "note": fill.strategy,
+        "trade": None,
+        # ours (TradeNote ignores unknown keys): what makes the merge idempotent
+        "fillId": fill.id,
+        "orderId": fill.order_id,
+        "time": fill.time,
+    }
+    for fee in FEE_FIELDS:
+        execution[fee] = 0.0
+    return execution
+
+
+def merge_executions(
+    existing: Iterable[Mapping[str, Any]],
+    fills: Iterable[Fill],
+    account_for: Callable[[Fill], str],
+    tz: ZoneInfo,
+) -> tuple[list[Document], int]:
+    """Existing executions plus the fills not yet among them (matched by fill id).
+
+    Ids already written never change; a new execution takes the next free ``_n`` for
+    its second/symbol/side. Returns the merged list (time order) and how many were new.
+    """
+    merged = [dict(e) for e in existing]
+    seen = {str(e["fillId"]) for e in merged if e.get("fillId")}
+    used = {str(e.get("id")) for e in merged}
+    added = 0
+    for fill in sorted(fills, key=lambda f: (f.time, f.id)):
+        if fill.id in seen:
+            continue
+        side = SIDES[fill.intent]
+        base = execution_base(int(fill.time), fill.symbol, side)
+        n = 1
+        while f"{base}_{n}" in used:
+            n += 1
+        execution = new_execution(fill, account_for(fill), tz, f"{base}_{n}")
+        merged.append(execution)
+        used.add(execution["id"])
+        seen.add(fill.id)
+        added += 1
+    merged.sort(key=_exec_order)
+    return merged, added
+
+
+def _exec_order(e: Mapping[str, Any]) -> tuple[float, str]:
+    return (float(e.get("time") or e.get("execTime") or 0), str(e.get("id")))
+
+
+# -- positions carried between days ---------------------------------------------------
+@dataclass
+class OpenTrip:
+    """A round trip that is still open: its identity, totals so far and FIFO lots."""
+
+    id: str
+    account: str
+    broker: str
+    symbol: str
+    long: bool
+    entry_time: int
+    origin_td: int
+    buy_quantity: float = 0.0
+    sell_quantity: float = 0.0
+    entry_quantity: float = 0.0
+    entry_notional: float = 0.0
+    exit_quantity: float = 0.0
+    exit_notional: float = 0.0
+    lots: deque[list[float]] = field(default_factory=deque)  # [signed qty, price]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "account": self.account,
+            "broker": self.broker,
+            "symbol": self.symbol,
+            "long": self.long,
+            "entryTime": self.entry_time,
+            "originTd": self.origin_td,
+            "buyQuantity": self.buy_quantity,
+            "sellQuantity": self.sell_quantity,
+            "entryQuantity": self.entry_quantity,
+            "entryNotional": self.entry_notional,
+            "exitQuantity": self.exit_quantity,
+            "exitNotional": self.exit_notional,
+            "lots": [list(lot) for lot in self.lots],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> OpenTrip:
+        return cls(
+            id=str(data["id"]),
+            account=str(data["account"]),
+            broker=str(data.get("broker", "")),
+            symbol=str(data["symbol"]),
+            long=bool(data["long"]),
+            entry_time=int(data["entryTime"]),
+            origin_td=int(data["originTd"]),
+            buy_quantity=float(data["buyQuantity"]),
+            sell_quantity=float(data["sellQuantity"]),
+            entry_quantity=float(data["entryQuantity"]),
+            entry_notional=float(data["entryNotional"]),
+            exit_quantity=float(data["exitQuantity"]),
+            exit_notional=float(data["exitNotional"]),
+            lots=deque([float(q), float(p)] for q, p in data["lots"]),
+        )
+
+
+Positions = dict[str, OpenTrip]  # "account|symbol" -> open trip
+
+
+def positions_to_json(positions: Positions) -> dict[str, Any]:
+    return {key: trip.to_dict() for key, trip in sorted(positions.items())}
+
+
+def positions_from_json(data: Mapping[str, Any] | None) -> Positions:
+    return {key: OpenTrip.from_dict(value) for key, value in (data or {}).items()}
+
+
+@dataclass
+class _DayTrip:
+    """One round trip's activity within one day's document."""
+
+    trip: OpenTrip
+    carried: bool
+    executions: list[str] = field(default_factory=list)
+    commission: float = 0.0
+    realized: float = 0.0
+    entry_proceeds: float = 0.0
+    exit_proceeds: float = 0.0
+    closed: bool = False
+    exit_time: int = 0
+    note: str = ""
+
+
+@dataclass
+class DayBuild:
+    """What a day's executions produce."""
+
+    executions: list[Document]
+    trades: list[Document]
+    blotter: dict[str, Document]
+    pnl: Document
+    open_positions: bool
+    carry_out: Positions
+    closed_carried: list[tuple[int, str, int]]  # (origin td, trade id, exit time)
+
+
+def build_day(executions: list[Document], carry_in: Positions, td: int) -> DayBuild:
+    """Round trips, blotter and P&L for one day from its executions and the open positions
+    carried in from the day before. Executions are returned with ``trade`` set."""
+    positions: Positions = {k: copy.deepcopy(v) for k, v in carry_in.items()}
+    execs = [dict(e) for e in sorted(executions, key=_exec_order)]
+    day_trips: list[_DayTrip] = []
+    active: dict[str, _DayTrip] = {}
+    closed_carried: list[tuple[int, str, int]] = []
+
+    for e in execs:
+        account = str(e.get("account", ""))
+        symbol = str(e["symbol"])
+        key = f"{account}|{symbol}"
+        side = str(e["side"])
+        qty = float(e["quantity"])
+        price = float(e["price"])
+        exec_time = int(e["execTime"])
+        signed = qty if side in BUY_SIDES else -qty
+        commission = float(e.get("commission") or 0.0)
+        e["trade"] = None
+        remaining = signed
+        first_leg = True
+        while abs(remaining) > EPS:
+            dt = active.get(key)
+            if dt is None:
+                trip = positions.get(key)
+                if trip is not None:
+                    dt = _DayTrip(trip=trip, carried=True)
+                else:
+                    long = remaining > 0
+                    trip = OpenTrip(
+                        id=f"t{exec_time}_{symbol}_{ASSET_TYPE}_{'B' if long else 'SS'}",
+                        account=account,
+                        broker=str(e.get("broker", "")),
+                        symbol=symbol,
+                        long=long,
+                        entry_time=exec_time,
+                        origin_td=td,
+                    )
+                    positions[key] = trip
+                    dt = _DayTrip(trip=trip, carried=False)
+                active[key] = dt
+                day_trips.append(dt)
+            trip = dt.trip
+            if e["trade"] is None:
+                e["trade"] = trip.id
+            dt.executions.append(str(e["id"]))
+            if first_leg:
+                dt.commission += commission
+                dt.note = dt.note or str(e.get("note") or "")
+            first_leg = False
+            opening = (remaining > 0) == trip.long
+            if opening:
+                trip.lots.append([remaining, price])
+                _count(trip, remaining, price, entry=True)
+                dt.entry_proceeds += -remaining * price
+                remaining = 0.0
+                continue
+            # closing FIFO against the open lots
+            while abs(remaining) > EPS and trip.lots:
+                lot = trip.lots[0]
+                closing = min(abs(remaining), abs(lot[0]))
+                direction = 1.0 if lot[0] > 0 else -1.0
+                dt.realized += (price - lot[1]) * closing * direction
+                lot[0] -= closing * direction
+                remaining += closing * direction
+                _count(trip, -closing * direction, price, entry=False)
+                dt.exit_proceeds += closing * direction * price
+                if abs(lot[0]) <= EPS:
+                    trip.lots.popleft()
+            if not trip.lots:
+                dt.closed = True
+                dt.exit_time = exec_time
+                del positions[key]
+                del active[key]
+                if dt.carried:
+                    closed_carried.append((trip.origin_td, trip.id, exec_time))
+
+    trades = [_trade_doc(dt, td) for dt in day_trips]
+    blotter = _blotter(trades)
+    pnl = _pnl(blotter)
+    return DayBuild(
+        executions=execs,
+        trades=trades,
+        blotter=blotter,
+        pnl=pnl,
+        open_positions=any(t["openPosition"] for t in trades),
+        carry_out=positions,
+        closed_carried=closed_carried,
+    )
+
+
+def _count(trip: OpenTrip, signed: float, price: float, *, entry: bool) -> None:
+    if signed > 0:
+        trip.buy_quantity += signed
+    else:
+        trip.sell_quantity += -signed
+    if entry:
+        trip.entry_quantity += abs(signed)
+        trip.entry_notional += abs(signed) * price
+    else:
+        trip.exit_quantity += abs(signed)
+        trip.exit_notional += abs(signed) * price
+
+
+def _r(value: float) -> float:
+    return round(value, 6) + 0.0  # no -0.0 in documents
+
+
+def _trade_doc(dt: _DayTrip, td: int) -> Document:
+    trip = dt.trip
+    gross = _r(dt.realized)
+    net = _r(dt.realized - dt.commission)
+    closed = dt.closed
+    entry_price = trip.entry_notional / trip.entry_quantity if trip.entry_quantity else 0.0
+    exit_price = trip.exit_notional / trip.exit_quantity if trip.exit_quantity else 0.0
+    shares = trip.buy_quantity if closed else 0.0
+    gross_share = _r(gross / shares) if shares else 0.0
+    net_share = _r(net / shares) if shares else 0.0
+    doc: Document = {
+        "id": trip.id,
+        "account": trip.account,
+        "broker": trip.broker,
+        "td": td,
+        "currency": CURRENCY,
+        "type": ASSET_TYPE,
+        "side": "B" if trip.long else "SS",
+        "strategy": "long" if trip.long else "short",
+        "symbol": trip.symbol,
+        "buyQuantity": _r(trip.buy_quantity),
+        "sellQuantity": _r(trip.sell_quantity),
+        "entryTime": trip.entry_time,
+        "exitTime": dt.exit_time if closed else 0,
+        "entryPrice": _r(entry_price),
+        "exitPrice": _r(exit_price) if closed else 0,
+        "commission": _r(dt.commission),
+        "commissionOpen": 0,
+        "clrBroker": "",
+        "liq": "",
+        "grossEntryProceeds": _r(dt.entry_proceeds),
+        "grossEntryProceedsOpen": 0,
+        "grossExitProceeds": _r(dt.exit_proceeds),
+        "grossExitProceedsOpen": 0,
+        "grossProceeds": gross,
+        "grossProceedsOpen": 0,
+        "netEntryProceeds": _r(dt.entry_proceeds - dt.commission),
+        "netEntryProceedsOpen": 0,
+        "netExitProceeds": _r(dt.exit_proceeds),
+        "netExitProceedsOpen": 0,
+        "netProceeds": net,
+        "netProceedsOpen": 0,
+        "executionsCount": len(dt.executions),
+        "tradesCount": 1 if closed else 0,
+        "note": dt.note,
+        "executions": list(dt.executions),
+        "openPosition": not closed,
+    }
+    for fee in FEE_FIELDS:
+        doc[fee] = 0
+        doc[f"{fee}Open"] = 0
+    for prefix, value, share in (("gross", gross, gross_share), ("net", net, net_share)):
+        win = closed and value >= 0
+        loss = closed and value < 0
+        doc[f"{prefix}Wins"] = value if win else 0
+        doc[f"{prefix}Loss"] = value if loss else 0
+        doc[f"{prefix}SharePL"] = share
+        doc[f"{prefix}SharePLWins"] = share if win else 0
+        doc[f"{prefix}SharePLLoss"] = share if loss else 0
+        doc[f"{prefix}Status"] = "win" if win else ("loss" if loss else None)
+        doc[f"{prefix}WinsQuantity"] = _r(trip.buy_quantity) if win else 0
+        doc[f"{prefix}LossQuantity"] = _r(trip.buy_quantity) if loss else 0
+        doc[f"{prefix}WinsCount"] = 1 if win else 0
+        doc[f"{prefix}LossCount"] = 1 if loss else 0
+    if not closed:
+        doc["openLots"] = [[_r(q), p] for q, p in trip.lots]
+    return doc
+
+
+_SUMMED = (
+    "buyQuantity", "sellQuantity", "commission", "sec", "taf", "nscc", "nasdaq",
+    "grossProceeds", "grossWins", "grossLoss", "grossSharePL", "grossSharePLWins",
+    "grossSharePLLoss", "netProceeds", "netWins", "netLoss", "netSharePL",
+    "netSharePLWins", "netSharePLLoss", "grossWinsQuantity", "grossLossQuantity",
+    "grossWinsCount", "grossLossCount", "netWinsQuantity", "netLossQuantity",
+    "netWinsCount", "netLossCount",
+)  # fmt: skip
+
+
+def _sum_into(target: Document, source: Mapping[str, Any]) -> None:
+    for name in _SUMMED:
+        target[name] = target.get(name, 0) + (source.get(name) or 0)
+
+
+def _finish(doc: Document) -> Document:
+    return {k: (_r(v) if isinstance(v, float) else v) for k, v in doc.items()}
+
+
+def _blotter(trades: list[Document]) -> dict[str, Document]:
+    """TradeNote's blotter: per symbol, sums over that day's round trips."""
+    blotter: dict[str, Document] = {}
+    for trade in sorted(trades, key=lambda t: t["entryTime"]):
+        row = blotter.setdefault(
+            trade["symbol"],
+            {
+                "symbol": trade["symbol"],
+                "type": trade["type"],
+                "executions": 0,
+                "trades": 0,
+                "otherCommission": 0,
+                "fees": 0,
+                "highGrossSharePLWin": 0,
+                "highGrossSharePLLoss": 0,
+                "highNetSharePLWin": 0,
+                "highNetSharePLLoss": 0,
+            },
+        )
+        _sum_into(row, trade)
+        other = trade["sec"] + trade["taf"] + trade["nscc"] + trade["nasdaq"]
+        row["otherCommission"] += other
+        row["fees"] += trade["commission"] + other
+        row["executions"] += trade["executionsCount"]
+        row["trades"] += trade["tradesCount"]
+        for prefix in ("gross", "net"):
+            share = trade[f"{prefix}SharePL"]
+            if share >= 0 and share > row[f"high{prefix.title()}SharePLWin"]:
+                row[f"high{prefix.title()}SharePLWin"] = share
+            if share < 0 and share < row[f"high{prefix.title()}SharePLLoss"]:
+                row[f"high{prefix.title()}SharePLLoss"] = share
+    return {symbol: _finish(row) for symbol, row in blotter.items()}
+
+
+def _pnl(blotter: Mapping[str, Document]) -> Document:
+    """TradeNote's pAndL: the day's sums over the blotter."""
+    pnl: Document = {
+        "executions": 0,
+        "trades": 0,
+        "otherCommission": 0,
+        "fees": 0,
+        "highGrossSharePLWin": 0,
+        "highGrossSharePLLoss": 0,
+        "highNetSharePLWin": 0,
+        "highNetSharePLLoss": 0,
+    }
+    for row in blotter.values():
+        _sum_into(pnl, row)
+        for name in ("executions", "trades", "otherCommission", "fees"):
+            pnl[name] += row[name]
+        for prefix in ("Gross", "Net"):
+            pnl[f"high{prefix}SharePLWin"] = max(
+                pnl[f"high{prefix}SharePLWin"], row[f"high{prefix}SharePLWin"]
+            )
+            pnl[f"high{prefix}SharePLLoss"] = min(
+                pnl[f"high{prefix}SharePLLoss"], row[f"high{prefix}SharePLLoss"]
+            )
+    return _finish(pnl)
+
+
+def day_fields(build: DayBuild, day: date) -> Document:
+    """The fields of the ``trades`` document that the journal owns."""
+    return {
+        "date": parse_date(day),
+        "executions": build.executions,
+        "trades": build.trades,
+        "blotter": build.blotter,
+        "pAndL": build.pnl,
+        "openPositions": build.open_positions,
+    }
+
+
+def close_carried_trade(doc: Mapping[str, Any], trade_id: str, exit_time: int) -> Document | None:
+    """The origin day's fields after its open trade was closed on a later day (or None
+    when nothing changes): ``openPosition`` false and the exit time, like TradeNote."""
+    trades = [dict(t) for t in doc.get("trades") or []]
+    changed = False
+    for trade in trades:
+        if trade.get("id") == trade_id and trade.get("openPosition"):
+            trade["openPosition"] = False
+            trade["exitTime"] = exit_time
+            changed = True
+    if not changed:
+        return None
+    return {"trades": trades, "openPositions": any(t.get("openPosition") for t in trades)}

@@ -1,0 +1,190 @@
+"""Datahub benchmarks against real processes: UDF history, quotes REST, WebSocket fan-out,
+webhook to accepted paper order. Each beside a bare-FastAPI baseline measured in the same run.
+
+    .venv/bin/python -m tests.bench.bench_datahub [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+import websockets
+
+from tests.bench.common import BIN, Process, Result, closed_loop, open_loop, print_table, start_baseline, summarize
+from tests.servers import RedisServer, free_port
+
+SYMBOLS = ["AAPL", "MSFT", "GOOGL", "NVDA", "AMD", "TSLA", "SPY", "QQQ", "IWM", "DIA"]
+PASS = "bench-passphrase"
+RISK = """
+rate_limit: null
+duplicate: null
+price_collar: null
+volatility: null
+concentration: {max_pct: 100}
+sector_concentration: null
+max_open_positions: {max_positions: 100}
+daily_loss: {max_loss: 1000000}
+"""
+
+
+def start_datahub(redis_url: str, tmp: Path, quote_rate: float) -> Process:
+    port = free_port()
+    risk = tmp / "risk.yaml"
+    risk.write_text(RISK)
+    env = {
+        "TRADEROPS_REDIS_URL": redis_url,
+        "TRADEROPS_HTTP_PORT": str(port),
+        "TRADEROPS_SYMBOLS": ",".join(SYMBOLS),
+        "TRADEROPS_SIM_QUOTE_RATE": str(quote_rate),
+        "TRADEROPS_WEBHOOK_PASSPHRASE": PASS,
+        "TRADEROPS_ADMIN_API_KEY": "bench-admin",
+        "TRADEROPS_RISK_CONFIG": str(risk),
+        "TRADEROPS_LOG_LEVEL": "WARNING",
+        "TRADEROPS_DATA_DIR": str(tmp),
+    }
+    return Process([str(BIN / "trader-ops"), "datahub"], env, port)
+
+
+async def bench_history(session: aiohttp.ClientSession, base: str, baseline: str, n: int) -> tuple[Result, Result]:
+    now = int(time.time())
+    end = now - now % 86_400  # a closed range: the cacheable case TradingView scrolls through
+    url = f"{base}/udf/history?symbol=AAPL&resolution=1D&to={end}&countback=5000"
+    async with session.get(url) as r:  # warm the cache
+        body = await r.json()
+        assert len(body["t"]) == 5000, body.get("errmsg")
+
+    async def hit(_: int, target: str = url) -> bool:
+        async with session.get(target) as r:
+            await r.read()
+            return r.status == 200
+
+    lat, el, err = await closed_loop(hit, 1, n / 400)
+    res = summarize("udf/history 5000 bars (warm)", lat, el, err)
+
+    async def hit_base(_: int) -> bool:
+        return await hit(_, f"{baseline}/bare/history")
+
+    lat, el, err = await closed_loop(hit_base, 1, n / 400)
+    return res, summarize("baseline", lat, el, err)
+
+
+async def bench_quotes(session: aiohttp.ClientSession, base: str, baseline: str, rate: float, seconds: float) -> tuple[Result, Result]:
+    url = f"{base}/api/v1/quotes?symbols={','.join(SYMBOLS)}"
+
+    async def hit(_: int, target: str = url) -> bool:
+        async with session.get(target) as r:
+            await r.read()
+            return r.status == 200
+
+    lat, el, err = await open_loop(hit, rate, seconds)
+    res = summarize(f"api/v1/quotes 10 symbols @ {rate:.0f}/s", lat, el, err)
+
+    async def hit_base(_: int) -> bool:
+        return await hit(_, f"{baseline}/bare/quotes")
+
+    lat, el, err = await open_loop(hit_base, rate, seconds)
+    return res, summarize("baseline", lat, el, err)
+
+
+async def bench_webhook(session: aiohttp.ClientSession, base: str, baseline: str, rate: float, seconds: float, tag: str) -> list[tuple[Result, Result | None]]:
+    accepted = 0
+
+    def body(i: int) -> bytes:
+        return json.dumps(
+            {
+                "passphrase": PASS,
+                "ticker": SYMBOLS[i % len(SYMBOLS)],
+                "action": "buy" if (i // len(SYMBOLS)) % 2 == 0 else "sell",
+                "quantity": 1,
+                "alert_id": f"bench-{tag}-{i}",
+            }
+        ).encode()
+
+    async def hit(i: int, target: str = f"{base}/webhook/tradingview") -> bool:
+        nonlocal accepted
+        async with session.post(target, data=body(i)) as r:
+            payload = await r.json()
+            ok = r.status == 202 and payload.get("status") == "accepted"
+            accepted += ok
+            return ok
+
+    lat, el, err = await open_loop(hit, rate, seconds)
+    open_res = summarize(f"webhook -> accepted paper order @ {rate:.0f}/s", lat, el, err)
+
+    async def hit_base(i: int) -> bool:
+        async with session.post(f"{baseline}/bare/webhook", data=body(i)) as r:
+            await r.read()
+            return r.status == 202
+
+    lat, el, err = await open_loop(hit_base, rate, seconds)
+    open_base = summarize("baseline", lat, el, err)
+    lat, el, err = await closed_loop(lambda i: hit(i + 10_000_000), 32, min(seconds, 10))
+    sat = summarize("webhook saturation (32 in flight)", lat, el, err)
+    lat, el, err = await closed_loop(hit_base, 32, min(seconds, 10))
+    sat_base = summarize("baseline", lat, el, err)
+    return [(open_res, open_base), (sat, sat_base)]
+
+
+async def bench_ws(base: str, clients: int, seconds: float) -> Result:
+    """Feed-to-client latency: quote time stamp (feed) to receipt, every quote every client."""
+    url = base.replace("http://", "ws://") + "/stream"
+    latencies: list[float] = []
+    counts = [0] * clients
+
+    async def client(i: int) -> None:
+        async with websockets.connect(url, max_queue=None) as ws:
+            await ws.send(json.dumps({"op": "subscribe", "symbols": SYMBOLS}))
+            deadline = time.time() + seconds
+            while time.time() < deadline:
+                try:
+                    raw = await asyncio.wait_for(ws.recv(), 2)
+                except TimeoutError:
+                    continue
+                now = time.time()
+                msg = json.loads(raw)
+                if msg["type"] == "quotes":
+                    for q in msg["data"]:
+                        latencies.append(now - q["time"])
+                        counts[i] += 1
+
+    start = time.perf_counter()
+    await asyncio.gather(*(client(i) for i in range(clients)))
+    res = summarize(f"ws fan-out {clients} clients x 10 symbols", latencies, time.perf_counter() - start)
+    res.scenario += f" (min/client {min(counts)})"
+    return res
+
+
+async def main(quick: bool) -> None:
+    seconds = 5 if quick else 30
+    with tempfile.TemporaryDirectory() as tmpdir:
+        tmp = Path(tmpdir)
+        redis = RedisServer(tmp / "redis")
+        redis.start()
+        hub = start_datahub(redis.url, tmp, quote_rate=100)  # 10 symbols x 100/s = 1,000 quotes/s
+        baseline = start_baseline()
+        rows: list[tuple[Result, Result | None]] = []
+        try:
+            base, bare = f"http://127.0.0.1:{hub.port}", f"http://127.0.0.1:{baseline.port}"
+            async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200)) as s:
+                await asyncio.sleep(1)
+                rows.append(await bench_history(s, base, bare, 400 if quick else 2000))
+                rows.append(await bench_quotes(s, base, bare, 500, min(seconds, 10)))
+                rows.append((await bench_ws(base, 200, 5 if quick else 10), None))
+                rows += await bench_webhook(s, base, bare, 300, seconds, tag=str(int(time.time())))
+        finally:
+            hub.stop()
+            baseline.stop()
+            redis.stop()
+    print_table(rows, "datahub (real processes on loopback; latency from scheduled send)")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true", help="short runs (5 s) for a smoke check")
+    asyncio.run(main(parser.parse_args().quick))
