@@ -6,8 +6,9 @@ import asyncio
 import os
 import secrets
 import sys
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -22,7 +23,19 @@ cli = typer.Typer(
 )
 config_app = typer.Typer(help="Inspect the effective configuration.", no_args_is_help=True)
 cli.add_typer(config_app, name="config")
-cli.add_typer(kairos_app, name="kairos", help="Strategy scheduler: run it, or validate/list/run-once jobs.")
+cli.add_typer(
+    kairos_app, name="kairos", help="Strategy scheduler: run it, or validate/list/run-once jobs."
+)
+
+
+def _run(main: Coroutine[Any, Any, None]) -> None:
+    """Run on uvloop when it is installed (uvicorn[standard] brings it), else asyncio."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - optional speed-up
+        asyncio.run(main)
+        return
+    uvloop.run(main)
 
 
 def _settings(**overrides: object) -> Settings:
@@ -62,7 +75,7 @@ async def _serve(settings: Settings, *, with_kairos: bool = False) -> None:
         await server.serve()
         return
     serving = asyncio.create_task(server.serve())
-    while not server.started and not serving.done():
+    while not server.started and not serving.done():  # noqa: ASYNC110 - uvicorn has no started event
         await asyncio.sleep(0.05)
     scheduler = await _start_kairos(settings) if server.started else None
     try:
@@ -103,7 +116,7 @@ def datahub(
     """Run the datahub service (Redis at TRADEROPS_REDIS_URL)."""
     settings = _settings(http_host=host, http_port=port)
     setup_logging(settings.log_level, settings.log_format)
-    asyncio.run(_serve(settings))
+    _run(_serve(settings))
 
 
 @cli.command()
@@ -142,7 +155,7 @@ def run(
         "Press Ctrl-C to stop."
     )
     try:
-        asyncio.run(_serve(settings, with_kairos=True))
+        _run(_serve(settings, with_kairos=True))
     except KeyboardInterrupt:
         pass
     finally:

@@ -94,7 +94,9 @@ class Settings(BaseSettings):
         default_factory=list, description="source allow-list; 'tradingview' = its 4 addresses"
     )
     trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
-    webhook_max_age_seconds: float | None = Field(None, gt=0, description="reject stale alert times")
+    webhook_max_age_seconds: float | None = Field(
+        None, gt=0, description="reject stale alert times"
+    )
     alert_ttl_seconds: int = Field(7 * 86_400, gt=0, description="how long alert ids stay claimed")
     paper_cash: float = Field(100_000.0, gt=0)
     paper_slippage_bps: float = Field(1.0, ge=0)

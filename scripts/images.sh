@@ -62,7 +62,11 @@ build() { # build TAG CONTEXT FILE [ARGS...]
   [ "$ENGINE" = podman ] && fmt=(--format docker)
   log "building $tag ($file)"
   local t0=$SECONDS
-  "$ENGINE" build "${fmt[@]}" -q -t "$tag" -f "$file" "$@" "$ctx" >/dev/null
+  local out; out="$(mktemp)"
+  if ! "$ENGINE" build "${fmt[@]}" -t "$tag" -f "$file" "$@" "$ctx" >"$out" 2>&1; then
+    tail -n 40 "$out" >&2; rm -f "$out"; die "building $tag failed (last lines above)"
+  fi
+  rm -f "$out"
   log "built $tag in $((SECONDS - t0)) s"
 }
 

@@ -67,9 +67,8 @@ class PaperBroker:
 
     async def submit(self, order: Order) -> str:
         async with self._lock:
-            existing = await self.redis.hget(self.key, order.id)
-            if existing is not None:  # resubmit of an order we already hold: idempotent
-                return str(orjson.loads(existing)["broker_order_id"])
+            if order.id in self.resting:
+                return str(self.resting[order.id]["broker_order_id"])
             record: dict[str, Any] = {
                 "order": order.model_dump(mode="json"),
                 "broker_order_id": f"P-{uuid.uuid4().hex[:12]}",
@@ -78,7 +77,10 @@ class PaperBroker:
                 "avg_price": None,
                 "fills": [],
             }
-            await self._save(record)
+            if not await self.redis.hsetnx(self.key, order.id, orjson.dumps(record)):
+                # resubmit of an order we already hold (e.g. after a restart): idempotent
+                existing = await self.redis.hget(self.key, order.id)
+                return str(orjson.loads(existing or b"{}").get("broker_order_id", ""))
             self.resting[order.id] = record
         await self._emit(BrokerEvent(order.id, OrderStatus.SUBMITTED, record["broker_order_id"]))
         quote = await self.quotes(order.request.symbol)
@@ -120,7 +122,9 @@ class PaperBroker:
 
     async def on_quote(self, quote: Quote) -> None:
         """Fill resting orders that this quote crosses."""
-        for record in [r for r in self.resting.values() if r["order"]["request"]["symbol"] == quote.symbol]:
+        for record in [
+            r for r in self.resting.values() if r["order"]["request"]["symbol"] == quote.symbol
+        ]:
             price = self._fill_price(record, quote)
             if price is not None:
                 await self._fill(record, price)
@@ -134,7 +138,9 @@ class PaperBroker:
         slipped = touch * (1 + self.slippage) if side is Side.BUY else touch * (1 - self.slippage)
         if kind in (OrderType.STOP, OrderType.STOP_LIMIT) and not record.get("triggered"):
             stop = req["stop_price"]
-            if (side is Side.BUY and quote.last < stop) or (side is Side.SELL and quote.last > stop):
+            if (side is Side.BUY and quote.last < stop) or (
+                side is Side.SELL and quote.last > stop
+            ):
                 return None
             record["triggered"] = True
             kind = OrderType.MARKET if kind is OrderType.STOP else OrderType.LIMIT
@@ -159,7 +165,11 @@ class PaperBroker:
             if remaining <= 0 or record["status"] not in ("submitted", "partially_filled"):
                 return
             qty = min(remaining, self.partial) if self.partial else remaining
-            commission = round(max(self.min_commission, self.per_share * qty), 4) if self.per_share else self.min_commission
+            commission = (
+                round(max(self.min_commission, self.per_share * qty), 4)
+                if self.per_share
+                else self.min_commission
+            )
             n = len(record["fills"]) + 1
             fill = Fill(
                 id=f"{record['broker_order_id']}-{n}",
@@ -176,14 +186,20 @@ class PaperBroker:
             )
             prev = record["filled"]
             record["filled"] = prev + qty
-            record["avg_price"] = ((record["avg_price"] or 0.0) * prev + price * qty) / record["filled"]
+            record["avg_price"] = ((record["avg_price"] or 0.0) * prev + price * qty) / record[
+                "filled"
+            ]
             record["fills"].append(fill.model_dump(mode="json"))
             done = record["filled"] >= order["request"]["quantity"]
             record["status"] = (OrderStatus.FILLED if done else OrderStatus.PARTIALLY_FILLED).value
             await self._save(record)
             if done:
                 self.resting.pop(order["id"], None)
-        await self._emit(BrokerEvent(order["id"], OrderStatus(record["status"]), record["broker_order_id"], fill=fill))
+        await self._emit(
+            BrokerEvent(
+                order["id"], OrderStatus(record["status"]), record["broker_order_id"], fill=fill
+            )
+        )
 
     async def _finish(self, record: dict[str, Any], status: OrderStatus, reason: str) -> None:
         async with self._lock:
@@ -191,7 +207,9 @@ class PaperBroker:
             record["reason"] = reason
             await self._save(record)
             self.resting.pop(record["order"]["id"], None)
-        await self._emit(BrokerEvent(record["order"]["id"], status, record["broker_order_id"], reason=reason))
+        await self._emit(
+            BrokerEvent(record["order"]["id"], status, record["broker_order_id"], reason=reason)
+        )
 
     async def _save(self, record: dict[str, Any]) -> None:
         await self.redis.hset(self.key, record["order"]["id"], orjson.dumps(record))

@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse
+from redis.exceptions import RedisError
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app import __version__
 from app.bus import create_redis
@@ -22,6 +24,7 @@ from app.datahub.routers import admin, health, quotes, stream, udf, webhook
 from app.datahub.services import Services
 from app.datahub.stream import QuoteHub
 from app.datahub.wiring import QuotePump, build_engine
+from app.execution.engine import ExecutionEngine
 from app.feeds import make_feed
 from app.feeds.base import Feed
 from app.observability.metrics import HTTP_LATENCY, HTTP_REQUESTS
@@ -47,13 +50,14 @@ def create_app(settings: Settings, *, feed: Feed | None = None) -> FastAPI:
         engine = build_engine(settings, redis, market)
         services = Services(settings, redis, the_feed, market, hub, publisher, engine)
         app.state.services = services
-        await engine.start()
         quote_pump = QuotePump(engine)
         hub.listeners.append(quote_pump.offer)
+        hub.listeners.append(market.offer)
         tasks = [
             asyncio.create_task(hub.run(), name="quote-hub"),
             asyncio.create_task(publisher.run(), name="quote-publisher"),
             asyncio.create_task(quote_pump.run(), name="engine-quotes"),
+            asyncio.create_task(_start_engine(engine), name="engine-start"),
         ]
         log.info(
             "datahub ready", extra={"feed": the_feed.name, "redis": _redact(settings.redis_url)}
@@ -96,25 +100,49 @@ def create_app(settings: Settings, *, feed: Feed | None = None) -> FastAPI:
             return JSONResponse({"s": "error", "errmsg": text}, status_code=400)
         return JSONResponse({"detail": "invalid request", "errors": errors}, status_code=422)
 
-    app.middleware("http")(_http_metrics)
+    app.add_middleware(HTTPMetrics)
     return app
 
 
-async def _http_metrics(
-    request: Request, call_next: Callable[[Request], Awaitable[Response]]
-) -> Response:
-    start = time.perf_counter()
-    response = await call_next(request)
-    route = _route_template(request)
-    HTTP_LATENCY.labels(route).observe(time.perf_counter() - start)
-    HTTP_REQUESTS.labels(route, request.method, str(response.status_code)).inc()
-    return response
+async def _start_engine(engine: ExecutionEngine) -> None:
+    """Start (load state, reconcile) once Redis answers; until then the webhook says 503."""
+    backoff = 0.2
+    while True:
+        try:
+            await engine.start()
+            return
+        except (RedisError, OSError) as exc:
+            log.warning("execution engine waiting for Redis (retry in %.1fs): %s", backoff, exc)
+            await asyncio.sleep(backoff)
+            backoff = min(5.0, backoff * 2)
 
 
-def _route_template(request: Request) -> str:
-    """The matched route's path template, so label cardinality stays bounded."""
-    route: Any = request.scope.get("route")
-    return str(getattr(route, "path", "unmatched"))
+class HTTPMetrics:
+    """Request count and latency per route template (pure ASGI: no per-request task)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            route: Any = scope.get("route")
+            template = str(getattr(route, "path", "unmatched"))
+            HTTP_LATENCY.labels(template).observe(time.perf_counter() - start)
+            HTTP_REQUESTS.labels(template, scope["method"], str(status)).inc()
 
 
 def _redact(url: str) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from typing import Any
 
 import orjson
 from redis.asyncio import Redis
@@ -52,11 +53,26 @@ class MarketData:
         self.cache = QuoteCache(redis, quote_ttl)
         self.history_ttl = history_ttl
         self.max_bars = max_bars
+        self.quote_ttl = quote_ttl
+        self.fresh: dict[str, tuple[float, dict[str, Any]]] = {}  # from the fan-out: no round trip
+
+    def offer(self, quote: dict[str, Any]) -> None:
+        """Hub listener: remember the latest fan-out quote per symbol."""
+        self.fresh[quote["symbol"]] = (time.monotonic(), quote)
 
     async def quotes(self, symbols: Sequence[str]) -> dict[str, Quote]:
         """Cached quotes first; whatever is missing comes from the feed and is cached."""
         wanted = list(dict.fromkeys(symbols))
-        found = await self.cache.get_many(wanted)
+        found: dict[str, Quote] = {}
+        horizon = time.monotonic() - self.quote_ttl
+        for symbol in wanted:
+            entry = self.fresh.get(symbol)
+            if entry is not None and entry[0] >= horizon:
+                found[symbol] = Quote.model_construct(**entry[1])
+        if len(found) == len(wanted):
+            CACHE_REQUESTS.labels("quote", "memory").inc(len(found))
+            return found
+        found.update(await self.cache.get_many([s for s in wanted if s not in found]))
         CACHE_REQUESTS.labels("quote", "hit").inc(len(found))
         missing = [s for s in wanted if s not in found]
         if missing:

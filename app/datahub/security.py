@@ -67,7 +67,9 @@ def require_admin(
     if configured is None:
         raise HTTPException(503, "admin API disabled: set TRADEROPS_ADMIN_API_KEY")
     if not x_api_key or not constant_time_equals(x_api_key, configured.get_secret_value()):
-        raise HTTPException(401, "missing or wrong X-API-Key", headers={"WWW-Authenticate": "ApiKey"})
+        raise HTTPException(
+            401, "missing or wrong X-API-Key", headers={"WWW-Authenticate": "ApiKey"}
+        )
 
 
 AdminDep = Depends(require_admin)

@@ -81,6 +81,7 @@ class ExecutionEngine:
         self._inflight: dict[str, asyncio.Future[Decision]] = {}
         self._watcher: asyncio.Task[None] | None = None
         self.last: dict[str, float] = {}  # last trade per symbol, from the quote fan-out
+        self.started = False  # state loaded and reconciled: safe to take alerts
         self._pnl_gauge = DAILY_PNL.labels(broker.account)
         self._exposure_gauge = EXPOSURE.labels(broker.account)
         self._positions_gauge = OPEN_POSITIONS.labels(broker.account)
@@ -99,6 +100,7 @@ class ExecutionEngine:
         await self.reconcile()
         self._update_gauges()
         self._watcher = asyncio.create_task(self._watch_unknown(), name="unknown-orders")
+        self.started = True
 
     async def _watch_unknown(self, every: float = 30.0) -> None:
         """Orders left UNKNOWN by a broker timeout: ask the broker by tag until it knows."""
@@ -111,9 +113,13 @@ class ExecutionEngine:
                     log.warning("reconcile of unknown order %s failed: %s", order.id, exc)
                     continue
                 if state is not None and state.status is not OrderStatus.UNKNOWN:
-                    await self.on_broker_event(BrokerEvent(order.id, state.status, state.broker_order_id))
+                    await self.on_broker_event(
+                        BrokerEvent(order.id, state.status, state.broker_order_id)
+                    )
 
     async def close(self) -> None:
+        if not self.started:
+            return
         """Let in-flight broker calls finish (bounded), stop watchers, close the broker."""
         if self._watcher is not None:
             self._watcher.cancel()
@@ -141,17 +147,23 @@ class ExecutionEngine:
             state = await self.broker.find_by_tag(order.id)
             if state is None:
                 if order.status is OrderStatus.NEW:
-                    log.info("reconcile: submitting order %s that never reached the broker", order.id)
+                    log.info(
+                        "reconcile: submitting order %s that never reached the broker", order.id
+                    )
                     self._spawn(self._submit(order))
                 else:
-                    await self._transition(order, OrderStatus.REJECTED, "not found at the broker on reconciliation")
+                    await self._transition(
+                        order, OrderStatus.REJECTED, "not found at the broker on reconciliation"
+                    )
                 continue
             fills_for = getattr(self.broker, "fills_for", None)
             if fills_for is not None:
                 # what we already booked, so a broker that reports running totals
                 # (Tradier) replays only the part we missed
                 missed = await fills_for(
-                    order.id, filled_quantity=order.filled_quantity, avg_fill_price=order.avg_fill_price
+                    order.id,
+                    filled_quantity=order.filled_quantity,
+                    avg_fill_price=order.avg_fill_price,
                 )
                 for fill in missed:
                     if fill.strategy != order.request.strategy:
@@ -160,8 +172,14 @@ class ExecutionEngine:
                         BrokerEvent(order.id, state.status, state.broker_order_id, fill=fill)
                     )
             current = self.orders.get(order.id)
-            if current is not None and current.status != state.status and not current.status.terminal:
-                await self.on_broker_event(BrokerEvent(order.id, state.status, state.broker_order_id))
+            if (
+                current is not None
+                and current.status != state.status
+                and not current.status.terminal
+            ):
+                await self.on_broker_event(
+                    BrokerEvent(order.id, state.status, state.broker_order_id)
+                )
 
     # -- alerts ----------------------------------------------------------------
     async def handle_alert(self, alert: Alert) -> Decision:
@@ -233,12 +251,21 @@ class ExecutionEngine:
                 requests = self._requests_for(alert, alert_id, price)
             except SizingError as exc:
                 requests = []
-                denial = Decision(**base, status="denied", check="sizing", reason="cannot_size", message=str(exc))
+                denial = Decision(
+                    **base, status="denied", check="sizing", reason="cannot_size", message=str(exc)
+                )
             if denial is None and not requests:
-                denial = Decision(**base, status="ignored", reason="no_position", message=f"no open position in {alert.ticker}")
+                denial = Decision(
+                    **base,
+                    status="ignored",
+                    reason="no_position",
+                    message=f"no open position in {alert.ticker}",
+                )
             counted: list[OrderRequest] = []
             for request in requests:
-                verdict = self.risk.check(request, request.limit_price or request.stop_price or price)
+                verdict = self.risk.check(
+                    request, request.limit_price or request.stop_price or price
+                )
                 if not verdict.allowed:
                     for done in counted:  # an earlier leg of this alert: release it
                         self.risk.on_order_done(done.client_order_id)
@@ -265,12 +292,16 @@ class ExecutionEngine:
             status="accepted",
             order_id=orders[0].id,
             quantity=sum(o.request.quantity for o in orders),
-            message="accepted" if len(orders) == 1 else f"accepted as {len(orders)} orders: {', '.join(o.id for o in orders)}",
+            message="accepted"
+            if len(orders) == 1
+            else f"accepted as {len(orders)} orders: {', '.join(o.id for o in orders)}",
         )
         try:
             for i, order in enumerate(orders):
                 last = i == len(orders) - 1
-                await self.store.save_order(order, decision=decision if last else None, ttl=self.alert_ttl)
+                await self.store.save_order(
+                    order, decision=decision if last else None, ttl=self.alert_ttl
+                )
         except BaseException:
             for order in orders:  # not acknowledged: forget it entirely
                 self.orders.pop(order.id, None)
@@ -284,7 +315,9 @@ class ExecutionEngine:
         """Turn an action into order requests given the current position (FIFO book)."""
         pos = self.ledger.position(alert.ticker)
         pending = sum(
-            o.remaining * o.request.side.sign for o in self.orders.values() if o.request.symbol == alert.ticker
+            o.remaining * o.request.side.sign
+            for o in self.orders.values()
+            if o.request.symbol == alert.ticker
         )
         common: dict[str, Any] = {
             "symbol": alert.ticker,
@@ -305,7 +338,14 @@ class ExecutionEngine:
             if net == 0:
                 return []
             intent = Intent.SELL if net > 0 else Intent.BUY_TO_COVER
-            return [OrderRequest(client_order_id=self._order_id(alert_id, 0), intent=intent, quantity=abs(net), **common)]
+            return [
+                OrderRequest(
+                    client_order_id=self._order_id(alert_id, 0),
+                    intent=intent,
+                    quantity=abs(net),
+                    **common,
+                )
+            ]
         qty = size(self.sizing.rule(alert.strategy), alert, price or 0.0, self.ledger.equity)
         if qty <= 0:
             raise SizingError(f"sized to {qty} shares at {price}: nothing to trade")
@@ -315,7 +355,14 @@ class ExecutionEngine:
         requests = []
         if closing:
             intent = Intent.BUY_TO_COVER if buying else Intent.SELL
-            requests.append(OrderRequest(client_order_id=self._order_id(alert_id, 0), intent=intent, quantity=closing, **common))
+            requests.append(
+                OrderRequest(
+                    client_order_id=self._order_id(alert_id, 0),
+                    intent=intent,
+                    quantity=closing,
+                    **common,
+                )
+            )
         if qty - closing:
             intent = Intent.BUY if buying else Intent.SELL_SHORT
             requests.append(
@@ -373,7 +420,11 @@ class ExecutionEngine:
         except (TimeoutError, BrokerTimeoutError) as exc:
             BROKER_ERRORS.labels(self.broker.name, "submit").inc()
             self.risk.on_broker_result(False)
-            await self._locked_transition(order.id, OrderStatus.UNKNOWN, f"broker timeout: {exc or 'no answer'}; reconcile by tag")
+            await self._locked_transition(
+                order.id,
+                OrderStatus.UNKNOWN,
+                f"broker timeout: {exc or 'no answer'}; reconcile by tag",
+            )
             return
         except BrokerError as exc:
             BROKER_ERRORS.labels(self.broker.name, "submit").inc()
@@ -389,17 +440,23 @@ class ExecutionEngine:
                 if current.status is OrderStatus.NEW:
                     await self._transition(current, OrderStatus.SUBMITTED)
 
-    async def _locked_transition(self, order_id: str, status: OrderStatus, reason: str | None = None) -> None:
+    async def _locked_transition(
+        self, order_id: str, status: OrderStatus, reason: str | None = None
+    ) -> None:
         async with self._lock:
             order = self.orders.get(order_id)
             if order is not None:
                 await self._transition(order, status, reason)
 
-    async def _transition(self, order: Order, status: OrderStatus, reason: str | None = None) -> None:
+    async def _transition(
+        self, order: Order, status: OrderStatus, reason: str | None = None
+    ) -> None:
         if status == order.status and status is not OrderStatus.PARTIALLY_FILLED:
             return
         if status not in TRANSITIONS[order.status]:
-            log.warning("ignoring %s -> %s for order %s", order.status.value, status.value, order.id)
+            log.warning(
+                "ignoring %s -> %s for order %s", order.status.value, status.value, order.id
+            )
             return
         order.status = status
         order.updated_at = self.clock()
@@ -421,7 +478,11 @@ class ExecutionEngine:
                 order.broker_order_id = event.broker_order_id
             if event.fill is not None:
                 await self._apply_fill(order, event.fill, event.status)
-            elif event.status is not OrderStatus.SUBMITTED or order.status is OrderStatus.NEW or order.status is OrderStatus.UNKNOWN:
+            elif (
+                event.status is not OrderStatus.SUBMITTED
+                or order.status is OrderStatus.NEW
+                or order.status is OrderStatus.UNKNOWN
+            ):
                 await self._transition(order, event.status, event.reason)
 
     async def _apply_fill(self, order: Order, fill: Fill, status: OrderStatus) -> None:
@@ -431,14 +492,22 @@ class ExecutionEngine:
             order.status = OrderStatus.SUBMITTED
         prev = order.filled_quantity
         order.filled_quantity = prev + fill.quantity
-        order.avg_fill_price = ((order.avg_fill_price or 0.0) * prev + fill.price * fill.quantity) / order.filled_quantity
-        order.status = OrderStatus.FILLED if order.filled_quantity >= order.request.quantity else OrderStatus.PARTIALLY_FILLED
+        order.avg_fill_price = (
+            (order.avg_fill_price or 0.0) * prev + fill.price * fill.quantity
+        ) / order.filled_quantity
+        order.status = (
+            OrderStatus.FILLED
+            if order.filled_quantity >= order.request.quantity
+            else OrderStatus.PARTIALLY_FILLED
+        )
         order.updated_at = self.clock()
         self.ledger.apply_fill(fill)
         await self.store.save_fill(fill, order, self.ledger)
         FILLS.labels(self.broker.name).inc()
         ORDERS.labels(self.broker.name, order.status.value).inc()
-        self.risk.on_fill(fill.symbol, fill.intent, fill.quantity, fill.price, fill.time, order_id=order.id)
+        self.risk.on_fill(
+            fill.symbol, fill.intent, fill.quantity, fill.price, fill.time, order_id=order.id
+        )
         if order.status.terminal:
             self.orders.pop(order.id, None)
             self.risk.on_order_done(order.id)
@@ -465,12 +534,21 @@ class ExecutionEngine:
             if b["symbol"] != quote.symbol:
                 continue
             last = quote.last
-            hit_stop = b["stop"] is not None and (last <= b["stop"] if b["long"] else last >= b["stop"])
-            hit_target = b["target"] is not None and (last >= b["target"] if b["long"] else last <= b["target"])
+            hit_stop = b["stop"] is not None and (
+                last <= b["stop"] if b["long"] else last >= b["stop"]
+            )
+            hit_target = b["target"] is not None and (
+                last >= b["target"] if b["long"] else last <= b["target"]
+            )
             if hit_stop or hit_target:
                 del self.brackets[entry_id]
                 reason = "stop_loss" if hit_stop else "take_profit"
-                alert = Alert(ticker=b["symbol"], action=AlertAction.EXIT, strategy=b["strategy"], alert_id=f"{entry_id}-{reason}")
+                alert = Alert(
+                    ticker=b["symbol"],
+                    action=AlertAction.EXIT,
+                    strategy=b["strategy"],
+                    alert_id=f"{entry_id}-{reason}",
+                )
                 self._spawn(self._bracket_exit(alert))
 
     async def _bracket_exit(self, alert: Alert) -> None:
@@ -494,7 +572,9 @@ class ExecutionEngine:
                 raise KeyError(order_id)
             raise ValueError(f"order {order_id} is {stored.status.value} and cannot be canceled")
         if order.status is OrderStatus.NEW:
-            await self._locked_transition(order_id, OrderStatus.CANCELED, "canceled before reaching the broker")
+            await self._locked_transition(
+                order_id, OrderStatus.CANCELED, "canceled before reaching the broker"
+            )
         else:
             await self.broker.cancel(order)
         return (await self.store.get_order(order_id)) or order
@@ -505,7 +585,12 @@ class ExecutionEngine:
         stamp = uuid.uuid4().hex[:8]
         decisions = []
         for sym in symbols:
-            alert = Alert(ticker=sym, action=AlertAction.FLATTEN, strategy="flatten", alert_id=f"{reason}-{sym}-{stamp}")
+            alert = Alert(
+                ticker=sym,
+                action=AlertAction.FLATTEN,
+                strategy="flatten",
+                alert_id=f"{reason}-{sym}-{stamp}",
+            )
             decisions.append(await self.handle_alert(alert))
         return decisions
 

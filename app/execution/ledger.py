@@ -136,11 +136,17 @@ class Ledger:
 
     @property
     def market_value(self) -> float:
-        return sum(b.quantity * (b.last if b.last is not None else b.avg_price) for b in self.books.values())
+        return sum(
+            b.quantity * (b.last if b.last is not None else b.avg_price)
+            for b in self.books.values()
+        )
 
     @property
     def gross_exposure(self) -> float:
-        return sum(abs(b.quantity) * (b.last if b.last is not None else b.avg_price) for b in self.books.values())
+        return sum(
+            abs(b.quantity) * (b.last if b.last is not None else b.avg_price)
+            for b in self.books.values()
+        )
 
     @property
     def equity(self) -> float:

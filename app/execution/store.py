@@ -42,7 +42,9 @@ class ExecutionStore:
         return [Decision.model_validate_json(fields[b"decision"]) for _, fields in entries]
 
     # -- orders ----------------------------------------------------------------
-    async def save_order(self, order: Order, *, decision: Decision | None = None, ttl: int = 0) -> None:
+    async def save_order(
+        self, order: Order, *, decision: Decision | None = None, ttl: int = 0
+    ) -> None:
         """Persist a transition atomically: the order, its stream entry, the open set
         and (for a new order) the alert decision that acknowledges it.
         """

@@ -295,7 +295,7 @@ async def calendar(
     async def compute() -> dict[str, Any]:
         fills = await read_fills(redis)
         realised = realise(fills, zone)
-        days = []
+        days: list[dict[str, Any]] = []
         d = first
         while d <= now:
             days.append(
@@ -308,14 +308,15 @@ async def calendar(
             )
             d += timedelta(days=1)
         active = [x for x in days if x["fills"]]
+        pnls = [float(x["pnl"] or 0.0) for x in days]
         return {
             "months": months,
             "start": first.isoformat(),
             "end": now.isoformat(),
             "timezone": tz,
-            "total": _r(sum(x["pnl"] or 0.0 for x in days), 2),
-            "best": max(active, key=lambda x: x["pnl"] or 0.0) if active else None,
-            "worst": min(active, key=lambda x: x["pnl"] or 0.0) if active else None,
+            "total": _r(sum(pnls), 2),
+            "best": max(active, key=lambda x: float(x["pnl"] or 0.0)) if active else None,
+            "worst": min(active, key=lambda x: float(x["pnl"] or 0.0)) if active else None,
             "days": days,
         }
 

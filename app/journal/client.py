@@ -8,7 +8,6 @@ the fills wait and are retried. ``TradeNoteRejected`` is about one request's con
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -139,7 +138,7 @@ class TradeNoteClient:
             ) as resp:
                 raw = await resp.read()
                 status = resp.status
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise TradeNoteUnavailable(
                 f"TradeNote unreachable at {self.parse_url}: {type(exc).__name__}: {exc}"
             ) from None

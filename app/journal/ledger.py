@@ -21,15 +21,17 @@ TEMPLATE_COLUMNS = [
     "Exec Time", "Comm", "SEC", "TAF", "NSCC", "Nasdaq", "ECN Remove", "ECN Add",
     "Gross Proceeds", "Net Proceeds", "Clr Broker", "Liq", "Note",
 ]  # fmt: skip
-SLACK_MS = 86_400_000  # stream ids are insertion times: allow a day of clock skew
+SLACK_MS = 86_400_000  # stream ids are insertion times: allow for clock skew
 
 
 async def read_fills(
     redis: Redis, start: float | None = None, end: float | None = None, *, chunk: int = 5000
 ) -> list[Fill]:
     """Fills with ``start <= time < end`` (all when None), in time order, unique by id."""
+    # A fill is appended when it happens or later (a late broker report, a backfill), so
+    # its entry id (insertion time) is >= its time: bound the scan below only.
     lo: str = "-" if start is None else f"{max(0, int(start * 1000) - SLACK_MS)}"
-    hi: str = "+" if end is None else f"{int(end * 1000) + SLACK_MS}"
+    hi = "+"
     fills: dict[str, Fill] = {}
     cursor = lo
     while True:

@@ -132,7 +132,7 @@ def create_app(worker: JournalWorker) -> FastAPI:
 
 async def status(redis: Redis) -> dict[str, Any]:
     """Backlog, last sync, last error and dead letters, for ``journal status``."""
-    info = await backlog(redis)
+    info: dict[str, Any] = dict(await backlog(redis))
     raw: Any = await redis.hgetall(Keys.JOURNAL_STATUS)
     fields = {k.decode(): v.decode() for k, v in raw.items()}
     info["last_sync"] = float(fields["last_sync"]) if "last_sync" in fields else None

@@ -110,8 +110,8 @@ class Journal:
         while True:
             if await self.redis.set(Keys.JOURNAL_LOCK, token, nx=True, px=LOCK_TTL_MS):
                 break
-            holder = await self.redis.get(Keys.JOURNAL_LOCK)
-            if holder is not None and holder.decode().rsplit(":", 1)[0] == self.owner:
+            holder = _text(await self.redis.get(Keys.JOURNAL_LOCK))
+            if holder is not None and holder.rsplit(":", 1)[0] == self.owner:
                 await self.redis.set(Keys.JOURNAL_LOCK, token, px=LOCK_TTL_MS)
                 break
             if time.monotonic() >= deadline:
@@ -122,8 +122,7 @@ class Journal:
         try:
             yield
         finally:
-            current = await self.redis.get(Keys.JOURNAL_LOCK)
-            if current is not None and current.decode() == token:
+            if _text(await self.redis.get(Keys.JOURNAL_LOCK)) == token:
                 await self.redis.delete(Keys.JOURNAL_LOCK)
 
     async def sync(self, fills: Sequence[Fill], *, rebuild_days: Sequence[int] = ()) -> SyncResult:
@@ -148,10 +147,8 @@ class Journal:
         for d in rebuild_days:
             by_day.setdefault(int(d), [])
 
-        journaled = [
-            int(float(s))
-            for _, s in await self.redis.zrange(Keys.JOURNAL_DAYS, 0, -1, withscores=True)
-        ]
+        days_raw: Any = await self.redis.zrange(Keys.JOURNAL_DAYS, 0, -1, withscores=True)
+        journaled = [int(float(score)) for _, score in days_raw]
         known_days = set(journaled)
         to_build = set(by_day)
         docs = await self.client.find_days(user, sorted(to_build))
@@ -265,3 +262,9 @@ class Journal:
                 await self.client.batch(requests)
         except TradeNoteError as exc:  # cosmetic: the P&L is already right
             log.warning("could not mark swing trades closed on their opening day: %s", exc)
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    return value.decode() if isinstance(value, bytes) else str(value)

@@ -19,6 +19,7 @@ Failures:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import random
@@ -74,7 +75,7 @@ class Backoff:
     def next_delay(self) -> float:
         delay = min(self.cap, self.base * (2**self.failures))
         self.failures = min(self.failures + 1, 32)
-        return delay / 2 + self.rng.random() * delay / 2
+        return float(delay / 2 + self.rng.random() * delay / 2)
 
     def reset(self) -> None:
         self.failures = 0
@@ -125,10 +126,8 @@ class JournalWorker:
             except (TradeNoteError, RedisError, OSError) as exc:
                 await self._failed(exc)
                 delay = self.backoff.next_delay()
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stop.wait(), timeout=delay)
-                except TimeoutError:
-                    pass
         log.info("journal worker %s stopped", self.consumer)
 
     async def _failed(self, exc: Exception) -> None:
@@ -154,10 +153,8 @@ class JournalWorker:
 
     @staticmethod
     async def _safe(coro: Any) -> None:
-        try:
+        with contextlib.suppress(RedisError, OSError):
             await coro
-        except (RedisError, OSError):
-            pass
 
     async def ensure_group(self) -> None:
         """Create the consumer group at the start of the stream (everything is journaled
@@ -279,7 +276,7 @@ class JournalWorker:
 
     async def dead_letter(self, entry: Entry, reason: str, *, attempts: int = 1) -> None:
         """Park an entry in the dead-letter stream (never dropped) and acknowledge it."""
-        fields: dict[str, Any] = {
+        fields: dict[Any, Any] = {
             "entry_id": entry.entry_id,
             "reason": reason[:500],
             "attempts": str(attempts),

@@ -1,4 +1,5 @@
-"""Container healthcheck: GET /health of the trader-ops service running as PID 1.
+"""Container healthcheck: GET /health (or the path in argv[1], e.g. /ready) of the
+trader-ops service running as PID 1.
 
 The port comes from TRADEROPS_HEALTHCHECK_PORT, else from the service in PID 1's command
 line (datahub: TRADEROPS_HTTP_PORT or 8000; kairos: TRADEROPS_KAIROS_PORT or 8001;
@@ -33,7 +34,8 @@ def port() -> int:
 
 
 def main() -> int:
-    url = f"http://127.0.0.1:{port()}/health"
+    path = sys.argv[1] if len(sys.argv) > 1 else "/health"
+    url = f"http://127.0.0.1:{port()}{path}"
     try:
         with urllib.request.urlopen(url, timeout=4) as resp:  # noqa: S310 (fixed loopback URL)
             return 0 if resp.status == 200 else 1

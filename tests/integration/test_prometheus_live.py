@@ -121,7 +121,9 @@ def write_config(directory: Path, target: str) -> Path:
 
 
 @contextlib.contextmanager
-def prometheus(binary: str, config: Path, directory: Path) -> Iterator[str]:
+def prometheus(
+    binary: str, config: Path, directory: Path
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     port = free_port()
     log_path = directory / "prometheus.log"
     with log_path.open("wb") as log:
@@ -138,7 +140,7 @@ def prometheus(binary: str, config: Path, directory: Path) -> Iterator[str]:
             stderr=subprocess.STDOUT,
         )
         try:
-            yield f"http://127.0.0.1:{port}"
+            yield f"http://127.0.0.1:{port}", proc
         finally:
             proc.terminate()
             try:
@@ -310,10 +312,12 @@ async def test_dashboards_and_rules_against_a_live_prometheus(
         # Wave 1 creates every labelled series (a counter child is born at its first
         # increment, which rate() cannot see); wave 2, after scrapes, moves them.
         await traffic.wave()
-        with prometheus(binary, config, prom_dir) as prom_url:
+        with prometheus(binary, config, prom_dir) as (prom_url, proc):
             async with httpx.AsyncClient(base_url=prom_url, timeout=10) as prom:
 
                 async def ready() -> bool:
+                    if proc.poll() is not None:
+                        pytest.fail(f"prometheus exited with {proc.returncode}:\n{log.read_text()}")
                     return (await prom.get("/-/ready")).status_code == 200
 
                 await poll("prometheus ready", ready, timeout=15, proc_log=log)

@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from redis.asyncio import Redis
@@ -38,9 +39,21 @@ SECRETS = {
 }
 FILE_SECRET = "tradenote_master_key"  # given through TRADEROPS_..._FILE, the others by env
 
-# Spans from this module go here (the process has one provider; see RECIPES).
+
+class Recorder(SimpleSpanProcessor):
+    """Exports only while armed: the process has one provider (see RECIPES), and other
+    tests' spans must not pile up in memory here."""
+
+    active = False
+
+    def on_end(self, span: ReadableSpan) -> None:
+        if self.active:
+            super().on_end(span)
+
+
 EXPORTER = InMemorySpanExporter()
-setup_tracing("trader-ops-secrets-test", span_processor=SimpleSpanProcessor(EXPORTER))
+RECORDER = Recorder(EXPORTER)
+setup_tracing("trader-ops-secrets-test", span_processor=RECORDER)
 
 
 def leaked(text: str) -> list[str]:
@@ -117,6 +130,20 @@ async def test_datahub_traffic_logs_no_secret(
     capfd: pytest.CaptureFixture[str],
 ) -> None:
     EXPORTER.clear()
+    RECORDER.active = True
+    try:
+        await _drive_datahub(redis_srv, caplog, captured, capfd)
+    finally:
+        RECORDER.active = False
+        EXPORTER.clear()
+
+
+async def _drive_datahub(
+    redis_srv: RedisServer,
+    caplog: pytest.LogCaptureFixture,
+    captured: io.StringIO,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
     settings = settings_for(redis_srv.url, symbols=["AAPL", "MSFT"], log_level="DEBUG", **SECRETS)
     app = create_app(settings)
     instrument_app(app)  # also trace it (a no-op if the factory already did)

@@ -38,15 +38,29 @@ from app.observability.tracing import (
 )
 from tests.servers import free_port
 
+
+class Recorder(SimpleSpanProcessor):
+    """Exports only while a test of this module runs: the provider outlives the module,
+    and other tests' spans must not pile up in memory here."""
+
+    active = False
+
+    def on_end(self, span: ReadableSpan) -> None:
+        if self.active:
+            super().on_end(span)
+
+
 EXPORTER = InMemorySpanExporter()
-PROCESSOR = SimpleSpanProcessor(EXPORTER)
+PROCESSOR = Recorder(EXPORTER)
 setup_tracing("trader-ops-tests", span_processor=PROCESSOR)
 
 
 @pytest.fixture(autouse=True)
-def _clear_spans() -> Iterator[None]:
+def _record_spans() -> Iterator[None]:
     EXPORTER.clear()
+    PROCESSOR.active = True
     yield
+    PROCESSOR.active = False
     EXPORTER.clear()
 
 

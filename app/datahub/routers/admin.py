@@ -8,7 +8,7 @@ from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel
 
 from app.brokers.base import BrokerError
-from app.datahub.deps import ServicesDep
+from app.datahub.deps import ReadyServicesDep
 from app.datahub.security import AdminDep
 from app.models.alerts import Decision
 from app.models.orders import Order
@@ -29,7 +29,7 @@ class FlattenRequest(BaseModel):
 
 @router.get("/orders")
 async def list_orders(
-    services: ServicesDep,
+    services: ReadyServicesDep,
     status: Literal["open", "all"] = "all",
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, list[Order]]:
@@ -39,7 +39,7 @@ async def list_orders(
 
 
 @router.get("/orders/{order_id}")
-async def get_order(services: ServicesDep, order_id: str) -> Order:
+async def get_order(services: ReadyServicesDep, order_id: str) -> Order:
     order = await services.engine.store.get_order(order_id)
     if order is None:
         raise HTTPException(404, f"no order {order_id}")
@@ -47,7 +47,7 @@ async def get_order(services: ServicesDep, order_id: str) -> Order:
 
 
 @router.delete("/orders/{order_id}")
-async def cancel_order(services: ServicesDep, order_id: str) -> Order:
+async def cancel_order(services: ReadyServicesDep, order_id: str) -> Order:
     try:
         return await services.engine.cancel(order_id)
     except KeyError:
@@ -59,22 +59,22 @@ async def cancel_order(services: ServicesDep, order_id: str) -> Order:
 
 
 @router.get("/positions")
-async def positions(services: ServicesDep) -> dict[str, list[Position]]:
+async def positions(services: ReadyServicesDep) -> dict[str, list[Position]]:
     return {"positions": services.engine.ledger.positions()}
 
 
 @router.get("/account")
-async def account(services: ServicesDep) -> AccountState:
+async def account(services: ReadyServicesDep) -> AccountState:
     return services.engine.ledger.state()
 
 
 @router.get("/risk")
-async def risk(services: ServicesDep) -> dict[str, Any]:
+async def risk(services: ReadyServicesDep) -> dict[str, Any]:
     return services.engine.risk_snapshot()
 
 
 @router.post("/risk/kill-switch")
-async def kill_switch(services: ServicesDep, body: KillSwitchRequest) -> dict[str, Any]:
+async def kill_switch(services: ReadyServicesDep, body: KillSwitchRequest) -> dict[str, Any]:
     state = await services.engine.set_kill_switch(body.state, body.reason)
     flattened: list[Decision] = []
     if body.flatten:
@@ -83,12 +83,14 @@ async def kill_switch(services: ServicesDep, body: KillSwitchRequest) -> dict[st
 
 
 @router.post("/flatten")
-async def flatten(services: ServicesDep, body: FlattenRequest | None = None) -> dict[str, Any]:
+async def flatten(services: ReadyServicesDep, body: FlattenRequest | None = None) -> dict[str, Any]:
     symbol = body.symbol.upper() if body and body.symbol else None
     decisions = await services.engine.flatten(symbol)
     return {"orders": [d.model_dump(exclude_none=True) for d in decisions]}
 
 
 @router.get("/alerts")
-async def alerts(services: ServicesDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> dict[str, list[Decision]]:
+async def alerts(
+    services: ReadyServicesDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+) -> dict[str, list[Decision]]:
     return {"alerts": await services.engine.store.recent_alerts(limit)}

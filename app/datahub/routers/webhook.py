@@ -88,13 +88,19 @@ async def tradingview(request: Request, services: ServicesDep) -> JSONResponse:
             return _reject(401, "bad X-Signature", "unauthorized")
     elif passphrase is not None:
         given = data.get("passphrase")
-        if not isinstance(given, str) or not constant_time_equals(given, passphrase.get_secret_value()):
+        if not isinstance(given, str) or not constant_time_equals(
+            given, passphrase.get_secret_value()
+        ):
             log.warning("webhook with a wrong or missing passphrase")
             return _reject(401, "wrong or missing passphrase", "unauthorized")
     elif hmac_key is not None:
         return _reject(401, "missing X-Signature", "unauthorized")
     else:
-        return _reject(503, "webhook disabled: set TRADEROPS_WEBHOOK_PASSPHRASE or TRADEROPS_WEBHOOK_HMAC_KEY", "disabled")
+        return _reject(
+            503,
+            "webhook disabled: set TRADEROPS_WEBHOOK_PASSPHRASE or TRADEROPS_WEBHOOK_HMAC_KEY",
+            "disabled",
+        )
 
     try:
         alert = Alert.model_validate(data)
@@ -107,15 +113,30 @@ async def tradingview(request: Request, services: ServicesDep) -> JSONResponse:
     if settings.webhook_max_age_seconds and alert.time is not None:
         age = time.time() - alert.time.timestamp()
         if age > settings.webhook_max_age_seconds:
-            return _reject(422, f"stale alert: time is {age:.0f}s old (max {settings.webhook_max_age_seconds:.0f}s)", "stale")
+            return _reject(
+                422,
+                f"stale alert: time is {age:.0f}s old (max {settings.webhook_max_age_seconds:.0f}s)",
+                "stale",
+            )
     if await services.feed.resolve(alert.ticker) is None:
         return _reject(422, f"unknown symbol {alert.ticker!r}", "unknown_symbol")
 
+    if not engine.started:
+        return _reject(
+            503,
+            "execution engine starting (waiting for Redis); nothing was placed, retry later",
+            "unavailable",
+        )
     try:
         decision = await engine.handle_alert(alert)
     except (RedisError, OSError) as exc:
         log.error("webhook: state store unavailable: %s", exc)
-        return _reject(503, "state store unavailable; nothing was placed, retry later", "unavailable")
+        return _reject(
+            503, "state store unavailable; nothing was placed, retry later", "unavailable"
+        )
     WEBHOOK_ALERTS.labels("duplicate" if decision.duplicate else decision.status).inc()
     WEBHOOK_LATENCY.observe(time.perf_counter() - started)
-    return JSONResponse(decision.model_dump(exclude_none=True), status_code=202 if decision.status == "accepted" else 200)
+    return JSONResponse(
+        decision.model_dump(exclude_none=True),
+        status_code=202 if decision.status == "accepted" else 200,
+    )

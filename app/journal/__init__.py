@@ -1,0 +1,1 @@
+"""Journal: every fill into TradeNote (Parse REST), and analytics from our own fill ledger."""
