@@ -64,17 +64,23 @@ detect() {
   die "$INSTALL_HINT"
 }
 
-compose() {
-  local profiles=()
-  for p in $ALL_PROFILES; do profiles+=(--profile "$p"); done
-  if [ "$ENGINE" = podman ] && [ "${COMPOSE[0]}" != podman ]; then
-    # podman-compose: keep its chatter (every podman command it runs) out of the way.
-    "${COMPOSE[@]}" --env-file "$ENV_FILE" -f "$COMPOSE_FILE_PATH" -p "$PROJECT" "${profiles[@]}" "$@"
-  else
-    "${COMPOSE[@]}" --env-file "$ENV_FILE" -f "$COMPOSE_FILE_PATH" -p "$PROJECT" "${profiles[@]}" "$@"
-  fi
-}
 ALL_PROFILES="journal observability"
+compose_files() {
+  local files=(-f "$COMPOSE_FILE_PATH")
+  if [ "$ENGINE" = podman ] &&
+    [ "$(podman info --format '{{.Host.NetworkBackend}}' 2>/dev/null)" = cni ]; then
+    # CNI disables DNS on internal networks: see the comment in that file.
+    files+=(-f "$ROOT/deployment/compose/podman-cni.yml")
+  fi
+  echo "${files[@]}"
+}
+compose() {
+  # Every profile is enabled so that down/ps/logs see all services; `up` names the services.
+  local profiles=() files
+  for p in $ALL_PROFILES; do profiles+=(--profile "$p"); done
+  read -r -a files <<<"$(compose_files)"
+  "${COMPOSE[@]}" --env-file "$ENV_FILE" "${files[@]}" -p "$PROJECT" "${profiles[@]}" "$@"
+}
 
 # -- .env with random secrets -----------------------------------------------------------------
 SECRET_KEYS=(TRADEROPS_WEBHOOK_PASSPHRASE TRADEROPS_WEBHOOK_HMAC_KEY TRADEROPS_ADMIN_API_KEY
@@ -201,7 +207,7 @@ wait_healthy() {
       log "timed out after ${WAIT_TIMEOUT}s; not healthy: ${pending[*]}"
       for p in "${pending[@]}"; do
         log "--- last log lines of ${p%%:*}"
-        "$ENGINE" logs --tail 30 "${p%%:*}" >&2 2>&1 || true
+        "$ENGINE" logs --tail 8 "${p%%:*}" 2>&1 | cut -c1-300 >&2 || true
       done
       return 1
     fi

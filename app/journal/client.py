@@ -20,6 +20,7 @@ import orjson
 log = logging.getLogger("app.journal")
 
 BATCH_LIMIT = 50  # Parse Server's default maximum of requests per /batch
+BATCH_BYTES = 4_000_000  # keep each /batch body well under Parse's 20 MB maxUploadSize
 
 
 class TradeNoteError(Exception):
@@ -176,6 +177,9 @@ class TradeNoteClient:
         )
         results = _results(body)
         if not results:
+            # A wrong master key is not an error to Parse: the query just runs without
+            # privileges and finds nobody. Tell the two apart with a master-only call.
+            await self.request("GET", "schemas/_User")
             raise TradeNoteUserNotFound(
                 f"TradeNote has no user {username!r}: create it in TradeNote (or set "
                 "TRADEROPS_TRADENOTE_USERNAME)"
@@ -231,11 +235,7 @@ class TradeNoteClient:
     async def batch(self, requests: Sequence[Mapping[str, Any]]) -> list[BatchResult]:
         """Parse ``/batch`` in chunks; one result per request, in order."""
         results: list[BatchResult] = []
-        for start in range(0, len(requests), BATCH_LIMIT):
-            chunk = [
-                {**r, "path": f"{self._batch_path}/{str(r['path']).lstrip('/')}"}
-                for r in requests[start : start + BATCH_LIMIT]
-            ]
+        for chunk in self._chunks(requests):
             body = await self.request("POST", "batch", body={"requests": chunk})
             if not isinstance(body, list) or len(body) != len(chunk):
                 raise TradeNoteBadResponse("TradeNote answered /batch with an unexpected shape")
@@ -256,6 +256,24 @@ class TradeNoteClient:
                 else:
                     raise TradeNoteBadResponse("TradeNote answered /batch with an unknown item")
         return results
+
+    def _chunks(self, requests: Sequence[Mapping[str, Any]]) -> list[list[dict[str, Any]]]:
+        """At most BATCH_LIMIT requests and about BATCH_BYTES per /batch call (Parse
+        refuses bodies over its maxUploadSize, 20 MB by default)."""
+        chunks: list[list[dict[str, Any]]] = []
+        current: list[dict[str, Any]] = []
+        size = 0
+        for r in requests:
+            item = {**r, "path": f"{self._batch_path}/{str(r['path']).lstrip('/')}"}
+            item_size = len(orjson.dumps(item))
+            if current and (len(current) >= BATCH_LIMIT or size + item_size > BATCH_BYTES):
+                chunks.append(current)
+                current, size = [], 0
+            current.append(item)
+            size += item_size
+        if current:
+            chunks.append(current)
+        return chunks
 
     async def health(self) -> bool:
         try:

@@ -10,6 +10,11 @@ if command -v docker >/dev/null 2>&1 && docker compose version >/dev/null 2>&1 \
   echo "setup: docker compose with a running engine found; skipping podman set-up"
 else
   apt_install podman runc debootstrap uidmap slirp4netns
+  # Name resolution between containers: Debian 12's podman 4.3 uses CNI, whose networks only
+  # get DNS with the dnsname plugin (netavark has aardvark-dns built in).
+  if [ "$($SUDO podman info --format '{{.Host.NetworkBackend}}' 2>/dev/null)" = cni ]; then
+    apt_install golang-github-containernetworking-plugin-dnsname
+  fi
 
   # Two settings podman needs on this kind of machine (docs/CONTAINERS.md): runc rather than
   # crun ("cgroups in hybrid mode not supported"), and rlimits below the host's hard limits
