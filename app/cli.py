@@ -13,6 +13,7 @@ from typing import Annotated, Any
 import typer
 
 from app.config import ConfigError, Settings, describe, load_settings
+from app.journal.cli import journal_app
 from app.kairos.cli import kairos_app
 from app.observability.logging import setup_logging
 
@@ -25,6 +26,9 @@ config_app = typer.Typer(help="Inspect the effective configuration.", no_args_is
 cli.add_typer(config_app, name="config")
 cli.add_typer(
     kairos_app, name="kairos", help="Strategy scheduler: run it, or validate/list/run-once jobs."
+)
+cli.add_typer(
+    journal_app, name="journal", help="TradeNote journal worker: run it, or export/status/replay."
 )
 
 
@@ -77,13 +81,33 @@ async def _serve(settings: Settings, *, with_kairos: bool = False) -> None:
     serving = asyncio.create_task(server.serve())
     while not server.started and not serving.done():  # noqa: ASYNC110 - uvicorn has no started event
         await asyncio.sleep(0.05)
-    scheduler = await _start_kairos(settings) if server.started else None
+    side: list[asyncio.Task[None]] = []
+    if server.started:
+        side = [t for t in (await _start_kairos(settings), _start_journal(settings)) if t is not None]
     try:
         await serving
     finally:
-        if scheduler is not None:
-            scheduler.cancel()
-            await asyncio.gather(scheduler, return_exceptions=True)
+        for task in side:
+            task.cancel()
+        await asyncio.gather(*side, return_exceptions=True)
+
+
+def _start_journal(settings: Settings) -> asyncio.Task[None] | None:
+    """The TradeNote journal worker, when TradeNote is configured."""
+    import logging
+
+    log = logging.getLogger("app.journal")
+    if not settings.tradenote_url:
+        log.info("journal: TRADEROPS_TRADENOTE_URL not set; fills stay in Redis until a journal runs")
+        return None
+    from app.journal.service import build_worker
+
+    try:
+        worker = build_worker(settings)
+    except ConfigError as exc:
+        log.warning("journal not started: %s", exc)
+        return None
+    return asyncio.create_task(worker.run_forever(), name="journal")
 
 
 async def _start_kairos(settings: Settings) -> asyncio.Task[None] | None:
@@ -124,7 +148,7 @@ def run(
     port: Annotated[int | None, typer.Option(help="datahub port (default 8000)")] = None,
     host: Annotated[str | None, typer.Option(help="bind address (default 127.0.0.1)")] = None,
 ) -> None:
-    """Run everything in one process: datahub, kairos, simulated feed, paper broker, own Redis."""
+    """Run everything in one process: datahub, kairos, journal (if TradeNote is set), own Redis."""
     from app.embedded import EmbeddedRedis, EmbeddedRedisError
 
     base = _settings(http_host=host, http_port=port)

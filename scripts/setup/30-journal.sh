@@ -1,7 +1,10 @@
 # Journal tests: TradeNote's backend = parse-server 7 (npm, the major TradeNote pins) on
 # PostgreSQL with PostGIS, both started by the tests on free loopback ports.
 # Sourced by scripts/setup.sh (which defines apt_install).
-apt_install postgresql postgresql-15-postgis-3 nodejs npm
+apt_install postgresql postgresql-15-postgis-3
+# node/npm may come from NodeSource (its nodejs bundles npm; Debian's npm would conflict)
+command -v node >/dev/null || apt_install nodejs
+command -v npm >/dev/null || apt_install npm
 # Debian's postgresql package may start a system cluster; the tests run their own.
 (
   cd tests/parse

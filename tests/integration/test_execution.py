@@ -325,3 +325,20 @@ async def test_source_allow_list_with_trusted_proxy(
 
 
 _ = free_port
+
+
+async def test_analytics_and_calendar_from_our_fills(api: httpx.AsyncClient) -> None:
+    await post(api, alert(quantity=5, alert_id="an-1"))
+    await wait_for(api, "/api/v1/positions", lambda b: position(b, "AAPL") == 5)
+    await post(api, alert(action="exit", alert_id="an-2", quantity=None))
+    await wait_for(api, "/api/v1/positions", lambda b: position(b, "AAPL") == 0)
+    account = (await api.get("/api/v1/account")).json()
+    body = (await api.get("/api/v1/analytics")).json()
+    assert body["fills"] == 2
+    total = body["total"]
+    assert json.dumps(total)  # JSON-clean (no NaN)
+    pnl = next(v for k, v in total.items() if "pnl" in k.lower() and isinstance(v, int | float))
+    assert pnl == pytest.approx(account["realized_pnl_today"], abs=0.02)
+    cal = (await api.get("/api/v1/analytics/calendar", params={"months": 1})).json()
+    assert any(day.get("trades", day.get("fills", 0)) for day in cal["days"])
+    assert (await api.get("/api/v1/analytics/calendar", params={"months": 99})).status_code == 422

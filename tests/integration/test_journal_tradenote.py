@@ -79,7 +79,9 @@ def all_executions(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 @pytest.fixture
-async def journal(redis: Redis, tradenote_srv: ParseServer, tradenote_user: dict[str, Any]) -> AsyncIterator[Journal]:
+async def journal(
+    redis: Redis, tradenote_srv: ParseServer, tradenote_user: dict[str, Any]
+) -> AsyncIterator[Journal]:
     j = journal_for(redis, tradenote_srv.base_url, tradenote_srv.app_id, tradenote_srv.master_key,
                     tradenote_user["username"])  # fmt: skip
     yield j
@@ -166,7 +168,9 @@ async def test_ui_sees_day_documents(
     assert n == 8
     again = tradenote_srv.ui_trades(session, td1, td2)
     assert [len(d["executions"]) for d in again] == [7, 1]
-    assert [d["trades"] for d in again] == [d["trades"] for d in tradenote_srv.ui_trades(session, td1, td2)]
+    assert [d["trades"] for d in again] == [
+        d["trades"] for d in tradenote_srv.ui_trades(session, td1, td2)
+    ]
     assert again[0]["pAndL"] == doc1["pAndL"] and again[1]["pAndL"] == doc2["pAndL"]
 
     # analytics from our own ledger, cached until the next fill
@@ -204,7 +208,9 @@ class FaultProxy:
             return web.Response(status=200, text="<html>not json</html>", content_type="text/html")
         assert self.session is not None
         body = await request.read()
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in ("host", "content-length")}
+        headers = {
+            k: v for k, v in request.headers.items() if k.lower() not in ("host", "content-length")
+        }
         async with self.session.request(
             request.method, self.target + request.path_qs, data=body, headers=headers
         ) as resp:
@@ -256,7 +262,9 @@ async def test_outage_1000_fills_each_lands_once(
         fills = []
         for i in range(1000):
             intent = Intent.BUY if (i // 5) % 2 == 0 else Intent.SELL
-            fills.append(mkfill(i, intent, 10, 100 + i % 7, at(day, 9, 30) + i, symbol=symbols[i % 5]))
+            fills.append(
+                mkfill(i, intent, 10, 100 + i % 7, at(day, 9, 30) + i, symbol=symbols[i % 5])
+            )
         for i in range(0, 1000, 100):
             await push(redis, fills[i : i + 100])
             await asyncio.sleep(0.02)
@@ -361,7 +369,10 @@ async def test_resumes_after_redis_restart(
         server.restart()  # AOF: the stream and the group survive
         for _ in range(20):  # the test's own first write may hit the dropped connection
             try:
-                await push(redis, [mkfill(i, Intent.SELL, 1, 11.0, at(day, 11, 0) + i) for i in range(50, 100)])
+                await push(
+                    redis,
+                    [mkfill(i, Intent.SELL, 1, 11.0, at(day, 11, 0) + i) for i in range(50, 100)],
+                )
                 break
             except Exception:
                 await asyncio.sleep(0.1)

@@ -3,6 +3,9 @@
 // master key only from loopback). Configured by environment; prints "ready" when serving.
 'use strict';
 
+// no ./logs files next to the launcher: read when parse-server is first required
+process.env.PARSE_SERVER_LOGS_FOLDER = process.env.PARSE_SERVER_LOGS_FOLDER || 'null';
+
 const express = require('express');
 const { ParseServer } = require('parse-server');
 
@@ -32,6 +35,7 @@ async function main() {
     enforcePrivateUsers: true,
     silent: true,
     logLevel: 'error',
+    logsFolder: null, // no ./logs files next to the launcher
     // parse-server 7.2 on Node >= 20.19 dies in start() without this (parse-server#9517).
     push: { queueOptions: { disablePushWorker: true } },
   });

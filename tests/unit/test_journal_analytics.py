@@ -21,7 +21,9 @@ def at(day: int, hh: int = 10, mm: int = 0) -> float:
 _n = 0
 
 
-def f(intent: Intent, qty: int, price: float, t: float, commission: float = 0.0, symbol: str = "AAPL") -> Fill:
+def f(
+    intent: Intent, qty: int, price: float, t: float, commission: float = 0.0, symbol: str = "AAPL"
+) -> Fill:
     global _n
     _n += 1
     return Fill(

@@ -61,7 +61,7 @@ def build(fills: list[Fill], existing: list[dict] | None = None):  # type: ignor
 
 
 def test_day_math() -> None:
-    assert TD == int(datetime(2025, 3, 12, tzinfo=NY).timestamp())
+    assert int(datetime(2025, 3, 12, tzinfo=NY).timestamp()) == TD
     assert trading_day(at(23, 59), NY) == DAY
     assert parse_date(DAY) == {"__type": "Date", "iso": "2025-03-12T00:00:00.000Z"}
 
@@ -163,7 +163,9 @@ def test_flip_through_zero_closes_and_opens() -> None:
 
 
 def test_open_position_carries_into_next_day() -> None:
-    d1 = build([fill(1, Intent.BUY, 100, 10.0, at(15, 0)), fill(2, Intent.SELL, 40, 11.0, at(15, 30))])
+    d1 = build(
+        [fill(1, Intent.BUY, 100, 10.0, at(15, 0)), fill(2, Intent.SELL, 40, 11.0, at(15, 30))]
+    )
     trip = d1.trades[0]
     assert trip["openPosition"] and d1.open_positions
     assert trip["grossProceeds"] == 40.0  # realised today, FIFO
@@ -185,7 +187,10 @@ def test_open_position_carries_into_next_day() -> None:
 
 
 def test_rebuild_is_deterministic() -> None:
-    fills = [fill(i, Intent.BUY if i % 2 else Intent.SELL, 10, 10.0 + i, at(9, 30 + i)) for i in range(1, 9)]
+    fills = [
+        fill(i, Intent.BUY if i % 2 else Intent.SELL, 10, 10.0 + i, at(9, 30 + i))
+        for i in range(1, 9)
+    ]
     a = build(fills)
     execs, _ = merge_executions([], fills, account_for, NY)
     b = build_day(execs, {}, TD)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query
@@ -10,6 +11,7 @@ from pydantic import BaseModel
 from app.brokers.base import BrokerError
 from app.datahub.deps import ReadyServicesDep
 from app.datahub.security import AdminDep
+from app.journal.analytics import analytics, calendar
 from app.models.alerts import Decision
 from app.models.orders import Order
 from app.models.portfolio import AccountState, Position
@@ -94,3 +96,26 @@ async def alerts(
     services: ReadyServicesDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100
 ) -> dict[str, list[Decision]]:
     return {"alerts": await services.engine.store.recent_alerts(limit)}
+
+
+@router.get("/analytics")
+async def get_analytics(
+    services: ReadyServicesDep,
+    start: date | None = None,
+    end: date | None = None,
+    capital: Annotated[float | None, Query(gt=0)] = None,
+) -> dict[str, Any]:
+    """Performance from our own fill ledger: total, paper and live (cached until a new fill)."""
+    if start and end and start > end:
+        raise HTTPException(422, "start must not be after end")
+    return await analytics(
+        services.redis, start=start, end=end, capital=capital, tz=services.settings.tradenote_timezone
+    )
+
+
+@router.get("/analytics/calendar")
+async def get_calendar(
+    services: ReadyServicesDep, months: Annotated[int, Query(ge=1, le=24)] = 3
+) -> dict[str, Any]:
+    """Daily net P&L for the heat map (whole months, the current one included)."""
+    return await calendar(services.redis, months, tz=services.settings.tradenote_timezone)

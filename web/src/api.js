@@ -1,0 +1,87 @@
+// HTTP helpers: same-origin fetch, the admin key from sessionStorage (never in the page source).
+
+const KEY = "traderops.apiKey";
+
+export class ApiError extends Error {
+  constructor(status, message, body) {
+    super(message);
+    this.status = status;
+    this.body = body;
+  }
+}
+
+export const auth = {
+  get key() {
+    return sessionStorage.getItem(KEY);
+  },
+  set(key) {
+    sessionStorage.setItem(KEY, key);
+  },
+  clear() {
+    sessionStorage.removeItem(KEY);
+  },
+  onUnauthorized: () => {},
+};
+
+function detail(body, status) {
+  if (body && typeof body === "object") {
+    if (typeof body.detail === "string") return body.detail;
+    if (typeof body.error === "string") return body.error;
+    if (typeof body.errmsg === "string") return body.errmsg;
+  }
+  return `HTTP ${status}`;
+}
+
+/** Fetch JSON. `admin: true` sends X-API-Key; a 401 there asks for the key again. */
+export async function api(path, { method = "GET", body, admin = false, timeout = 10_000 } = {}) {
+  const headers = { Accept: "application/json" };
+  if (admin) {
+    const key = auth.key;
+    if (!key) {
+      auth.onUnauthorized();
+      throw new ApiError(401, "locked");
+    }
+    headers["X-API-Key"] = key;
+  }
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  const ctrl = new AbortController();
+  const timer = setTimeout(() => ctrl.abort(), timeout);
+  let res;
+  try {
+    res = await fetch(path, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+      signal: ctrl.signal,
+      cache: "no-store",
+      credentials: "omit",
+    });
+  } catch (err) {
+    throw new ApiError(0, err.name === "AbortError" ? "request timed out" : "datahub unreachable");
+  } finally {
+    clearTimeout(timer);
+  }
+  let data = null;
+  const text = await res.text();
+  if (text) {
+    try {
+      data = JSON.parse(text);
+    } catch {
+      data = text;
+    }
+  }
+  if (!res.ok) {
+    if (admin && res.status === 401) auth.onUnauthorized();
+    throw new ApiError(res.status, detail(data, res.status), data);
+  }
+  return data;
+}
+
+/** Like api() but never throws: resolves to {ok, status, data}. */
+export async function tryApi(path, opts) {
+  try {
+    return { ok: true, status: 200, data: await api(path, opts) };
+  } catch (err) {
+    return { ok: false, status: err.status ?? 0, data: err.body ?? null, error: err };
+  }
+}
