@@ -61,9 +61,17 @@ test-observability: install ## promtool config/rules checks, rule unit tests, da
 test-ansible: ## Playbook syntax-check, ansible-lint (production) and the molecule scenario
 	bash scripts/test-ansible.sh
 
+.PHONY: web
+web: ## Rebuild the web console bundle into app/datahub/static (needs Node; commit the result)
+	cd web && npm ci --no-audit --no-fund && npm run build
+
+.PHONY: test-browser
+test-browser: install ## Web console in headless Chromium
+	$(PYTEST) -q tests/browser
+
 .PHONY: test
 test: setup install lint ## Everything CI runs: set-up, lint, unit, integration (real servers, rules, playbook), e2e
-	$(PYTEST) -q -p no:cacheprovider tests/unit tests/integration $(wildcard tests/e2e)
+	$(PYTEST) -q -p no:cacheprovider tests/unit tests/integration tests/browser $(wildcard tests/e2e)
 
 .PHONY: bench
 bench: install ## Benchmarks: p50/p99/throughput against a same-run baseline (one table)

@@ -1,13 +1,17 @@
 // Bundle web/src into app/datahub/static: console-<hash>.js/.css and index.html naming them.
 // `npm run build` (once) or `npm run watch` (rebuild on change). No CDN at run time.
+// Deterministic: the same sources and lockfile give byte-identical files (same hashes).
 import { build, context } from "esbuild";
 import { mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises";
-import { basename, dirname, join } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const here = dirname(fileURLToPath(import.meta.url));
-const out = join(here, "..", "app", "datahub", "static");
-const watch = process.argv.includes("--watch");
+const args = process.argv.slice(2);
+const watch = args.includes("--watch");
+// --outdir DIR: build elsewhere (tests/browser compares it with the committed bundle)
+const outArg = args.indexOf("--outdir");
+const out = outArg >= 0 ? resolve(args[outArg + 1]) : join(here, "..", "app", "datahub", "static");
 
 const options = {
   entryPoints: { console: join(here, "src", "main.js") },

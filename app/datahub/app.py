@@ -20,7 +20,7 @@ from app.bus import create_redis
 from app.config import Settings
 from app.datahub.market import MarketData
 from app.datahub.publisher import QuotePublisher
-from app.datahub.routers import admin, health, quotes, stream, udf, webhook
+from app.datahub.routers import admin, console, health, quotes, stream, udf, webhook
 from app.datahub.services import Services
 from app.datahub.stream import QuoteHub
 from app.datahub.wiring import QuotePump, build_engine
@@ -88,6 +88,7 @@ def create_app(settings: Settings, *, feed: Feed | None = None) -> FastAPI:
     app.include_router(stream.router)
     app.include_router(webhook.router)
     app.include_router(admin.router)
+    app.include_router(console.router)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:

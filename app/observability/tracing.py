@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
 from opentelemetry import propagate, trace
@@ -31,16 +31,19 @@ from opentelemetry.context import Context
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
+    from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
     from opentelemetry.sdk.trace.export import SpanExporter
 
 __all__ = [
     "EXCLUDED_URLS",
     "TRACEPARENT",
+    "build_resource",
     "extract_context",
     "get_tracer",
     "inject_context",
     "instrument_app",
+    "links_from",
     "setup_tracing",
     "tracer",
     "tracing_active",
@@ -61,6 +64,7 @@ _lock = threading.Lock()
 _provider: TracerProvider | None = None
 _processors: list[SpanProcessor] = []
 _exporting = False
+_foreign_provider = False
 _libraries_instrumented = False
 
 
@@ -120,6 +124,8 @@ def setup_tracing(
             log.debug("tracing off: no OTEL_EXPORTER_OTLP_ENDPOINT (or OTEL_SDK_DISABLED)")
             return
         provider = _provider or _install_provider(service_name)
+        if exporter is not None and _foreign_provider:
+            exporter = None  # its owner (e.g. `opentelemetry-instrument`) exports already
         if exporter is not None:
             from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
@@ -132,23 +138,29 @@ def setup_tracing(
             _instrument_libraries(provider)
 
 
-def _install_provider(service_name: str) -> TracerProvider:
-    global _provider
+def build_resource(service_name: str) -> Resource:
+    """service.name (``OTEL_SERVICE_NAME`` wins, e.g. datahub-2), service.version, and
+    whatever ``OTEL_RESOURCE_ATTRIBUTES`` adds."""
     from opentelemetry.sdk.resources import SERVICE_NAME, SERVICE_VERSION, Resource
-    from opentelemetry.sdk.trace import TracerProvider
 
     from app import __version__
+
+    name = (os.environ.get("OTEL_SERVICE_NAME") or "").strip() or service_name
+    return Resource.create({SERVICE_NAME: name, SERVICE_VERSION: __version__})
+
+
+def _install_provider(service_name: str) -> TracerProvider:
+    global _provider, _foreign_provider
+    from opentelemetry.sdk.trace import TracerProvider
 
     current = trace.get_tracer_provider()
     if isinstance(current, TracerProvider):
         # Someone (e.g. `opentelemetry-instrument`) installed an SDK provider first:
         # the global provider can be set once per process, so use that one.
         _provider = current
+        _foreign_provider = True
         return current
-    name = (os.environ.get("OTEL_SERVICE_NAME") or "").strip() or service_name
-    provider = TracerProvider(
-        resource=Resource.create({SERVICE_NAME: name, SERVICE_VERSION: __version__})
-    )
+    provider = TracerProvider(resource=build_resource(service_name))
     trace.set_tracer_provider(provider)
     _provider = provider
     return provider
@@ -186,7 +198,13 @@ def instrument_app(app: FastAPI) -> None:
         return
     from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
-    FastAPIInstrumentor.instrument_app(app, tracer_provider=_provider, excluded_urls=EXCLUDED_URLS)
+    FastAPIInstrumentor.instrument_app(
+        app,
+        tracer_provider=_provider,
+        excluded_urls=EXCLUDED_URLS,
+        # No span per ASGI message: the WebSocket stream would make one per frame.
+        exclude_spans=["receive", "send"],
+    )
 
 
 def inject_context(context: Context | None = None) -> dict[str, str]:
@@ -218,3 +236,19 @@ def extract_context(
             value.decode("ascii", "replace") if isinstance(value, bytes) else value
         )
     return propagate.extract(fields)
+
+
+def links_from(
+    carriers: Iterable[Mapping[str, str | bytes] | Mapping[bytes, str | bytes]],
+) -> list[trace.Link]:
+    """Span links to the traces of a batch of messages (e.g. the journal's fills).
+
+    A batch has many parents: start its span with ``links=links_from(fields_list)``
+    (messages without trace fields are skipped).
+    """
+    links: list[trace.Link] = []
+    for carrier in carriers:
+        span_context = trace.get_current_span(extract_context(carrier)).get_span_context()
+        if span_context.is_valid:
+            links.append(trace.Link(span_context))
+    return links

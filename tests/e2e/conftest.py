@@ -30,10 +30,24 @@ UP_TIMEOUT = float(os.environ.get("E2E_UP_TIMEOUT", "240"))
 DOWN_TIMEOUT = 120.0
 
 
+_CONFIG: pytest.Config | None = None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    global _CONFIG
+    _CONFIG = config
+
+
 def progress(msg: str) -> None:
-    """Progress lines that show even under pytest's output capture."""
-    sys.__stderr__.write(f"[e2e {time.strftime('%H:%M:%S')}] {msg}\n")
-    sys.__stderr__.flush()
+    """Progress lines that show even under pytest's output capture (a long run stays legible)."""
+    line = f"[e2e {time.strftime('%H:%M:%S')}] {msg}\n"
+    capman = _CONFIG.pluginmanager.getplugin("capturemanager") if _CONFIG else None
+    if capman is None:
+        sys.stderr.write(line)
+        return
+    with capman.global_and_fixture_disabled():
+        sys.stderr.write(line)
+        sys.stderr.flush()
 
 
 def free_port() -> int:
@@ -105,7 +119,9 @@ class Stack:
 
     def api(self) -> httpx.Client:
         return httpx.Client(
-            base_url=self.url, timeout=10, headers={"X-API-Key": self.secrets["TRADEROPS_ADMIN_API_KEY"]}
+            base_url=self.url,
+            timeout=10,
+            headers={"X-API-Key": self.secrets["TRADEROPS_ADMIN_API_KEY"]},
         )
 
 
@@ -137,7 +153,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     # A leftover stack from an interrupted run must not confuse this one.
     run(["bash", str(COMPOSE_SH), "down", "--volumes"], env=env, timeout=DOWN_TIMEOUT, check=False)
     try:
-        progress(f"starting core + observability as project {PROJECT} (datahub on 127.0.0.1:{port})")
+        progress(
+            f"starting core + observability as project {PROJECT} (datahub on 127.0.0.1:{port})"
+        )
         t0 = time.monotonic()
         up = run(["bash", str(COMPOSE_SH), "up"], env=env, timeout=UP_TIMEOUT)
         timings["up"] = time.monotonic() - t0
@@ -153,7 +171,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         progress("tearing the stack down (compose down --volumes)")
         t0 = time.monotonic()
         down = run(
-            ["bash", str(COMPOSE_SH), "down", "--volumes"], env=env, timeout=DOWN_TIMEOUT, check=False
+            ["bash", str(COMPOSE_SH), "down", "--volumes"],
+            env=env,
+            timeout=DOWN_TIMEOUT,
+            check=False,
         )
         progress(f"down in {time.monotonic() - t0:.0f} s (exit {down.returncode})")
         left = run(

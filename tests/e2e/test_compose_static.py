@@ -23,7 +23,10 @@ from tests.e2e.conftest import ROOT, read_env
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 SERVICES: dict[str, dict[str, Any]] = COMPOSE["services"]
 CORE = {"datahub", "kairos", "redis"}
-PROFILES = {"journal": {"journal", "tradenote", "mongo"}, "observability": {"prometheus", "grafana"}}
+PROFILES = {
+    "journal": {"journal", "tradenote", "mongo"},
+    "observability": {"prometheus", "grafana"},
+}
 PUBLISHED = {"datahub": 8000, "grafana": 3000, "tradenote": 8080}
 
 
@@ -132,7 +135,9 @@ def test_grafana_provisioning_matches_the_mounts_and_services() -> None:
     (prom,) = ds["datasources"]
     assert prom["type"] == "prometheus" and prom["uid"] == "prometheus"
     assert prom["url"] == "http://prometheus:9090"  # the compose service and its port
-    providers = yaml.safe_load((ROOT / "grafana/provisioning/dashboards/trader-ops.yaml").read_text())
+    providers = yaml.safe_load(
+        (ROOT / "grafana/provisioning/dashboards/trader-ops.yaml").read_text()
+    )
     (provider,) = providers["providers"]
     assert provider["type"] == "file"
     assert provider["options"]["path"] == "/var/lib/grafana/dashboards"
@@ -209,7 +214,11 @@ def test_no_engine_gives_a_clear_message_with_the_install_command(tmp_path: Path
         found = shutil.which(tool)
         if found:
             (bindir / tool).symlink_to(found)
-    env = {"PATH": str(bindir), "HOME": str(tmp_path), "TRADEROPS_ENV_FILE": str(tmp_path / "e.env")}
+    env = {
+        "PATH": str(bindir),
+        "HOME": str(tmp_path),
+        "TRADEROPS_ENV_FILE": str(tmp_path / "e.env"),
+    }
     proc = subprocess.run(
         [str(bindir / "bash"), "scripts/compose.sh", "up"], cwd=ROOT, env=env,
         capture_output=True, text=True, timeout=30, check=False,

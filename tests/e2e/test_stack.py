@@ -113,14 +113,18 @@ def test_app_containers_are_non_root_read_only_and_secret_free(stack: Stack) -> 
 def test_webhook_to_order_fill_and_position(stack: Stack) -> None:
     with stack.api() as api:
         before = position(api, "AAPL")
-        decision = webhook(stack, api, ticker="AAPL", action="buy", quantity=7, alert_id=f"e2e-{RUN_ID}-1")
+        decision = webhook(
+            stack, api, ticker="AAPL", action="buy", quantity=7, alert_id=f"e2e-{RUN_ID}-1"
+        )
         assert decision["status"] == "accepted" and decision["order_id"], decision
         order = filled(api, decision["order_id"])
         assert order["filled_quantity"] == 7 and order["avg_fill_price"] > 0
         wait_for("AAPL position +7", lambda: position(api, "AAPL") == before + 7)
 
         # The same alert again: the first decision, never a second order.
-        again = webhook(stack, api, ticker="AAPL", action="buy", quantity=7, alert_id=f"e2e-{RUN_ID}-1")
+        again = webhook(
+            stack, api, ticker="AAPL", action="buy", quantity=7, alert_id=f"e2e-{RUN_ID}-1"
+        )
         assert again["order_id"] == decision["order_id"]
         ids = [o["id"] for o in api.get("/api/v1/orders", params={"limit": 1000}).json()["orders"]]
         assert ids.count(decision["order_id"]) == 1
@@ -129,13 +133,17 @@ def test_webhook_to_order_fill_and_position(stack: Stack) -> None:
         raw = json.dumps(
             {"ticker": "MSFT", "action": "sell", "quantity": 3, "alert_id": f"e2e-{RUN_ID}-2"}
         ).encode()
-        sig = hmac.new(stack.secrets["TRADEROPS_WEBHOOK_HMAC_KEY"].encode(), raw, hashlib.sha256).hexdigest()
+        sig = hmac.new(
+            stack.secrets["TRADEROPS_WEBHOOK_HMAC_KEY"].encode(), raw, hashlib.sha256
+        ).hexdigest()
         msft = position(api, "MSFT")
         r = api.post("/webhook/tradingview", content=raw, headers={"X-Signature": sig})
         assert r.status_code == 202, r.text
         filled(api, r.json()["order_id"])
         wait_for("MSFT position -3", lambda: position(api, "MSFT") == msft - 3)
-        bad = api.post("/webhook/tradingview", content=raw.replace(b"-2", b"-3"), headers={"X-Signature": sig})
+        bad = api.post(
+            "/webhook/tradingview", content=raw.replace(b"-2", b"-3"), headers={"X-Signature": sig}
+        )
         assert bad.status_code in (401, 403), bad.text
 
         # Fills: each one in the durable stream the journal consumes, naming its order.
@@ -168,7 +176,9 @@ def test_prometheus_scrapes_the_datahub(stack: Stack) -> None:
         timeout=45,
         every=2,
     )
-    rules = json.loads(stack.exec("prometheus", "wget", "-q", "-O", "-", "http://127.0.0.1:9090/api/v1/rules"))
+    rules = json.loads(
+        stack.exec("prometheus", "wget", "-q", "-O", "-", "http://127.0.0.1:9090/api/v1/rules")
+    )
     assert len(rules["data"]["groups"]) >= 5, "rule files next to prometheus.yml not loaded"
 
 
@@ -176,30 +186,66 @@ def test_prometheus_scrapes_the_datahub(stack: Stack) -> None:
 def test_redis_restart_keeps_state_and_queued_fills(stack: Stack) -> None:
     assert stack.redis_cli("CONFIG", "GET", "appendonly").split() == ["appendonly", "yes"]
     with stack.api() as api:
-        decision = webhook(stack, api, ticker="NVDA", action="buy", quantity=4, alert_id=f"e2e-{RUN_ID}-3")
+        decision = webhook(
+            stack, api, ticker="NVDA", action="buy", quantity=4, alert_id=f"e2e-{RUN_ID}-3"
+        )
         filled(api, decision["order_id"])
         wait_for("NVDA position", lambda: position(api, "NVDA") >= 4)
         positions = api.get("/api/v1/positions").json()["positions"]
         fills = int(stack.redis_cli("XLEN", "traderops:stream:fills"))
-        last_fill = stack.redis_cli("XREVRANGE", "traderops:stream:fills", "+", "-", "COUNT", "1").split("\n")[0]
-        orders_before = {o["id"] for o in api.get("/api/v1/orders", params={"limit": 1000}).json()["orders"]}
+        last_fill = stack.redis_cli(
+            "XREVRANGE", "traderops:stream:fills", "+", "-", "COUNT", "1"
+        ).split("\n")[0]
+        orders_before = {
+            o["id"] for o in api.get("/api/v1/orders", params={"limit": 1000}).json()["orders"]
+        }
 
         progress("restarting the Redis container")
         t0 = time.monotonic()
         run(["podman", "restart", "-t", "10", stack.container("redis")], timeout=60)
-        wait_for("redis healthy", lambda: run(["podman", "healthcheck", "run", stack.container("redis")], check=False).returncode == 0, timeout=30, every=0.5)
-        wait_for("datahub ready again", lambda: httpx.get(f"{stack.url}/ready", timeout=3).status_code == 200, timeout=60, every=0.5)
+        wait_for(
+            "redis healthy",
+            lambda: (
+                run(
+                    ["podman", "healthcheck", "run", stack.container("redis")], check=False
+                ).returncode
+                == 0
+            ),
+            timeout=30,
+            every=0.5,
+        )
+        wait_for(
+            "datahub ready again",
+            lambda: httpx.get(f"{stack.url}/ready", timeout=3).status_code == 200,
+            timeout=60,
+            every=0.5,
+        )
         progress(f"Redis back and datahub ready in {time.monotonic() - t0:.1f} s")
 
         assert int(stack.redis_cli("XLEN", "traderops:stream:fills")) == fills, "queued fills lost"
-        assert stack.redis_cli("XREVRANGE", "traderops:stream:fills", "+", "-", "COUNT", "1").split("\n")[0] == last_fill
-        assert api.get("/api/v1/positions").json()["positions"] == positions
+        assert (
+            stack.redis_cli("XREVRANGE", "traderops:stream:fills", "+", "-", "COUNT", "1").split(
+                "\n"
+            )[0]
+            == last_fill
+        )
+
+        def book(ps: list[dict[str, Any]]) -> list[tuple[Any, ...]]:  # last_price moves on
+            return sorted(
+                (p["symbol"], p["quantity"], p["avg_price"], p["realized_pnl"]) for p in ps
+            )
+
+        assert book(api.get("/api/v1/positions").json()["positions"]) == book(positions)
         assert api.get(f"/api/v1/orders/{decision['order_id']}").json()["status"] == "filled"
-        orders_after = {o["id"] for o in api.get("/api/v1/orders", params={"limit": 1000}).json()["orders"]}
+        orders_after = {
+            o["id"] for o in api.get("/api/v1/orders", params={"limit": 1000}).json()["orders"]
+        }
         assert orders_before <= orders_after
 
         # The idempotency claim survived too: a replay is still not a new order.
-        again = webhook(stack, api, ticker="NVDA", action="buy", quantity=4, alert_id=f"e2e-{RUN_ID}-3")
+        again = webhook(
+            stack, api, ticker="NVDA", action="buy", quantity=4, alert_id=f"e2e-{RUN_ID}-3"
+        )
         assert again["order_id"] == decision["order_id"]
         # And new business flows after the restart.
         after = webhook(stack, api, ticker="NVDA", action="exit", alert_id=f"e2e-{RUN_ID}-4")
@@ -211,7 +257,11 @@ def test_redis_restart_keeps_state_and_queued_fills(stack: Stack) -> None:
 def test_compose_ps_and_logs_work(stack: Stack) -> None:
     ps = stack.compose("ps").stdout
     assert "datahub" in ps and "redis" in ps
-    logs = run(["bash", "scripts/compose.sh", "logs", "datahub"], env={**stack.env, "LOGS_FOLLOW": "0"}, timeout=60)
+    logs = run(
+        ["bash", "scripts/compose.sh", "logs", "datahub"],
+        env={**stack.env, "LOGS_FOLLOW": "0"},
+        timeout=60,
+    )
     assert "Application startup complete" in logs.stdout + logs.stderr
     # Logs never carry the secrets.
     for value in stack.secrets.values():

@@ -55,35 +55,36 @@ sizing:
 """
 
 # (dashboard uid, panel title): each of the panel's queries must return data once the
-# traffic below has been scraped. "finite": and its values are numbers (not NaN/Inf).
+# traffic below has been scraped. "data": some series; "finite": and every value a
+# number (no NaN/Inf); "positive": and at least one of them above zero.
 KEY_PANELS: dict[tuple[str, str], str] = {
-    ("traderops-latency", "Webhook p99 (5m)"): "finite",  # recording rule
-    ("traderops-latency", "Risk check p99 (5m)"): "finite",  # recording rule
-    ("traderops-latency", "Webhook: receipt to decision"): "finite",
-    ("traderops-latency", "Risk check"): "finite",
-    ("traderops-latency", "Broker order round trip"): "finite",
+    ("traderops-latency", "Webhook p99 (5m)"): "positive",  # recording rule
+    ("traderops-latency", "Risk check p99 (5m)"): "positive",  # recording rule
+    ("traderops-latency", "Webhook: receipt to decision"): "positive",
+    ("traderops-latency", "Risk check"): "positive",
+    ("traderops-latency", "Broker order round trip"): "positive",
     ("traderops-latency", "Market data feed requests"): "data",
     ("traderops-latency", "HTTP requests p99 by route"): "data",
-    ("traderops-latency", "Webhook latency distribution"): "data",
-    ("traderops-health", "Targets up"): "finite",
-    ("traderops-health", "Requests by route"): "finite",
-    ("traderops-health", "Errors by route and status"): "finite",
+    ("traderops-latency", "Webhook latency distribution"): "positive",
+    ("traderops-health", "Targets up"): "positive",
+    ("traderops-health", "Requests by route"): "positive",
+    ("traderops-health", "Errors by route and status"): "positive",
     ("traderops-health", "Request latency p99 by route"): "data",
-    ("traderops-health", "Quote rate"): "finite",
-    ("traderops-health", "Quote publisher leases"): "finite",
-    ("traderops-health", "WebSocket clients"): "finite",
+    ("traderops-health", "Quote rate"): "positive",
+    ("traderops-health", "Quote publisher leases"): "positive",
+    ("traderops-health", "WebSocket clients"): "positive",
     ("traderops-health", "Cache hit ratio"): "data",
-    ("traderops-health", "Firing alerts"): "finite",
-    ("traderops-trading", "Order transitions by broker and status"): "finite",
-    ("traderops-trading", "Fills by broker"): "finite",
-    ("traderops-trading", "Orders submitted"): "finite",
-    ("traderops-trading", "Fills"): "finite",
-    ("traderops-trading", "Webhook alerts by outcome"): "finite",
-    ("traderops-trading", "Broker order round trip p99"): "finite",
-    ("traderops-risk", "Kill switch"): "finite",
+    ("traderops-health", "Firing alerts"): "positive",
+    ("traderops-trading", "Order transitions by broker and status"): "positive",
+    ("traderops-trading", "Fills by broker"): "positive",
+    ("traderops-trading", "Orders submitted"): "positive",
+    ("traderops-trading", "Fills"): "positive",
+    ("traderops-trading", "Webhook alerts by outcome"): "positive",
+    ("traderops-trading", "Broker order round trip p99"): "positive",
+    ("traderops-risk", "Kill switch"): "positive",
     ("traderops-risk", "Circuit breaker"): "finite",
-    ("traderops-risk", "Risk denials by check"): "finite",
-    ("traderops-risk", "Risk check latency"): "finite",
+    ("traderops-risk", "Risk denials by check"): "positive",
+    ("traderops-risk", "Risk check latency"): "positive",
 }
 
 
@@ -294,10 +295,16 @@ async def ws_reader(url: str, connected: asyncio.Event) -> None:
 # -- the test ---------------------------------------------------------------------------
 
 
+@pytest.fixture
+def prometheus_binary() -> str:
+    """Checked before the datahub starts: under CI a missing binary fails, else skips."""
+    return require_binary("prometheus")
+
+
 async def test_dashboards_and_rules_against_a_live_prometheus(
-    datahub: httpx.AsyncClient, tmp_path: Path
+    prometheus_binary: str, datahub: httpx.AsyncClient, tmp_path: Path
 ) -> None:
-    binary = require_binary("prometheus")
+    binary = prometheus_binary
     target = str(datahub.base_url).rstrip("/").removeprefix("http://")
     traffic = Traffic(datahub)
     connected = asyncio.Event()
@@ -370,9 +377,12 @@ async def by_label(prom: httpx.AsyncClient, label: str, expr: str) -> dict[str, 
     return {s["metric"].get(label, ""): float(s["value"][1]) for s in body["data"]["result"]}
 
 
+def moved(found: dict[str, float]) -> set[str]:
+    return {label for label, value in found.items() if value > 0}
+
+
 async def check_traffic_by_label(prom: httpx.AsyncClient) -> None:
     """The second wave moved the series it should, under the labels the panels split by."""
-    moved = lambda found: {k for k, v in found.items() if v > 0}  # noqa: E731
     outcomes = await by_label(
         prom, "outcome", "sum by (outcome) (increase(traderops_webhook_alerts_total[1m]))"
     )
@@ -390,10 +400,12 @@ async def check_traffic_by_label(prom: httpx.AsyncClient) -> None:
     )
     wanted = {"/udf/history", "/api/v1/quotes", "/webhook/tradingview", "/metrics"}
     assert wanted <= moved(routes), routes
+    frames = await by_label(prom, "", "sum(rate(traderops_ws_messages_sent_total[1m]))")
+    assert moved(frames), f"no WebSocket frames sent: {frames}"  # drops need a slow client
     caches = await by_label(
         prom,
         "cache",
-        'sum by (cache) (increase(traderops_cache_requests_total{result="hit"}[1m]))',
+        'sum by (cache) (increase(traderops_cache_requests_total{result=~"hit|memory"}[1m]))',
     )
     assert {"history", "quote"} <= moved(caches), caches
 
@@ -425,8 +437,10 @@ async def check_every_panel_query(prom: httpx.AsyncClient) -> None:
         found = values(body)
         if not found:
             empty.append(f"{uid} / {title}: no data for {expr}")
-        elif want == "finite" and not all(math.isfinite(v) for v in found):
-            empty.append(f"{uid} / {title}: {found} from {expr}")
+        elif want in ("finite", "positive") and not all(math.isfinite(v) for v in found):
+            empty.append(f"{uid} / {title}: not all finite {found} from {expr}")
+        elif want == "positive" and not any(v > 0 for v in found):
+            empty.append(f"{uid} / {title}: nothing above 0 {found} from {expr}")
     assert not failures, "dashboard queries Prometheus rejects:\n" + "\n".join(failures)
     missing = set(KEY_PANELS) - seen_key_panels
     assert not missing, f"key panels not found in the dashboards: {sorted(missing)}"

@@ -7,10 +7,14 @@ provider) and clears it before every test.
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
+import os
+import sys
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import aiohttp
 import httpx
@@ -117,17 +121,49 @@ def test_str_values_and_a_message_without_context() -> None:
     assert ids(orphan)[0] != span.get_span_context().trace_id
 
 
+def test_a_batch_consumer_links_every_message_trace() -> None:
+    entries: list[dict[bytes, bytes]] = []
+    for n in range(3):
+        with tracer.start_as_current_span(f"fill-{n}"):
+            entries.append(
+                {b"fill": b"{}", **{k.encode(): v.encode() for k, v in inject_context().items()}}
+            )
+    entries.append({b"fill": b"{}"})  # written with tracing off: no link, no error
+    with tracer.start_as_current_span("journal.batch", links=tracing.links_from(entries)):
+        pass
+    (batch,) = finished("journal.batch")
+    producers = {ids(finished(f"fill-{n}")[0]) for n in range(3)}
+    assert {(link.context.trace_id, link.context.span_id) for link in batch.links} == producers
+
+
 def test_inject_outside_a_span_is_empty() -> None:
     assert inject_context() == {}
 
 
 def test_spans_carry_the_service_name() -> None:
+    provider = trace.get_tracer_provider()
+    assert isinstance(provider, TracerProvider)
     with tracer.start_as_current_span("x"):
         pass
     (span,) = finished("x")
-    assert span.resource.attributes["service.name"] == "trader-ops-tests"
+    # The first module to set tracing up named the provider (once per process).
+    assert span.resource is provider.resource
+    assert str(span.resource.attributes["service.name"]).startswith("trader-ops")
     assert span.instrumentation_scope is not None
     assert span.instrumentation_scope.name == "trader-ops"
+
+
+def test_resource_names_the_service(monkeypatch: pytest.MonkeyPatch) -> None:
+    from app import __version__
+
+    monkeypatch.delenv("OTEL_SERVICE_NAME", raising=False)
+    monkeypatch.setenv("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment=test")
+    resource = tracing.build_resource("datahub")
+    assert resource.attributes["service.name"] == "datahub"
+    assert resource.attributes["service.version"] == __version__
+    assert resource.attributes["deployment.environment"] == "test"
+    monkeypatch.setenv("OTEL_SERVICE_NAME", "datahub-2")
+    assert tracing.build_resource("datahub").attributes["service.name"] == "datahub-2"
 
 
 # -- logs -------------------------------------------------------------------------------
@@ -204,7 +240,6 @@ def test_exporter_only_with_an_endpoint(
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
         assert isinstance(exporter, OTLPSpanExporter)
-        exporter.shutdown()
     else:
         assert exporter is None
 
@@ -243,6 +278,7 @@ async def test_fastapi_requests_are_traced_except_probes_and_metrics() -> None:
     assert [s.name for s in servers] == ["GET /api/v1/thing"]
     assert f"{ids(servers[0])[0]:032x}" == "0af7651916cd43dd8448eb211c80319c"
     assert all("/metrics" not in s.name and "/health" not in s.name for s in finished())
+    assert finished() == servers  # no per-message "http send/receive" spans
 
 
 @pytest.fixture
@@ -299,3 +335,77 @@ async def test_redis_commands_make_sanitised_client_spans() -> None:
     assert span.status.status_code is StatusCode.ERROR
     attributes = " ".join(str(v) for v in (span.attributes or {}).values())
     assert "value-not-in-the-span" not in attributes and "secret-ish" not in attributes
+
+
+# -- export over OTLP/HTTP (a fresh process: the global provider is set once) -----------
+
+EXPORT_SCRIPT = """
+from opentelemetry import trace
+from app.observability.tracing import setup_tracing, tracer, tracing_active
+setup_tracing("datahub")
+setup_tracing("datahub")
+print("active" if tracing_active() else "off")
+with tracer.start_as_current_span("hello-otlp"):
+    pass
+provider = trace.get_tracer_provider()
+if hasattr(provider, "force_flush"):
+    provider.force_flush()
+"""
+
+
+@pytest.fixture
+async def collector() -> AsyncIterator[tuple[str, list[tuple[str, str, bytes]]]]:
+    """A stand-in OTLP/HTTP collector on loopback, recording (path, content type, body)."""
+    received: list[tuple[str, str, bytes]] = []
+
+    async def handle(request: web.Request) -> web.Response:
+        received.append((request.path, request.content_type, await request.read()))
+        return web.Response(body=b"", content_type="application/x-protobuf")
+
+    server = web.Application()
+    server.router.add_post("/v1/traces", handle)
+    runner = web.AppRunner(server, access_log=None)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        yield f"http://127.0.0.1:{port}", received
+    finally:
+        await runner.cleanup()
+
+
+async def run_export_script(env: dict[str, str]) -> str:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        EXPORT_SCRIPT,
+        env={**clean, "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost", **env},
+        cwd=str(Path(__file__).resolve().parents[2]),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 0, err.decode()
+    return out.decode().strip()
+
+
+async def test_spans_are_exported_over_otlp_http_when_an_endpoint_is_set(
+    collector: tuple[str, list[tuple[str, str, bytes]]],
+) -> None:
+    url, received = collector
+    assert await run_export_script({"OTEL_EXPORTER_OTLP_ENDPOINT": url}) == "active"
+    assert len(received) == 1  # one batch: the exporter was not added twice
+    path, content_type, body = received[0]
+    assert (path, content_type) == ("/v1/traces", "application/x-protobuf")
+    assert b"hello-otlp" in body and b"datahub" in body
+
+
+async def test_nothing_is_installed_without_an_endpoint_or_when_disabled(
+    collector: tuple[str, list[tuple[str, str, bytes]]],
+) -> None:
+    url, received = collector
+    assert await run_export_script({}) == "off"
+    disabled = {"OTEL_EXPORTER_OTLP_ENDPOINT": url, "OTEL_SDK_DISABLED": "true"}
+    assert await run_export_script(disabled) == "off"
+    assert received == []

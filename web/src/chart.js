@@ -27,6 +27,17 @@ export function barStart(resolution, ts) {
   return Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), 1) / 1000;
 }
 
+const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+const pad = (n) => String(n).padStart(2, "0");
+
+/** Date parts of a bar time: local for intraday bars, UTC for D/W/M (their time is a UTC date). */
+function parts(t, intraday) {
+  const d = new Date(t * 1000);
+  return intraday
+    ? { y: d.getFullYear(), m: d.getMonth(), d: d.getDate(), hh: d.getHours(), mm: d.getMinutes() }
+    : { y: d.getUTCFullYear(), m: d.getUTCMonth(), d: d.getUTCDate(), hh: 0, mm: 0 };
+}
+
 function fmt(v, digits = 2) {
   return v == null ? "—" : Number(v).toFixed(digits);
 }
@@ -51,11 +62,21 @@ export class PriceChart {
         background: { type: ColorType.Solid, color: "#161b22" },
         textColor: "#8591a0",
         fontSize: 11,
+        // The logo widget injects a <style> element, which the page's CSP refuses; the
+        // attribution TradingView's NOTICE asks for is a link in the chart header instead.
+        attributionLogo: false,
       },
       grid: { vertLines: { color: "#1d232b" }, horzLines: { color: "#1d232b" } },
       crosshair: { mode: CrosshairMode.Normal },
+      localization: { timeFormatter: (t) => this.formatTime(t) },
       rightPriceScale: { borderColor: "#262d36" },
-      timeScale: { borderColor: "#262d36", timeVisible: true, secondsVisible: false },
+      timeScale: {
+        borderColor: "#262d36",
+        rightOffset: 8, // room for the last bar's fill markers
+        timeVisible: true,
+        secondsVisible: false,
+        tickMarkFormatter: (t, type) => this.formatTick(t, type),
+      },
     });
     this.candles = this.chart.addSeries(CandlestickSeries, {
       upColor: UP,
@@ -83,6 +104,25 @@ export class PriceChart {
     });
   }
 
+  get intraday() {
+    return /^\d+$/.test(this.resolution);
+  }
+
+  formatTime(t) {
+    const p = parts(t, this.intraday);
+    const day = `${p.d} ${MONTHS[p.m]} ${p.y}`;
+    return this.intraday ? `${day} ${pad(p.hh)}:${pad(p.mm)}` : day;
+  }
+
+  formatTick(t, type) {
+    const p = parts(t, this.intraday);
+    // TickMarkType: 0 year, 1 month, 2 day of month, 3 time, 4 time with seconds
+    if (type === 0) return String(p.y);
+    if (type === 1) return MONTHS[p.m];
+    if (type === 2) return String(p.d);
+    return `${pad(p.hh)}:${pad(p.mm)}`;
+  }
+
   async load(symbol, resolution) {
     this.symbol = symbol;
     this.resolution = resolution;
@@ -105,7 +145,7 @@ export class PriceChart {
     this.chart.timeScale().fitContent();
     if (this.bars.length > 120) {
       const n = this.bars.length;
-      this.chart.timeScale().setVisibleLogicalRange({ from: n - 120, to: n + 3 });
+      this.chart.timeScale().setVisibleLogicalRange({ from: n - 120, to: n + 8 });
     }
     this.drawMarkers();
   }

@@ -1,0 +1,363 @@
+"""The web console in headless Chromium against a real datahub and a real Redis.
+
+Chromium is Debian's (``scripts/setup/60-web.sh``), driven by the Playwright library
+(``executable_path``; Playwright's own browser download is never used). Under CI=true a
+missing chromium or playwright fails; locally it skips.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from redis.asyncio import Redis
+
+from app.datahub.app import create_app
+from tests.apps import serve, settings_for
+from tests.servers import IN_CI, RedisServer, require_binary
+
+try:
+    from playwright.async_api import Browser, ConsoleMessage, Page, async_playwright
+except ImportError:  # pragma: no cover - depends on the dev environment
+    if IN_CI:
+        raise
+    pytest.skip(
+        "playwright (Python) not installed: pip install playwright", allow_module_level=True
+    )
+
+ROOT = Path(__file__).resolve().parents[2]
+OUTPUT = ROOT / "test-output"
+PASS = "browser-test-passphrase"
+ADMIN = "browser-test-admin-key-7f3a"
+SYMBOLS = ["AAPL", "MSFT", "SPY", "TSLA"]
+RISK_YAML = """
+rate_limit:
+  global: {max_orders: 1000, window_seconds: 60}
+  per_symbol: {max_orders: 1000, window_seconds: 60}
+duplicate: null
+price_collar: null
+sizing:
+  default: {mode: signal, quantity: 1}
+"""
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+UP_RGB = (38, 166, 154)  # the chart's candle colours (web/src/chart.js)
+DOWN_RGB = (239, 83, 80)
+
+
+@pytest.fixture(scope="module")
+async def browser() -> AsyncIterator[Browser]:
+    chromium = require_binary("chromium")
+    async with async_playwright() as pw:
+        # launch() gives every run a fresh temporary --user-data-dir of its own
+        b = await pw.chromium.launch(
+            executable_path=chromium, headless=True, args=CHROMIUM_ARGS, timeout=30_000
+        )
+        try:
+            yield b
+        finally:
+            await b.close()
+
+
+@dataclass
+class Datahub:
+    url: str
+    http: httpx.AsyncClient
+
+    async def webhook(self, **kw: Any) -> httpx.Response:
+        body = {"passphrase": PASS, "ticker": "AAPL", "action": "buy", "quantity": 10, **kw}
+        return await self.http.post("/webhook/tradingview", content=json.dumps(body))
+
+    async def admin(self, path: str) -> Any:
+        r = await self.http.get(path, headers={"X-API-Key": ADMIN})
+        r.raise_for_status()
+        return r.json()
+
+
+@dataclass
+class Console(Datahub):
+    page: Page = field(default=None)  # type: ignore[assignment]
+    errors: list[str] = field(default_factory=list)
+
+    def assert_no_console_errors(self, allow: str | None = None) -> None:
+        errors = [e for e in self.errors if not (allow and re.search(allow, e))]
+        assert not errors, "console errors:\n" + "\n".join(errors)
+
+
+@pytest.fixture
+async def datahub(redis_srv: RedisServer, redis: Redis, tmp_path: Path) -> AsyncIterator[Datahub]:
+    risk = tmp_path / "risk.yaml"
+    risk.write_text(RISK_YAML)
+    settings = settings_for(
+        redis_srv.url,
+        symbols=SYMBOLS,
+        webhook_passphrase=PASS,
+        admin_api_key=ADMIN,
+        risk_config=risk,
+        sim_quote_rate=10,
+    )
+    app = create_app(settings)
+    if not any(getattr(r, "path", None) == "/" for r in app.routes):
+        from app.datahub.routers import console as console_router
+
+        app.include_router(console_router.router)  # until app.py includes it
+    async with serve(app) as url, httpx.AsyncClient(base_url=url, timeout=10) as http:
+        yield Datahub(url, http)
+
+
+@pytest.fixture
+async def console(datahub: Datahub, browser: Browser) -> AsyncIterator[Console]:
+    context = await browser.new_context(viewport={"width": 1600, "height": 1060})
+    page = await context.new_page()
+    page.set_default_timeout(10_000)
+    c = Console(datahub.url, datahub.http, page)
+
+    def on_console(msg: ConsoleMessage) -> None:
+        if msg.type == "error":
+            c.errors.append(f"{msg.text} @ {msg.location.get('url', '')}")
+
+    page.on("console", on_console)
+    page.on("pageerror", lambda exc: c.errors.append(f"page error: {exc}"))
+    try:
+        yield c
+    finally:
+        page.remove_listener("console", on_console)
+        await context.close()
+
+
+async def open_unlocked(c: Console) -> Page:
+    page = c.page
+    await page.goto(c.url + "/")
+    await page.locator("#login-key").fill(ADMIN)
+    await page.locator("#login-ok").click()
+    await page.wait_for_selector("#login", state="hidden")
+    await page.wait_for_selector("#account dd")  # admin panels answered with the key
+    return page
+
+
+async def chart_bars(page: Page) -> int:
+    return int(await page.locator("#chart").get_attribute("data-bars") or 0)
+
+
+async def candle_pixels(page: Page) -> int:
+    """Pixels in the chart's canvases painted in the candle colours."""
+    return int(
+        await page.evaluate(
+            """([up, down]) => {
+              let n = 0;
+              for (const cv of document.querySelectorAll('#chart canvas')) {
+                if (!cv.width || !cv.height) continue;
+                const d = cv.getContext('2d').getImageData(0, 0, cv.width, cv.height).data;
+                for (let i = 0; i < d.length; i += 4) {
+                  for (const c of [up, down]) {
+                    if (Math.abs(d[i] - c[0]) < 6 && Math.abs(d[i + 1] - c[1]) < 6
+                        && Math.abs(d[i + 2] - c[2]) < 6 && d[i + 3] > 200) { n++; break; }
+                  }
+                }
+              }
+              return n;
+            }""",
+            [UP_RGB, DOWN_RGB],
+        )
+    )
+
+
+async def test_page_loads_draws_bars_and_switches(console: Console) -> None:
+    # nothing secret in the page source or the bundle
+    html = (await console.http.get("/")).text
+    assert ADMIN not in html and PASS not in html
+    page = await open_unlocked(console)
+    assert await page.evaluate("sessionStorage.getItem('traderops.apiKey')") == ADMIN
+    assert await page.evaluate("localStorage.getItem('traderops.apiKey')") is None
+
+    await page.wait_for_function("Number(document.querySelector('#chart').dataset.bars) > 50")
+    assert await page.locator("#chart-symbol").inner_text() == "AAPL"
+    await page.wait_for_timeout(300)  # one animation frame or two for the canvas
+    assert await candle_pixels(page) > 500, "no candles painted on the chart"
+
+    # the watchlist fills in from the stream, and the stream shows live
+    await page.wait_for_function(
+        "[...document.querySelectorAll('#watchlist td.last')].every(td => td.textContent !== '—')"
+    )
+    assert await page.locator("#watchlist tr").count() == len(SYMBOLS)
+    await page.wait_for_selector("#ws-status.live")
+
+    # resolution switch: daily bars are a day apart
+    async with page.expect_response(re.compile(r"/api/v1/history\?.*resolution=1D")) as resp:
+        await page.locator('#resolutions button[data-res="1D"]').click()
+    bars = (await (await resp.value).json())["bars"]
+    assert bars and bars[-1]["time"] - bars[-2]["time"] >= 86_400
+    await page.wait_for_function(f"document.querySelector('#chart').dataset.bars === '{len(bars)}'")
+
+    # symbol search: type, pick from the list, the chart follows
+    await page.locator("#symbol-input").fill("ms")
+    await page.wait_for_selector('#symbol-results li[data-symbol="MSFT"]')
+    await page.locator("#symbol-input").press("Enter")
+    await page.wait_for_function("document.querySelector('#chart-symbol').textContent === 'MSFT'")
+    await page.wait_for_function("Number(document.querySelector('#chart').dataset.bars) > 50")
+
+    # journal: rendered when the analytics API answers, else said to be unavailable
+    analytics = await console.http.get("/api/v1/analytics", headers={"X-API-Key": ADMIN})
+    if analytics.status_code == 200:  # (the datahub serves it since the journal work landed)
+        await page.wait_for_selector("#journal-headline")
+        await page.wait_for_selector("#journal-calendar i[data-date]")
+    else:
+        await page.wait_for_selector("#journal-unavailable")
+
+    # Lock forgets the key and clears what the admin API showed
+    await page.locator("#logout").click()
+    await page.wait_for_selector("#login", state="visible")
+    assert await page.evaluate("sessionStorage.getItem('traderops.apiKey')") is None
+    assert await page.locator("#account dd").count() == 0
+    console.assert_no_console_errors()
+
+
+async def test_webhook_shows_as_order_and_position_within_a_second(console: Console) -> None:
+    page = await open_unlocked(console)
+    await page.wait_for_function("Number(document.querySelector('#chart').dataset.bars) > 50")
+    await page.wait_for_selector("#ws-status.live")
+
+    r = await console.webhook(quantity=7, alert_id="browser-1")
+    assert r.status_code == 202, r.text
+    order_id = r.json()["order_id"]
+    started = time.perf_counter()
+    await page.wait_for_selector(f'#orders tr[data-id="{order_id}"]', timeout=1000)
+    await page.wait_for_selector('#positions tr[data-symbol="AAPL"]', timeout=1000)
+    elapsed = time.perf_counter() - started
+    assert elapsed < 1.0, f"order and position took {elapsed:.2f}s"
+    row = page.locator('#positions tr[data-symbol="AAPL"]')
+    assert (await row.locator("td").nth(1).inner_text()) == "7"
+    await page.wait_for_selector(f'#orders tr[data-id="{order_id}"][data-status="filled"]')
+    # our fill is drawn on the chart, the alert listed as accepted
+    await page.wait_for_function("Number(document.querySelector('#chart').dataset.markers) >= 1")
+    await page.wait_for_selector('#alerts tr[data-alert-id="browser-1"][data-status="accepted"]')
+
+    # a resting limit order can be cancelled from the orders panel
+    r = await console.webhook(order_type="limit", price=1.0, quantity=1, alert_id="browser-2")
+    assert r.status_code == 202, r.text
+    resting = r.json()["order_id"]
+    await page.locator(f'#orders tr[data-id="{resting}"] button.cancel').click(timeout=2000)
+    await page.wait_for_selector(f'#orders tr[data-id="{resting}"][data-status="canceled"]')
+
+    OUTPUT.mkdir(exist_ok=True)
+    await page.wait_for_timeout(400)
+    await page.screenshot(path=str(OUTPUT / "console.png"), full_page=True)
+    console.assert_no_console_errors()
+
+
+async def test_kill_switch_blocks_the_next_alert(console: Console) -> None:
+    page = await open_unlocked(console)
+    await page.wait_for_selector("#ks-badge.ACTIVE")
+
+    await page.locator('#ks-buttons button[data-state="HALTED"]').click()
+    dialog = page.locator("#confirm")
+    await dialog.wait_for(state="visible")
+    await page.locator("#confirm-reason").fill("browser test")
+    await page.locator("#confirm-ok").click()
+    await page.wait_for_selector("#ks-badge.HALTED")
+    risk = await console.admin("/api/v1/risk")
+    assert risk["kill_switch"]["state"] == "HALTED"
+    assert risk["kill_switch"]["reason"] == "browser test"
+
+    r = await console.webhook(alert_id="after-halt")
+    assert r.status_code == 200 and r.json()["status"] == "denied", r.text
+    assert r.json()["check"] == "kill_switch"
+    row = page.locator('#alerts tr[data-alert-id="after-halt"][data-status="denied"]')
+    await row.wait_for(timeout=5000)
+    assert await row.locator("td.check").inner_text() == "kill_switch"
+    orders = await console.admin("/api/v1/orders")
+    assert orders["orders"] == []
+
+    # cancelling the confirmation changes nothing; confirming ACTIVE resumes
+    await page.locator('#ks-buttons button[data-state="ACTIVE"]').click()
+    await page.locator("#confirm button[value=cancel]").click()
+    await page.wait_for_timeout(300)
+    assert await page.locator("#ks-badge").inner_text() == "HALTED"
+    await page.locator('#ks-buttons button[data-state="ACTIVE"]').click()
+    await page.locator("#confirm-ok").click()
+    await page.wait_for_selector("#ks-badge.ACTIVE")
+    r = await console.webhook(alert_id="after-resume")
+    assert r.status_code == 202, r.text
+    console.assert_no_console_errors()
+
+
+async def test_journal_unavailable_is_said_so(console: Console) -> None:
+    """An analytics API that fails: the panel says so and everything else works."""
+    page = console.page
+
+    async def fail(route: Any) -> None:
+        await route.fulfill(status=503, content_type="application/json", body='{"detail":"down"}')
+
+    await page.route(re.compile(r"/api/v1/analytics"), fail)
+    await open_unlocked(console)
+    await page.wait_for_selector("#journal-unavailable")
+    assert "journal analytics unavailable" in await page.locator("#journal").inner_text()
+    await page.wait_for_function("Number(document.querySelector('#chart').dataset.bars) > 50")
+    console.assert_no_console_errors(allow=r"status of 503 .*/api/v1/analytics")
+
+
+async def test_static_files_and_headers(datahub: Datahub) -> None:
+    r = await datahub.http.get("/")
+    assert r.status_code == 200
+    assert r.headers["content-type"].startswith("text/html")
+    assert r.headers["cache-control"] == "no-cache"
+    assert "default-src 'self'" in r.headers["content-security-policy"]
+    r2 = await datahub.http.get("/", headers={"If-None-Match": r.headers["etag"]})
+    assert r2.status_code == 304
+    assets = re.findall(r'/static/(console-[A-Z0-9]+\.(?:js|css))"', r.text)
+    assert len(assets) == 2, r.text
+    for name in assets:
+        a = await datahub.http.get(f"/static/{name}")
+        assert a.status_code == 200
+        assert a.headers["cache-control"] == "public, max-age=31536000, immutable"
+        assert a.headers["x-content-type-options"] == "nosniff"
+        kind = "text/javascript" if name.endswith(".js") else "text/css"
+        assert a.headers["content-type"].startswith(kind)
+        assert ADMIN not in a.text and PASS not in a.text
+        # served from the datahub itself: nothing fetched from a CDN at run time
+        assert not re.search(r"""(src|href)\s*=\s*["']https?:|import\s*\(?\s*["']https?:""", a.text)
+    for bad in (
+        "/static/../routers/console.py",
+        "/static/%2e%2e/app.py",
+        "/static/nope.js",
+        "/static/",
+    ):
+        assert (await datahub.http.get(bad)).status_code == 404, bad
+
+
+def test_committed_bundle_matches_the_sources(tmp_path: Path) -> None:
+    """app/datahub/static is what `npm run build` makes of web/ (rebuild with `make web`)."""
+    node = require_binary("node")
+    if not (ROOT / "web" / "node_modules" / "esbuild").is_dir():
+        message = "web/node_modules missing (run `make setup` or `cd web && npm ci`)"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    subprocess.run(
+        [node, "build.mjs", "--outdir", str(tmp_path)],
+        cwd=ROOT / "web",
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    static = ROOT / "app" / "datahub" / "static"
+    built = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    committed = {p.name: p.read_bytes() for p in static.iterdir() if p.is_file()}
+    assert sorted(built) == sorted(committed), "stale bundle: run `make web` and commit it"
+    assert built == committed, "stale bundle: run `make web` and commit it"
