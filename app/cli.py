@@ -16,6 +16,7 @@ from app.config import ConfigError, Settings, describe, load_settings
 from app.journal.cli import journal_app
 from app.kairos.cli import kairos_app
 from app.observability.logging import setup_logging
+from app.observability.tracing import setup_tracing
 
 cli = typer.Typer(
     help="trader-ops: TradingView webhooks, pre-trade risk, brokers, market data, journal.",
@@ -83,7 +84,9 @@ async def _serve(settings: Settings, *, with_kairos: bool = False) -> None:
         await asyncio.sleep(0.05)
     side: list[asyncio.Task[None]] = []
     if server.started:
-        side = [t for t in (await _start_kairos(settings), _start_journal(settings)) if t is not None]
+        side = [
+            t for t in (await _start_kairos(settings), _start_journal(settings)) if t is not None
+        ]
     try:
         await serving
     finally:
@@ -98,7 +101,9 @@ def _start_journal(settings: Settings) -> asyncio.Task[None] | None:
 
     log = logging.getLogger("app.journal")
     if not settings.tradenote_url:
-        log.info("journal: TRADEROPS_TRADENOTE_URL not set; fills stay in Redis until a journal runs")
+        log.info(
+            "journal: TRADEROPS_TRADENOTE_URL not set; fills stay in Redis until a journal runs"
+        )
         return None
     from app.journal.service import build_worker
 
@@ -140,6 +145,7 @@ def datahub(
     """Run the datahub service (Redis at TRADEROPS_REDIS_URL)."""
     settings = _settings(http_host=host, http_port=port)
     setup_logging(settings.log_level, settings.log_format)
+    setup_tracing("datahub")
     _run(_serve(settings))
 
 
@@ -166,6 +172,7 @@ def run(
     overrides.update(_embedded_secrets(base, secrets_file))
     settings = _settings(http_host=host, http_port=port, **overrides)
     setup_logging(settings.log_level, "text" if sys.stderr.isatty() else settings.log_format)
+    setup_tracing("trader-ops")
     url = f"http://{settings.http_host}:{settings.http_port}"
     typer.echo(
         "trader-ops is starting (embedded mode)\n"

@@ -1166,7 +1166,7 @@ def health() -> dict[str, Any]:
             "Redis cache hits per lookup, by cache.",
             targets(
                 (
-                    'sum by (cache) (rate(traderops_cache_requests_total{result="hit"}[$__rate_interval])) / '
+                    'sum by (cache) (rate(traderops_cache_requests_total{result=~"hit|memory"}[$__rate_interval])) / '
                     "sum by (cache) (rate(traderops_cache_requests_total[$__rate_interval]))",
                     "{{cache}}",
                 )

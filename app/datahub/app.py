@@ -28,6 +28,7 @@ from app.execution.engine import ExecutionEngine
 from app.feeds import make_feed
 from app.feeds.base import Feed
 from app.observability.metrics import HTTP_LATENCY, HTTP_REQUESTS
+from app.observability.tracing import instrument_app
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +90,7 @@ def create_app(settings: Settings, *, feed: Feed | None = None) -> FastAPI:
     app.include_router(webhook.router)
     app.include_router(admin.router)
     app.include_router(console.router)
+    instrument_app(app)  # no-op unless setup_tracing() ran first
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -13,6 +13,7 @@ from app.bus import Keys
 from app.execution.ledger import Ledger
 from app.models.alerts import Decision
 from app.models.orders import Fill, Order
+from app.observability.tracing import inject_context
 
 STREAM_MAXLEN = 100_000
 
@@ -51,7 +52,12 @@ class ExecutionStore:
         raw = order.model_dump_json()
         pipe = self.redis.pipeline(transaction=True)
         pipe.set(Keys.order(order.id), raw)
-        pipe.xadd(Keys.ORDERS_STREAM, {"order": raw}, maxlen=STREAM_MAXLEN, approximate=True)
+        pipe.xadd(
+            Keys.ORDERS_STREAM,
+            {"order": raw, **dict[Any, Any](inject_context())},
+            maxlen=STREAM_MAXLEN,
+            approximate=True,
+        )
         if order.status.terminal:
             pipe.srem(Keys.OPEN_ORDERS, order.id)
         else:
@@ -99,9 +105,17 @@ class ExecutionStore:
         fill_raw = fill.model_dump_json()
         pipe = self.redis.pipeline(transaction=True)
         pipe.sadd(Keys.FILLS_SEEN, fill.id)
-        pipe.xadd(Keys.FILLS_STREAM, {"fill": fill_raw}, maxlen=STREAM_MAXLEN, approximate=True)
+        trace: dict[Any, Any] = dict(inject_context())  # the journal continues the webhook's trace
+        pipe.xadd(
+            Keys.FILLS_STREAM, {"fill": fill_raw, **trace}, maxlen=STREAM_MAXLEN, approximate=True
+        )
         pipe.set(Keys.order(order.id), order_raw)
-        pipe.xadd(Keys.ORDERS_STREAM, {"order": order_raw}, maxlen=STREAM_MAXLEN, approximate=True)
+        pipe.xadd(
+            Keys.ORDERS_STREAM,
+            {"order": order_raw, **trace},
+            maxlen=STREAM_MAXLEN,
+            approximate=True,
+        )
         if order.status.terminal:
             pipe.srem(Keys.OPEN_ORDERS, order.id)
         pipe.set(Keys.ledger(ledger.account), orjson.dumps(ledger.to_dict()))

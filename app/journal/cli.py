@@ -31,6 +31,7 @@ from app.journal.service import (
 from app.journal.sync import Journal
 from app.journal.worker import default_consumer_name
 from app.models.orders import Fill
+from app.observability.tracing import setup_tracing
 
 journal_app = typer.Typer(
     help="Journal: every fill into TradeNote (consumer group, retries, dead letters).",
@@ -73,6 +74,7 @@ def serve(
 
     settings = _settings()
     _setup_logging(settings)
+    setup_tracing("journal")
     try:
         worker = build_worker(settings)
     except ConfigError as exc:

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+from opentelemetry.trace import SpanKind
 from pydantic import ValidationError
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
@@ -44,6 +45,7 @@ from app.journal.client import (
 from app.journal.sync import Journal
 from app.models.orders import Fill
 from app.observability import metrics
+from app.observability.tracing import links_from, tracer
 
 log = logging.getLogger("app.journal")
 
@@ -228,7 +230,11 @@ class JournalWorker:
         started = time.perf_counter()
         fills = [e.fill for e in good if e.fill is not None]
         try:
-            result = await self.journal.sync(fills)
+            # one span per batch, linked to every fill's webhook trace (the context rides in the stream)
+            with tracer.start_as_current_span(
+                "journal.sync", kind=SpanKind.CONSUMER, links=links_from(e.raw for e in good)
+            ):
+                result = await self.journal.sync(fills)
         except TradeNoteError:
             self._drain_own = True  # the batch stays pending: read it again first
             raise

@@ -19,6 +19,7 @@ from app.config import ConfigError, Settings, load_settings
 from app.kairos.clock import ManualClock
 from app.kairos.jobs import job_files, load_jobs
 from app.kairos.service import build_kairos, create_app
+from app.observability.tracing import setup_tracing
 
 kairos_app = typer.Typer(
     help="Strategy scheduler: YAML jobs on cron, inside exchange sessions, posting signed alerts.",
@@ -74,6 +75,7 @@ def serve(
 
     settings = _settings()
     _setup_logging(settings)
+    setup_tracing("kairos")
     kairos, job_set = build_kairos(settings, datahub_url=datahub_url, jobs=jobs)
     if kairos.client.hmac_key is None:
         typer.echo("TRADEROPS_WEBHOOK_HMAC_KEY is required to post alerts", err=True)

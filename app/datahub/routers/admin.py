@@ -109,7 +109,11 @@ async def get_analytics(
     if start and end and start > end:
         raise HTTPException(422, "start must not be after end")
     return await analytics(
-        services.redis, start=start, end=end, capital=capital, tz=services.settings.tradenote_timezone
+        services.redis,
+        start=start,
+        end=end,
+        capital=capital,
+        tz=services.settings.tradenote_timezone,
     )
 
 
