@@ -94,6 +94,8 @@ class Settings(BaseSettings):
         default_factory=list, description="source allow-list; 'tradingview' = its 4 addresses"
     )
     trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    webhook_rate_per_source: float = Field(50.0, gt=0, description="alerts/s per source address")
+    webhook_burst_per_source: int = Field(200, gt=0)
     webhook_max_age_seconds: float | None = Field(
         None, gt=0, description="reject stale alert times"
     )

@@ -54,6 +54,10 @@ def create_app(settings: Settings, *, feed: Feed | None = None) -> FastAPI:
         quote_pump = QuotePump(engine)
         hub.listeners.append(quote_pump.offer)
         hub.listeners.append(market.offer)
+        try:  # normally ready before the first request; if Redis is down, keep retrying
+            await asyncio.wait_for(engine.start(), 10)
+        except (RedisError, OSError, TimeoutError) as exc:
+            log.warning("execution engine not started yet: %s", exc)
         tasks = [
             asyncio.create_task(hub.run(), name="quote-hub"),
             asyncio.create_task(publisher.run(), name="quote-publisher"),
@@ -110,7 +114,7 @@ def create_app(settings: Settings, *, feed: Feed | None = None) -> FastAPI:
 async def _start_engine(engine: ExecutionEngine) -> None:
     """Start (load state, reconcile) once Redis answers; until then the webhook says 503."""
     backoff = 0.2
-    while True:
+    while not engine.started:
         try:
             await engine.start()
             return

@@ -342,3 +342,18 @@ async def test_analytics_and_calendar_from_our_fills(api: httpx.AsyncClient) -> 
     cal = (await api.get("/api/v1/analytics/calendar", params={"months": 1})).json()
     assert any(day.get("trades", day.get("fills", 0)) for day in cal["days"])
     assert (await api.get("/api/v1/analytics/calendar", params={"months": 99})).status_code == 422
+
+
+async def test_a_flooding_source_gets_429_with_retry_after(
+    redis_srv: RedisServer, redis: Redis, risk_file: Path
+) -> None:
+    settings = make_settings(
+        redis_srv.url, risk_file, webhook_rate_per_source=1, webhook_burst_per_source=3
+    )
+    async with serve(create_app(settings)) as url, httpx.AsyncClient(base_url=url) as c:
+        codes = [
+            (await post(c, alert(alert_id=f"flood-{i}", quantity=1))).status_code for i in range(5)
+        ]
+        assert codes[:3] == [202, 202, 202] and codes[3:] == [429, 429]
+        limited = await post(c, alert(alert_id="flood-9"))
+        assert int(limited.headers["Retry-After"]) >= 1

@@ -32,6 +32,8 @@ async def ready(services: ServicesDep) -> JSONResponse:
         await asyncio.wait_for(services.feed.ping(), 3.0)
     except (FeedError, OSError, TimeoutError) as exc:
         problems["feed"] = f"unreachable: {exc or type(exc).__name__}"
+    if not services.engine.started:
+        problems["execution"] = "engine has not loaded its state yet"
     if problems:
         return JSONResponse({"status": "unavailable", "problems": problems}, status_code=503)
     return JSONResponse({"status": "ready", "feed": services.feed.name})

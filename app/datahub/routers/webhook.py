@@ -16,7 +16,9 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from redis.exceptions import RedisError
 
+from app.config import Settings
 from app.datahub.deps import ServicesDep
+from app.datahub.ratelimit import SourceRateLimiter
 from app.datahub.security import client_address, constant_time_equals, source_allowed, verify_hmac
 from app.models.alerts import Alert
 from app.observability.metrics import WEBHOOK_ALERTS, WEBHOOK_LATENCY
@@ -34,6 +36,16 @@ FORMAT_HINT = (
 def _reject(status: int, error: str, outcome: str, **extra: Any) -> JSONResponse:
     WEBHOOK_ALERTS.labels(outcome).inc()
     return JSONResponse({"status": "rejected", "error": error, **extra}, status_code=status)
+
+
+def _limiter(request: Request, settings: Settings) -> SourceRateLimiter:
+    limiter: SourceRateLimiter | None = getattr(request.app.state, "webhook_limiter", None)
+    if limiter is None:
+        limiter = SourceRateLimiter(
+            settings.webhook_rate_per_source, settings.webhook_burst_per_source
+        )
+        request.app.state.webhook_limiter = limiter
+    return limiter
 
 
 async def _read_body(request: Request) -> bytes | None:
@@ -54,6 +66,7 @@ async def _read_body(request: Request) -> bytes | None:
     "/webhook/tradingview",
     responses={
         401: {"description": "wrong passphrase or signature"},
+        429: {"description": "too many alerts from this source (Retry-After)"},
         403: {"description": "source address not allowed"},
         413: {"description": "body over 64 KiB"},
         422: {"description": "malformed or invalid alert"},
@@ -65,11 +78,19 @@ async def tradingview(request: Request, services: ServicesDep) -> JSONResponse:
     started = time.perf_counter()
     settings = services.settings
     engine = services.engine
+    addr = client_address(request, settings.trusted_proxies)
     if settings.webhook_allow_ips:
-        addr = client_address(request, settings.trusted_proxies)
         if not source_allowed(addr, settings.webhook_allow_ips):
             log.warning("webhook from a source not on the allow-list", extra={"source": addr})
             return _reject(403, f"source address {addr} is not allowed", "forbidden")
+    wait = _limiter(request, settings).allow(addr)
+    if wait:
+        WEBHOOK_ALERTS.labels("rate_limited").inc()
+        return JSONResponse(
+            {"status": "rejected", "error": f"too many alerts from {addr}; retry in {wait:.1f}s"},
+            status_code=429,
+            headers={"Retry-After": str(max(1, round(wait)))},
+        )
     body = await _read_body(request)
     if body is None:
         return _reject(413, f"body too large (max {MAX_BODY // 1024} KiB)", "too_large")

@@ -1,0 +1,214 @@
+"""Redis stopped (SIGTERM) and started again (same directory, AOF) under webhook load.
+
+What clients were told is compared with what Redis holds afterwards: every 2xx
+decision is stored, every accepted order exists and fills, no fill is lost or doubled.
+During the outage the webhook may answer 503 (nothing placed) or not at all; after
+Redis is back it answers 202 again within a few seconds, without a datahub restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from app.bus import create_redis
+from app.brokers.paper import PaperBroker
+from app.execution.engine import ExecutionEngine
+from app.execution.store import ExecutionStore
+from app.models.alerts import Alert, AlertAction
+from app.models.market import Quote
+from app.models.orders import Order
+from app.risk.engine import RiskEngine
+from tests.chaos.common import (
+    LONG,
+    Datahub,
+    alert_body,
+    decision,
+    duplicates,
+    fill_entries,
+    open_loop_alerts,
+    post_alert,
+    wait_all_filled,
+    wait_http,
+)
+from tests.servers import RedisServer
+
+pytestmark = pytest.mark.timeout(600 if LONG else 150)
+
+ROUNDS = 3 if LONG else 1
+COUNT = 1200 if LONG else 360
+RATE = 60.0
+STOP_AFTER = 1.5  # seconds into the load
+DOWN_FOR = 1.5  # seconds Redis stays down
+RECOVERY_BUDGET = 5.0  # seconds after Redis is back until the webhook answers 202 again
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path / "redis")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def hub(redis_server: RedisServer, tmp_path: Path) -> Iterator[Datahub]:
+    (tmp_path / "hub").mkdir()
+    datahub = Datahub(redis_server.url, tmp_path / "hub")
+    try:
+        yield datahub
+    finally:
+        datahub.stop()
+
+
+async def bounce(server: RedisServer, after: float, down_for: float) -> tuple[float, float]:
+    """SIGTERM Redis (it writes its AOF and exits), wait, start it on the same port/dir."""
+    await asyncio.sleep(after)
+    stopped = time.monotonic()
+    await asyncio.to_thread(server.stop)
+    await asyncio.sleep(down_for)
+    await asyncio.to_thread(server.start)
+    return stopped, time.monotonic()
+
+
+async def test_redis_restart_under_load_loses_no_acknowledged_order_or_fill(
+    hub: Datahub, redis_server: RedisServer
+) -> None:
+    report: dict[str, Any] = defaultdict(int)
+    hub.start()
+    await wait_http(hub.url, "/ready")
+    every = []
+    for rnd in range(ROUNDS):
+        tag = f"redis{rnd}"
+        load = asyncio.create_task(open_loop_alerts(hub.url, tag, COUNT, RATE, timeout=3.0))
+        stopped, restarted = await bounce(redis_server, STOP_AFTER, DOWN_FOR)
+        told = await load
+        every += told
+        report["restarts"] += 1
+        statuses = Counter(t.status for t in told)
+        assert set(statuses) <= {0, 200, 202, 503}, statuses
+        for code, n in statuses.items():
+            report[f"http_{code}"] += n
+        # back to 202 within the budget, without restarting the datahub
+        after = sorted(t.answered_at for t in told if t.status == 202 and t.sent_at > restarted)
+        assert after, f"no alert accepted after Redis came back: {statuses}\n{hub.logs()}"
+        recovery = after[0] - restarted
+        report["recovery_s_max"] = max(report["recovery_s_max"], round(recovery, 3))
+        assert recovery < RECOVERY_BUDGET, recovery
+        outage = [t for t in told if stopped <= t.sent_at <= restarted]
+        report["sent_during_outage"] += len(outage)
+        assert hub.proc is not None and hub.proc.poll() is None, "the datahub died"
+
+    client = Redis.from_url(redis_server.url)
+    try:
+        orders = await wait_all_filled(client, timeout=60)
+        by_id = {o["id"]: o for o in orders}
+        fills = await fill_entries(client)
+        assert duplicates([f["id"] for f in fills]) == {}
+        assert duplicates([o["request"]["alert_id"] for o in orders]) == {}
+        qty: Counter[str] = Counter()
+        for f in fills:
+            qty[f["order_id"]] += f["quantity"]
+        for t in every:
+            stored = await decision(client, t.alert_id)
+            if 200 <= t.status < 300:  # acknowledged: must be in Redis, and filled
+                assert isinstance(stored, dict), (t, stored)
+                assert stored["status"] == t.body["status"]
+                if t.body["status"] == "accepted":
+                    order = by_id[t.body["order_id"]]
+                    assert order["status"] == "filled", order
+                    assert qty[order["id"]] == order["request"]["quantity"], order
+                    report["accepted_and_filled"] += 1
+                else:
+                    report["denied_recorded"] += 1
+            elif t.status == 503:  # "nothing was placed"
+                assert "nothing was placed" in t.body.get("error", ""), t.body
+                placed = [o for o in orders if o["request"]["alert_id"] == t.alert_id]
+                assert placed == [], (t, placed)
+                if stored == "pending":
+                    report["503_left_pending_claim"] += 1
+        report["orders"] = len(orders)
+        report["fills"] = len(fills)
+
+        # re-post what got a 503 or no answer: decided exactly once, never "in progress"
+        async with httpx.AsyncClient(timeout=10) as http:
+            stuck = []
+            for t in every:
+                if 200 <= t.status < 300:
+                    continue
+                rnd, i = t.alert_id.split("-")
+                again = await post_alert(http, hub.url, alert_body(int(i), rnd))
+                assert again.status in (200, 202), again
+                if again.body.get("reason") == "in_progress":
+                    stuck.append(t.alert_id)
+                report["reposted"] += 1
+        report["reposted_stuck_in_progress"] = len(stuck)
+        orders = await wait_all_filled(client, timeout=60)
+        assert duplicates([o["request"]["alert_id"] for o in orders]) == {}
+        assert duplicates([f["id"] for f in await fill_entries(client)]) == {}
+        print("\nCHAOS redis restart:", json.dumps(report, sort_keys=True))
+        assert stuck == [], f"alerts left claimed but undecided by the outage: {stuck}"
+    finally:
+        await client.aclose()
+
+
+
+
+# -- the mechanism, deterministically ----------------------------------------------------
+class _DiesOnFirstSave(ExecutionStore):
+    """The store, but Redis goes away right after the alert is claimed (first save)."""
+
+    def __init__(self, redis: Redis, server: RedisServer) -> None:
+        super().__init__(redis)
+        self.server = server
+        self.armed = True
+
+    async def save_order(self, order: Order, **kw: Any) -> None:
+        if self.armed:
+            self.armed = False
+            await asyncio.to_thread(self.server.stop)
+        await super().save_order(order, **kw)
+
+
+async def test_an_alert_refused_with_503_can_be_retried_after_redis_returns(
+    redis_server: RedisServer,
+) -> None:
+    """503 says "nothing was placed, retry later": the retry must be decided, not refused.
+
+    Redis dies between the idempotency claim and the order write; the claim cannot be
+    released (Redis is down) and survives in the AOF as ``pending`` with the alert TTL
+    (7 days), so every retry is answered ``in_progress`` until then.
+    """
+    redis = create_redis(redis_server.url, timeout=0.5)
+    store = _DiesOnFirstSave(redis, redis_server)
+
+    async def quote(symbol: str) -> Quote:
+        return Quote(symbol=symbol, time=time.time(), last=100.0, bid=99.99, ask=100.01)
+
+    engine = ExecutionEngine(
+        store, PaperBroker(redis, quote), RiskEngine(market_hours="always"), quote
+    )
+    await engine.start()
+    try:
+        alert = Alert(ticker="AAPL", action=AlertAction.BUY, quantity=1, alert_id="retry-me")
+        with pytest.raises((RedisError, OSError)):  # the webhook turns this into a 503
+            await engine.handle_alert(alert)
+        await asyncio.to_thread(redis_server.start)
+        again = await engine.handle_alert(alert)
+        assert (again.status, again.reason) != ("denied", "in_progress"), again
+        assert again.status == "accepted" and not again.duplicate, again
+    finally:
+        await engine.close()
+        await redis.aclose()
