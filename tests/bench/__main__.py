@@ -1,6 +1,6 @@
 """`make bench`: every benchmark in turn, each printing p50/p99/throughput beside its baseline.
 
-    .venv/bin/python -m tests.bench [--quick]
+.venv/bin/python -m tests.bench [--quick]
 """
 
 from __future__ import annotations

@@ -16,7 +16,16 @@ from pathlib import Path
 import aiohttp
 import websockets
 
-from tests.bench.common import BIN, Process, Result, closed_loop, open_loop, print_table, start_baseline, summarize
+from tests.bench.common import (
+    BIN,
+    Process,
+    Result,
+    closed_loop,
+    open_loop,
+    print_table,
+    start_baseline,
+    summarize,
+)
 from tests.servers import RedisServer, free_port
 
 SYMBOLS = ["AAPL", "MSFT", "GOOGL", "NVDA", "AMD", "TSLA", "SPY", "QQQ", "IWM", "DIA"]
@@ -51,7 +60,9 @@ def start_datahub(redis_url: str, tmp: Path, quote_rate: float) -> Process:
     return Process([str(BIN / "trader-ops"), "datahub"], env, port)
 
 
-async def bench_history(session: aiohttp.ClientSession, base: str, baseline: str, n: int) -> tuple[Result, Result]:
+async def bench_history(
+    session: aiohttp.ClientSession, base: str, baseline: str, n: int
+) -> tuple[Result, Result]:
     now = int(time.time())
     end = now - now % 86_400  # a closed range: the cacheable case TradingView scrolls through
     url = f"{base}/udf/history?symbol=AAPL&resolution=1D&to={end}&countback=5000"
@@ -74,7 +85,9 @@ async def bench_history(session: aiohttp.ClientSession, base: str, baseline: str
     return res, summarize("baseline", lat, el, err)
 
 
-async def bench_quotes(session: aiohttp.ClientSession, base: str, baseline: str, rate: float, seconds: float) -> tuple[Result, Result]:
+async def bench_quotes(
+    session: aiohttp.ClientSession, base: str, baseline: str, rate: float, seconds: float
+) -> tuple[Result, Result]:
     url = f"{base}/api/v1/quotes?symbols={','.join(SYMBOLS)}"
 
     async def hit(_: int, target: str = url) -> bool:
@@ -92,7 +105,9 @@ async def bench_quotes(session: aiohttp.ClientSession, base: str, baseline: str,
     return res, summarize("baseline", lat, el, err)
 
 
-async def bench_webhook(session: aiohttp.ClientSession, base: str, baseline: str, rate: float, seconds: float, tag: str) -> list[tuple[Result, Result | None]]:
+async def bench_webhook(
+    session: aiohttp.ClientSession, base: str, baseline: str, rate: float, seconds: float, tag: str
+) -> list[tuple[Result, Result | None]]:
     accepted = 0
 
     def body(i: int) -> bytes:
@@ -155,7 +170,9 @@ async def bench_ws(base: str, clients: int, seconds: float) -> Result:
 
     start = time.perf_counter()
     await asyncio.gather(*(client(i) for i in range(clients)))
-    res = summarize(f"ws fan-out {clients} clients x 10 symbols", latencies, time.perf_counter() - start)
+    res = summarize(
+        f"ws fan-out {clients} clients x 10 symbols", latencies, time.perf_counter() - start
+    )
     res.scenario += f" (min/client {min(counts)})"
     return res
 

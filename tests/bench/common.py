@@ -34,10 +34,19 @@ def summarize(scenario: str, latencies: list[float], elapsed: float, errors: int
         return Result(scenario, float("nan"), float("nan"), 0.0, 0, errors)
     ordered = sorted(latencies)
     p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
-    return Result(scenario, statistics.median(ordered) * 1000, p99 * 1000, len(ordered) / elapsed, len(ordered), errors)
+    return Result(
+        scenario,
+        statistics.median(ordered) * 1000,
+        p99 * 1000,
+        len(ordered) / elapsed,
+        len(ordered),
+        errors,
+    )
 
 
-async def open_loop(call: Callable[[int], Awaitable[bool]], rate: float, duration: float) -> tuple[list[float], float, int]:
+async def open_loop(
+    call: Callable[[int], Awaitable[bool]], rate: float, duration: float
+) -> tuple[list[float], float, int]:
     """Fire ``rate`` calls per second on a fixed schedule; latency counts from the scheduled
     start, so a stalled server is not hidden (no coordinated omission)."""
     latencies: list[float] = []
@@ -64,7 +73,9 @@ async def open_loop(call: Callable[[int], Awaitable[bool]], rate: float, duratio
     return latencies, time.perf_counter() - start, errors
 
 
-async def closed_loop(call: Callable[[int], Awaitable[bool]], concurrency: int, duration: float) -> tuple[list[float], float, int]:
+async def closed_loop(
+    call: Callable[[int], Awaitable[bool]], concurrency: int, duration: float
+) -> tuple[list[float], float, int]:
     """``concurrency`` workers back to back for ``duration`` seconds: the saturation point."""
     latencies: list[float] = []
     errors = 0
@@ -91,7 +102,9 @@ class Process:
     def __init__(self, argv: list[str], env: dict[str, str], port: int) -> None:
         self.port = port
         self.log = tempfile.NamedTemporaryFile(prefix="bench-", suffix=".log", delete=False)  # noqa: SIM115
-        self.proc = subprocess.Popen(argv, env={**os.environ, **env}, cwd=ROOT, stdout=self.log, stderr=self.log)
+        self.proc = subprocess.Popen(
+            argv, env={**os.environ, **env}, cwd=ROOT, stdout=self.log, stderr=self.log
+        )
         wait_for_port(port, timeout=30, proc=self.proc)  # type: ignore[arg-type]
 
     def stop(self) -> None:
@@ -104,7 +117,17 @@ class Process:
 
 def start_baseline() -> Process:
     port = free_port()
-    argv = [str(BIN / "uvicorn"), "tests.bench.baseline_app:app", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning", "--no-access-log"]
+    argv = [
+        str(BIN / "uvicorn"),
+        "tests.bench.baseline_app:app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+        "--no-access-log",
+    ]
     return Process(argv, {}, port)
 
 
@@ -114,6 +137,12 @@ def print_table(rows: list[tuple[Result, Result | None]], title: str) -> None:
     print(header)
     print("-" * len(header))
     for r, b in rows:
-        base = f"{b.p50_ms:>9.3f} {b.p99_ms:>9.3f} {b.throughput:>10.0f}" if b else f"{'':>9} {'':>9} {'':>10}"
+        base = (
+            f"{b.p50_ms:>9.3f} {b.p99_ms:>9.3f} {b.throughput:>10.0f}"
+            if b
+            else f"{'':>9} {'':>9} {'':>10}"
+        )
         ratio = f"{r.p99_ms / b.p99_ms:>6.1f}" if b and b.p99_ms else f"{'':>6}"
-        print(f"{r.scenario:<44} {r.p50_ms:>9.3f} {r.p99_ms:>9.3f} {r.throughput:>9.0f} {r.count:>7} {r.errors:>4} | {base} | {ratio}")
+        print(
+            f"{r.scenario:<44} {r.p50_ms:>9.3f} {r.p99_ms:>9.3f} {r.throughput:>9.0f} {r.count:>7} {r.errors:>4} | {base} | {ratio}"
+        )

@@ -12,6 +12,12 @@ def buy_last_bar(ctx: StrategyContext) -> list[Signal]:
         bars = ctx.bars.get(symbol) or []
         if bars:
             signals.append(
-                Signal(symbol=symbol, action=Action.BUY, bar_time=bars[-1].time, quantity=2, reason="e2e")
+                Signal(
+                    symbol=symbol,
+                    action=Action.BUY,
+                    bar_time=bars[-1].time,
+                    quantity=2,
+                    reason="e2e",
+                )
             )
     return signals

@@ -27,7 +27,13 @@ class Tape:
         self.quotes: dict[str, Quote] = {}
 
     def set(self, symbol: str, last: float) -> Quote:
-        q = Quote(symbol=symbol, time=time.time(), last=last, bid=round(last - 0.01, 2), ask=round(last + 0.01, 2))
+        q = Quote(
+            symbol=symbol,
+            time=time.time(),
+            last=last,
+            bid=round(last - 0.01, 2),
+            ask=round(last + 0.01, 2),
+        )
         self.quotes[symbol] = q
         return q
 
@@ -37,7 +43,12 @@ class Tape:
 
 def make_engine(redis: Redis, tape: Tape) -> ExecutionEngine:
     broker = PaperBroker(redis, tape.get, slippage_bps=0)
-    return ExecutionEngine(ExecutionStore(redis), broker, RiskEngine(parse_limits(LIMITS), market_hours="always"), tape.get)
+    return ExecutionEngine(
+        ExecutionStore(redis),
+        broker,
+        RiskEngine(parse_limits(LIMITS), market_hours="always"),
+        tape.get,
+    )
 
 
 @pytest.fixture
@@ -57,9 +68,15 @@ async def settle(eng: ExecutionEngine) -> None:
         await __import__("asyncio").sleep(0.01)
 
 
-async def test_bracket_take_profit_closes_the_position(engine: tuple[ExecutionEngine, Tape]) -> None:
+async def test_bracket_take_profit_closes_the_position(
+    engine: tuple[ExecutionEngine, Tape],
+) -> None:
     eng, tape = engine
-    d = await eng.handle_alert(Alert(ticker="AAPL", action="buy", quantity=10, stop_loss=95, take_profit=110, alert_id="b1"))
+    d = await eng.handle_alert(
+        Alert(
+            ticker="AAPL", action="buy", quantity=10, stop_loss=95, take_profit=110, alert_id="b1"
+        )
+    )
     assert d.status == "accepted"
     await settle(eng)
     assert eng.ledger.position("AAPL") == 10
@@ -74,7 +91,9 @@ async def test_bracket_take_profit_closes_the_position(engine: tuple[ExecutionEn
 
 async def test_bracket_stop_loss_on_a_short(engine: tuple[ExecutionEngine, Tape]) -> None:
     eng, tape = engine
-    await eng.handle_alert(Alert(ticker="AAPL", action="sell", quantity=5, stop_loss=103, alert_id="b2"))
+    await eng.handle_alert(
+        Alert(ticker="AAPL", action="sell", quantity=5, stop_loss=103, alert_id="b2")
+    )
     await settle(eng)
     assert eng.ledger.position("AAPL") == -5
     await eng.on_quote(tape.set("AAPL", 103.5))
@@ -82,19 +101,27 @@ async def test_bracket_stop_loss_on_a_short(engine: tuple[ExecutionEngine, Tape]
     assert eng.ledger.position("AAPL") == 0
 
 
-async def test_resting_limit_fills_when_the_market_crosses(engine: tuple[ExecutionEngine, Tape]) -> None:
+async def test_resting_limit_fills_when_the_market_crosses(
+    engine: tuple[ExecutionEngine, Tape],
+) -> None:
     eng, tape = engine
-    d = await eng.handle_alert(Alert(ticker="AAPL", action="buy", quantity=3, order_type="limit", price=98, alert_id="l1"))
+    d = await eng.handle_alert(
+        Alert(ticker="AAPL", action="buy", quantity=3, order_type="limit", price=98, alert_id="l1")
+    )
     await settle(eng)
     order = await eng.store.get_order(d.order_id or "")
     assert order is not None and order.status is OrderStatus.SUBMITTED
     await eng.on_quote(tape.set("AAPL", 97.5))
     await settle(eng)
     order = await eng.store.get_order(d.order_id or "")
-    assert order is not None and order.status is OrderStatus.FILLED and order.avg_fill_price == 97.51
+    assert (
+        order is not None and order.status is OrderStatus.FILLED and order.avg_fill_price == 97.51
+    )
 
 
-async def test_an_accepted_order_that_never_reached_the_broker_is_sent_after_a_restart(redis: Redis) -> None:
+async def test_an_accepted_order_that_never_reached_the_broker_is_sent_after_a_restart(
+    redis: Redis,
+) -> None:
     tape = Tape()
     tape.set("AAPL", 100.0)
     eng = make_engine(redis, tape)
@@ -121,7 +148,12 @@ async def test_daily_loss_limit_blocks_new_risk_but_not_exits(redis: Redis) -> N
     tape = Tape()
     tape.set("AAPL", 100.0)
     limits = parse_limits({**LIMITS, "daily_loss": {"max_loss": 50}, "circuit_breaker": None})
-    eng = ExecutionEngine(ExecutionStore(redis), PaperBroker(redis, tape.get, slippage_bps=0), RiskEngine(limits, market_hours="always"), tape.get)
+    eng = ExecutionEngine(
+        ExecutionStore(redis),
+        PaperBroker(redis, tape.get, slippage_bps=0),
+        RiskEngine(limits, market_hours="always"),
+        tape.get,
+    )
     await eng.start()
     await eng.handle_alert(Alert(ticker="AAPL", action="buy", quantity=10, alert_id="dl1"))
     await settle(eng)

@@ -42,9 +42,14 @@ def kairos_settings(redis_url: str, tmp: Path, **kw: object) -> object:
     )
 
 
-async def test_a_run_places_orders_and_a_repeat_places_none(redis_srv: RedisServer, redis: Redis, tmp_path: Path) -> None:
+async def test_a_run_places_orders_and_a_repeat_places_none(
+    redis_srv: RedisServer, redis: Redis, tmp_path: Path
+) -> None:
     settings = kairos_settings(redis_srv.url, tmp_path)
-    async with serve(create_app(settings)) as url, httpx.AsyncClient(base_url=url, headers={"X-API-Key": "e2e-admin"}) as api:
+    async with (
+        serve(create_app(settings)) as url,
+        httpx.AsyncClient(base_url=url, headers={"X-API-Key": "e2e-admin"}) as api,
+    ):
         kairos, job_set = build_kairos(settings, datahub_url=url, persist=False)
         assert not job_set.errors
         now = datetime.now(UTC)
@@ -56,7 +61,9 @@ async def test_a_run_places_orders_and_a_repeat_places_none(redis_srv: RedisServ
         assert first.outcome == "ok" and len(first.results) == 2
         assert all(r.status == 202 for r in first.results), [r.body for r in first.results]
         assert [r.body["duplicate"] for r in again.results] == [True, True]
-        assert {r.body["order_id"] for r in again.results} == {r.body["order_id"] for r in first.results}
+        assert {r.body["order_id"] for r in again.results} == {
+            r.body["order_id"] for r in first.results
+        }
         for _ in range(100):
             positions = (await api.get("/api/v1/positions")).json()["positions"]
             if sorted((p["symbol"], p["quantity"]) for p in positions) == [("AAPL", 2), ("SPY", 2)]:
@@ -68,7 +75,9 @@ async def test_a_run_places_orders_and_a_repeat_places_none(redis_srv: RedisServ
         assert len(orders) == 2 and {o["request"]["strategy"] for o in orders} == {"e2e_buyer"}
 
 
-async def test_datahub_outage_is_retried_then_counted(redis_srv: RedisServer, redis: Redis, tmp_path: Path) -> None:
+async def test_datahub_outage_is_retried_then_counted(
+    redis_srv: RedisServer, redis: Redis, tmp_path: Path
+) -> None:
     """Nothing listens: the run retries with backoff, fails, is counted, and places nothing."""
     settings = kairos_settings(redis_srv.url, tmp_path)
     kairos, _ = build_kairos(settings, datahub_url=f"http://127.0.0.1:{free_port()}", persist=False)

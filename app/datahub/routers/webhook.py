@@ -79,10 +79,9 @@ async def tradingview(request: Request, services: ServicesDep) -> JSONResponse:
     settings = services.settings
     engine = services.engine
     addr = client_address(request, settings.trusted_proxies)
-    if settings.webhook_allow_ips:
-        if not source_allowed(addr, settings.webhook_allow_ips):
-            log.warning("webhook from a source not on the allow-list", extra={"source": addr})
-            return _reject(403, f"source address {addr} is not allowed", "forbidden")
+    if settings.webhook_allow_ips and not source_allowed(addr, settings.webhook_allow_ips):
+        log.warning("webhook from a source not on the allow-list", extra={"source": addr})
+        return _reject(403, f"source address {addr} is not allowed", "forbidden")
     wait = _limiter(request, settings).allow(addr)
     if wait:
         WEBHOOK_ALERTS.labels("rate_limited").inc()
