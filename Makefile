@@ -61,6 +61,22 @@ test-observability: install ## promtool config/rules checks, rule unit tests, da
 test-ansible: ## Playbook syntax-check, ansible-lint (production) and the molecule scenario
 	bash scripts/test-ansible.sh
 
+COMPOSE_SH := bash scripts/compose.sh
+
+.PHONY: up down logs ps images e2e
+up: ## Start the container stack (docker compose or podman); writes .env with random secrets on first run
+	$(COMPOSE_SH) up
+down: ## Stop and remove the container stack (data volumes are kept)
+	$(COMPOSE_SH) down
+logs: ## Follow container logs (make logs S=datahub for one service)
+	$(COMPOSE_SH) logs $(S)
+ps: ## Show the stack's containers and their health
+	$(COMPOSE_SH) ps
+images: ## Build the container images (offline from Debian packages when no registry is reachable)
+	$(COMPOSE_SH) images
+e2e: install ## End-to-end test of the running container stack under podman
+	$(PYTEST) -q tests/e2e
+
 .PHONY: web
 web: ## Rebuild the web console bundle into app/datahub/static (needs Node; commit the result)
 	cd web && npm ci --no-audit --no-fund && npm run build
@@ -71,7 +87,7 @@ test-browser: install ## Web console in headless Chromium
 
 .PHONY: test
 test: setup install lint ## Everything CI runs: set-up, lint, unit, integration (real servers, rules, playbook), e2e
-	$(PYTEST) -q -p no:cacheprovider tests/unit tests/integration tests/browser $(wildcard tests/e2e)
+	$(PYTEST) -q -p no:cacheprovider tests/unit tests/integration tests/browser tests/e2e
 
 .PHONY: bench
 bench: install ## Benchmarks: p50/p99/throughput against a same-run baseline (one table)

@@ -96,6 +96,20 @@ def create_app(settings: Settings, *, feed: Feed | None = None) -> FastAPI:
     app.include_router(console.router)
     instrument_app(app)  # no-op unless setup_tracing() ran first
 
+    @app.exception_handler(RedisError)
+    async def _redis_down(request: Request, exc: RedisError) -> JSONResponse:
+        """Redis restarting or unreachable: a clear, retryable 503 rather than a 500."""
+        log.warning("state store unavailable for %s: %s", request.url.path, exc)
+        if request.url.path.startswith("/udf/"):
+            return JSONResponse(
+                {"s": "error", "errmsg": "state store unavailable; retry"}, status_code=503
+            )
+        return JSONResponse(
+            {"detail": "state store unavailable (Redis); nothing was changed, retry"},
+            status_code=503,
+            headers={"Retry-After": "1"},
+        )
+
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = [

@@ -27,7 +27,6 @@ from tests.chaos.common import (
     Datahub,
     Told,
     alert_body,
-    all_orders,
     decision,
     duplicates,
     fill_entries,
@@ -104,7 +103,9 @@ async def test_kill_9_under_webhook_load_loses_and_duplicates_nothing(
         report["sent"] += len(told)
         report["answered_2xx"] += len(answered)
         report["no_answer_or_5xx"] += len(unanswered)
-        assert all(t.status in (0, 200, 202, 429, 503) for t in told), Counter(t.status for t in told)
+        assert all(t.status in (0, 200, 202, 429, 503) for t in told), Counter(
+            t.status for t in told
+        )
         assert answered, "no alert was answered before or after the kill"
 
         # the engine may still be reconciling: wait until the webhook takes alerts again

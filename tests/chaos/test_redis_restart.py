@@ -21,8 +21,8 @@ import pytest
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from app.bus import create_redis
 from app.brokers.paper import PaperBroker
+from app.bus import create_redis
 from app.execution.engine import ExecutionEngine
 from app.execution.store import ExecutionStore
 from app.models.alerts import Alert, AlertAction
@@ -162,8 +162,6 @@ async def test_redis_restart_under_load_loses_no_acknowledged_order_or_fill(
         assert stuck == [], f"alerts left claimed but undecided by the outage: {stuck}"
     finally:
         await client.aclose()
-
-
 
 
 # -- the mechanism, deterministically ----------------------------------------------------

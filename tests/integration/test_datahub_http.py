@@ -182,3 +182,35 @@ async def test_quotes_are_cached_in_redis(hub: httpx.AsyncClient, redis: object)
     await hub.get("/api/v1/quotes", params={"symbols": "AAPL"})
     ttl = await redis.pttl("traderops:quote:AAPL")
     assert 0 < ttl <= 1000
+
+
+async def test_redis_outage_is_a_503_not_a_500(
+    redis_srv: RedisServer, redis: object, tmp_path: object
+) -> None:
+    from pathlib import Path
+
+    server = RedisServer(Path(str(tmp_path)) / "own-redis")
+    server.start()
+    app = create_app(settings_for(server.url, symbols=["AAPL"], admin_api_key="k"))
+    try:
+        async with (
+            serve(app) as url,
+            httpx.AsyncClient(base_url=url, timeout=20, headers={"X-API-Key": "k"}) as c,
+        ):
+            assert (await c.get("/api/v1/orders")).status_code == 200
+            server.stop()
+            for path in (
+                "/api/v1/orders",
+                "/api/v1/alerts",
+                "/udf/history?symbol=AAPL&resolution=D&to=100000&countback=5",
+            ):
+                r = await c.get(path)
+                assert r.status_code == 503, (path, r.status_code, r.text)
+            server.start()
+            for _ in range(50):
+                if (await c.get("/api/v1/orders")).status_code == 200:
+                    break
+                await __import__("asyncio").sleep(0.1)
+            assert (await c.get("/api/v1/orders")).status_code == 200
+    finally:
+        server.stop()

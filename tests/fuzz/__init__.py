@@ -1,0 +1,1 @@
+"""Hostile input: schemathesis against the datahub's OpenAPI, hypothesis on every parser."""
