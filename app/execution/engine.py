@@ -63,6 +63,7 @@ class ExecutionEngine:
         alert_ttl: int = 7 * 86_400,
         broker_timeout: float = 10.0,
         clock: Callable[[], float] = time.time,
+        adopt_book: bool = True,
     ) -> None:
         self.store = store
         self.broker = broker
@@ -73,6 +74,7 @@ class ExecutionEngine:
         self.alert_ttl = alert_ttl
         self.broker_timeout = broker_timeout
         self.clock = clock
+        self.adopt_book = adopt_book  # take positions/cash from a broker that keeps a book
         self.ledger = Ledger(account=broker.account, cash=starting_cash)
         self.orders: dict[str, Order] = {}  # open orders
         self.brackets: dict[str, dict[str, Any]] = {}  # entry order id -> exits to manage
@@ -98,6 +100,14 @@ class ExecutionEngine:
         self._sync_risk()
         await self.broker.start(self.on_broker_event)
         await self.reconcile()
+        if self.adopt_book:
+            try:
+                await self.adopt_broker_book()
+            except BrokerError as exc:
+                log.error(
+                    "reconcile: could not read the broker's book (%s); using the last persisted one",
+                    exc,
+                )
         self._update_gauges()
         self._watcher = asyncio.create_task(self._watch_unknown(), name="unknown-orders")
         self.started = True
@@ -136,6 +146,43 @@ class ExecutionEngine:
             self.risk.update_position(pos.symbol, pos.quantity, pos.avg_price)
         if self.ledger.day_start_equity is not None:
             self.risk.set_day_start_equity(self.ledger.day_start_equity)
+
+    async def adopt_broker_book(self) -> None:
+        """A broker that keeps its own book (Tradier) is the truth at start-up: positions
+        and cash we disagree on are taken from it, loudly, before any alert is decided."""
+        positions_fn = getattr(self.broker, "positions", None)
+        balances_fn = getattr(self.broker, "balances", None)
+        if positions_fn is None or balances_fn is None:
+            return
+        theirs = {p.symbol: p for p in await positions_fn()}
+        ours = {p.symbol: p for p in self.ledger.positions()}
+        changed = False
+        for symbol in sorted(set(theirs) | set(ours)):
+            want = theirs.get(symbol)
+            have = ours.get(symbol)
+            qty = want.quantity if want else 0
+            if (have.quantity if have else 0) == qty:
+                continue
+            log.warning(
+                "reconcile: %s position is %s at the broker, %s here; adopting the broker's",
+                symbol,
+                qty,
+                have.quantity if have else 0,
+            )
+            self.ledger.set_position(symbol, qty, want.avg_price if want else 0.0)
+            changed = True
+        account = await balances_fn()
+        if abs(account.cash - self.ledger.cash) > 0.01:
+            log.warning(
+                "reconcile: cash is %.2f at the broker, %.2f here; adopting the broker's",
+                account.cash,
+                self.ledger.cash,
+            )
+            self.ledger.cash = account.cash
+            changed = True
+        if changed:
+            await self.store.save_ledger(self.ledger)
+            self._sync_risk()
 
     async def reconcile(self) -> None:
         """Bring open orders in line with the broker: adopt its status, replay missed fills,

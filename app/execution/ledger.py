@@ -116,6 +116,11 @@ class Ledger:
             self.books.pop(fill.symbol, None)
         return realized
 
+    def set_position(self, symbol: str, quantity: int, avg_price: float) -> None:
+        """Replace a symbol's lots with one lot (reconciliation with the broker's book)."""
+        book = self.books.setdefault(symbol, Book(symbol))
+        book.lots = deque([Lot(quantity, avg_price)]) if quantity else deque()
+
     def mark(self, symbol: str, last: float) -> None:
         book = self.books.get(symbol)
         if book is not None:

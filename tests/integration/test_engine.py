@@ -14,6 +14,7 @@ from app.execution.store import ExecutionStore
 from app.models.alerts import Alert
 from app.models.market import Quote
 from app.models.orders import OrderStatus
+from app.models.portfolio import AccountState, Position
 from app.risk.engine import RiskEngine
 from app.risk.limits import parse_limits
 
@@ -164,4 +165,39 @@ async def test_daily_loss_limit_blocks_new_risk_but_not_exits(redis: Redis) -> N
     assert exit_.status == "accepted"
     await settle(eng)
     assert eng.ledger.position("AAPL") == 0
+    await eng.close()
+
+
+class BookKeepingBroker(PaperBroker):
+    """A paper broker that also reports its own book, as Tradier does."""
+
+    def __init__(self, redis: Redis, tape: Tape, positions: list[Position], cash: float) -> None:
+        super().__init__(redis, tape.get, slippage_bps=0, account="live")
+        self._positions, self._cash = positions, cash
+
+    async def positions(self) -> list[Position]:
+        return self._positions
+
+    async def balances(self) -> AccountState:
+        return AccountState(
+            account="live", cash=self._cash, equity=self._cash, buying_power=self._cash
+        )
+
+
+async def test_start_up_adopts_the_brokers_positions_and_cash(redis: Redis) -> None:
+    tape = Tape()
+    tape.set("MSFT", 400.0)
+    broker = BookKeepingBroker(
+        redis, tape, [Position(symbol="MSFT", quantity=7, avg_price=380.0)], cash=50_000.0
+    )
+    eng = ExecutionEngine(
+        ExecutionStore(redis),
+        broker,
+        RiskEngine(parse_limits(LIMITS), market_hours="always"),
+        tape.get,
+    )
+    await eng.start()
+    assert eng.ledger.position("MSFT") == 7 and eng.ledger.cash == 50_000.0
+    decision = await eng.handle_alert(Alert(ticker="MSFT", action="exit", alert_id="adopt-1"))
+    assert decision.quantity == 7  # sized against the adopted book
     await eng.close()

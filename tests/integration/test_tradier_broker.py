@@ -645,6 +645,7 @@ async def make_engine(redis: Redis, broker: TradierBroker) -> ExecutionEngine:
         RiskEngine(market_hours="always"),
         quote,
         broker_timeout=3.0,
+        adopt_book=False,  # the fake keeps no positions of its own; adoption is tested in test_engine.py
     )
     await engine.start()
     return engine

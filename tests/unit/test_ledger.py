@@ -68,3 +68,12 @@ def test_trading_day_is_exchange_local() -> None:
     # 2026-11-20 03:00 UTC is still the 19th in New York
     assert trading_day(1_795_143_600) == "2026-11-19"
     assert trading_day(1_795_143_600 + 5 * 3600) == "2026-11-20"
+
+
+def test_set_position_replaces_the_lots() -> None:
+    ledger = Ledger("live", cash=1_000.0)
+    ledger.apply_fill(fill(Intent.BUY, 10, 100.0, 1))
+    ledger.set_position("AAPL", -3, 90.0)
+    assert ledger.position("AAPL") == -3 and ledger.books["AAPL"].avg_price == 90.0
+    ledger.set_position("AAPL", 0, 0.0)
+    assert ledger.positions() == []
