@@ -111,17 +111,18 @@ class QuoteCache:
         self.ttl_ms = max(1, int(ttl_seconds * 1000))
 
     async def put_and_publish(self, quotes: Iterable[Quote]) -> int:
-        """Cache and publish a batch in one round trip; returns how many were sent."""
+        """Cache each quote and publish the batch as one message (a JSON array), in one
+        round trip: subscribers wake once per batch, not once per quote."""
         pipe = self.redis.pipeline(transaction=False)
-        count = 0
+        encoded = []
         for quote in quotes:
             raw = encode_quote(quote)
             pipe.set(Keys.quote(quote.symbol), raw, px=self.ttl_ms)
-            pipe.publish(Keys.QUOTES_CHANNEL, raw)
-            count += 1
-        if count:
+            encoded.append(raw)
+        if encoded:
+            pipe.publish(Keys.QUOTES_CHANNEL, b"[" + b",".join(encoded) + b"]")
             await pipe.execute()
-        return count
+        return len(encoded)
 
     async def get_many(self, symbols: list[str]) -> dict[str, Quote]:
         if not symbols:

@@ -115,15 +115,19 @@ class QuoteHub:
                     del self.subscribers[symbol]
 
     def dispatch(self, raw: bytes) -> None:
-        quote = orjson.loads(raw)
-        QUOTES_RECEIVED.inc()
-        for listener in self.listeners:
-            listener(quote)
-        subs = self.subscribers.get(quote.get("symbol"))
-        if subs:
+        """A fan-out message: one quote object or a batch (JSON array) of them."""
+        decoded = orjson.loads(raw)
+        batch = decoded if isinstance(decoded, list) else [decoded]
+        QUOTES_RECEIVED.inc(len(batch))
+        listeners, subscribers = self.listeners, self.subscribers
+        for quote in batch:
             symbol = quote["symbol"]
-            for client in subs:
-                client.push_quote(symbol, quote)
+            for listener in listeners:
+                listener(quote)
+            subs = subscribers.get(symbol)
+            if subs:
+                for client in subs:
+                    client.push_quote(symbol, quote)
 
     def broadcast(self, raw: bytes) -> None:
         """Order and fill events go to every connected client."""

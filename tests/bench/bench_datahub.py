@@ -54,6 +54,8 @@ def start_datahub(redis_url: str, tmp: Path, quote_rate: float) -> Process:
         "TRADEROPS_WEBHOOK_PASSPHRASE": PASS,
         "TRADEROPS_ADMIN_API_KEY": "bench-admin",
         "TRADEROPS_RISK_CONFIG": str(risk),
+        "TRADEROPS_WEBHOOK_RATE_PER_SOURCE": "1000000",  # one load generator, one source address
+        "TRADEROPS_WEBHOOK_BURST_PER_SOURCE": "1000000",
         "TRADEROPS_LOG_LEVEL": "WARNING",
         "TRADEROPS_DATA_DIR": str(tmp),
     }

@@ -37,9 +37,11 @@ duplicate: null
 price_collar: null
 volatility: null
 circuit_breaker: null
-concentration: {max_pct: 100}
+buying_power: null
+min_balance: null
+concentration: null
 sector_concentration: null
-leverage: {max_leverage: 50}
+leverage: null
 max_open_positions: {max_positions: 100}
 daily_loss: {max_loss: 1000000}
 position_size: {max_shares: 100000, max_notional: 100000000}

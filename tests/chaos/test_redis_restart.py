@@ -210,3 +210,47 @@ async def test_an_alert_refused_with_503_can_be_retried_after_redis_returns(
     finally:
         await engine.close()
         await redis.aclose()
+
+
+async def test_a_paper_fill_whose_write_failed_is_not_lost(redis_server: RedisServer) -> None:
+    """The paper broker books a fill in memory before writing it; when the write fails
+    (Redis restarting) the fill is never reported and the order hangs in ``submitted``
+    until the datahub restarts. Seen in ``make chaos`` as an order never terminal."""
+    redis = create_redis(redis_server.url, timeout=0.5)
+
+    async def quote(symbol: str) -> Quote:
+        return Quote(symbol=symbol, time=time.time(), last=100.0, bid=99.99, ask=100.01)
+
+    broker = PaperBroker(redis, quote)
+    engine = ExecutionEngine(
+        ExecutionStore(redis), broker, RiskEngine(market_hours="always"), quote
+    )
+    await engine.start()
+    real_save = broker._save
+    failed: list[str] = []
+
+    async def flaky_save(record: dict[str, Any]) -> None:
+        if record["status"] == "filled" and not failed:
+            failed.append(record["order"]["id"])
+            raise RedisError("connection lost (simulated Redis restart)")
+        await real_save(record)
+
+    broker._save = flaky_save  # type: ignore[method-assign]
+    try:
+        decision = await engine.handle_alert(
+            Alert(ticker="AAPL", action=AlertAction.BUY, quantity=1, alert_id="paper-fill")
+        )
+        assert decision.order_id
+        await asyncio.sleep(0.2)
+        assert failed == [decision.order_id]
+        for _ in range(50):  # Redis is back: quotes keep coming
+            await engine.on_quote(await quote("AAPL"))
+            stored = await engine.store.get_order(decision.order_id)
+            if stored is not None and stored.status.value == "filled":
+                break
+            await asyncio.sleep(0.02)
+        stored = await engine.store.get_order(decision.order_id)
+        assert stored is not None and stored.status.value == "filled", stored
+    finally:
+        await engine.close()
+        await redis.aclose()

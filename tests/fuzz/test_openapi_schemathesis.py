@@ -106,8 +106,6 @@ async def schemathesis_run(
             "2",
             "--request-timeout",
             "15",
-            "--max-time",
-            "90",
             "--suppress-health-check",
             "all",
             "--report",
@@ -132,7 +130,7 @@ async def schemathesis_run(
     assert events.exists(), text[-3000:]
     failures = _failures(events)
     generated = next(
-        (line.strip() for line in text.splitlines() if "generated" in line and "cases" not in line),
+        (line.strip() for line in text.splitlines() if "generated," in line),
         "",
     )
     print(f"\nSCHEMATHESIS seed={SEED} max_examples={MAX_EXAMPLES}: {generated}")
@@ -161,5 +159,9 @@ def test_no_operation_answers_5xx(schemathesis_run: dict[str, Any]) -> None:
 
 
 def test_responses_conform_to_the_openapi_document(schemathesis_run: dict[str, Any]) -> None:
-    mismatches = [f for f in schemathesis_run["failures"] if f["code"] in CONFORMANCE]
+    mismatches = [
+        f
+        for f in schemathesis_run["failures"]
+        if f["code"] in CONFORMANCE and "Received: 5" not in f["message"]  # 5xx: see above
+    ]
     assert mismatches == [], "answers the OpenAPI document does not describe:\n" + _fmt(mismatches)
