@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import json
 import tempfile
 import time
@@ -111,6 +112,7 @@ async def bench_webhook(
     session: aiohttp.ClientSession, base: str, baseline: str, rate: float, seconds: float, tag: str
 ) -> list[tuple[Result, Result | None]]:
     accepted = 0
+    refusals: collections.Counter[tuple[int, str]] = collections.Counter()
 
     def body(i: int) -> bytes:
         return json.dumps(
@@ -129,6 +131,8 @@ async def bench_webhook(
             payload = await r.json()
             ok = r.status == 202 and payload.get("status") == "accepted"
             accepted += ok
+            if not ok:
+                refusals[(r.status, payload.get("check") or payload.get("error", "")[:60])] += 1
             return ok
 
     lat, el, err = await open_loop(hit, rate, seconds)
@@ -145,6 +149,8 @@ async def bench_webhook(
     sat = summarize("webhook saturation (32 in flight)", lat, el, err)
     lat, el, err = await closed_loop(hit_base, 32, min(seconds, 10))
     sat_base = summarize("baseline", lat, el, err)
+    if refusals:
+        print("webhook refusals:", dict(refusals.most_common(5)))
     return [(open_res, open_base), (sat, sat_base)]
 
 
@@ -190,7 +196,8 @@ async def main(quick: bool) -> None:
         rows: list[tuple[Result, Result | None]] = []
         try:
             base, bare = f"http://127.0.0.1:{hub.port}", f"http://127.0.0.1:{baseline.port}"
-            async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200)) as s:
+            # keep-alive shorter than uvicorn's 5 s, so no request races a server-side close
+            async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200, keepalive_timeout=2)) as s:
                 await asyncio.sleep(1)
                 rows.append(await bench_history(s, base, bare, 400 if quick else 2000))
                 rows.append(await bench_quotes(s, base, bare, 500, min(seconds, 10)))
