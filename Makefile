@@ -77,6 +77,14 @@ images: ## Build the container images (offline from Debian packages when no regi
 e2e: install ## End-to-end test of the running container stack under podman
 	$(PYTEST) -q tests/e2e
 
+.PHONY: chaos
+chaos: install ## Fault suite, long version (kill -9, Redis restart, broker faults, clock)
+	CHAOS_LONG=1 $(PYTEST) -q -s -p no:cacheprovider tests/chaos
+
+.PHONY: security
+security: install ## pip-audit (installed venv) + bandit -r app -ll
+	bash scripts/security.sh
+
 .PHONY: web
 web: ## Rebuild the web console bundle into app/datahub/static (needs Node; commit the result)
 	cd web && npm ci --no-audit --no-fund && npm run build
@@ -87,7 +95,7 @@ test-browser: install ## Web console in headless Chromium
 
 .PHONY: test
 test: setup install lint ## Everything CI runs: set-up, lint, unit, integration (real servers, rules, playbook), e2e
-	$(PYTEST) -q -p no:cacheprovider tests/unit tests/integration tests/browser tests/e2e
+	$(PYTEST) -q -p no:cacheprovider tests/unit tests/integration tests/chaos tests/fuzz tests/browser tests/e2e
 
 .PHONY: bench
 bench: install ## Benchmarks: p50/p99/throughput against a same-run baseline (one table)

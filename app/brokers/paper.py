@@ -185,14 +185,19 @@ class PaperBroker:
                 strategy=order["request"]["strategy"],
             )
             prev = record["filled"]
-            record["filled"] = prev + qty
-            record["avg_price"] = ((record["avg_price"] or 0.0) * prev + price * qty) / record[
-                "filled"
-            ]
-            record["fills"].append(fill.model_dump(mode="json"))
-            done = record["filled"] >= order["request"]["quantity"]
-            record["status"] = (OrderStatus.FILLED if done else OrderStatus.PARTIALLY_FILLED).value
-            await self._save(record)
+            filled = prev + qty
+            done = filled >= order["request"]["quantity"]
+            updated = {
+                **record,
+                "filled": filled,
+                "avg_price": ((record["avg_price"] or 0.0) * prev + price * qty) / filled,
+                "fills": [*record["fills"], fill.model_dump(mode="json")],
+                "status": (OrderStatus.FILLED if done else OrderStatus.PARTIALLY_FILLED).value,
+            }
+            await self._save(
+                updated
+            )  # a fill exists once saved: if this fails, a later quote retries
+            record.update(updated)
             if done:
                 self.resting.pop(order["id"], None)
         await self._emit(

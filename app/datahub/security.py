@@ -18,14 +18,16 @@ TRADINGVIEW_IPS = ("52.89.214.238", "34.212.75.30", "54.218.53.128", "52.32.178.
 
 
 def constant_time_equals(a: str, b: str) -> bool:
-    return hmac.compare_digest(a.encode(), b.encode())
+    return hmac.compare_digest(
+        a.encode("utf-8", "surrogateescape"), b.encode("utf-8", "surrogateescape")
+    )
 
 
 def verify_hmac(key: str, body: bytes, signature: str) -> bool:
     """``X-Signature`` is the hex HMAC-SHA256 of the raw body (optionally ``sha256=``-prefixed)."""
-    expected = hmac.new(key.encode(), body, hashlib.sha256).hexdigest()
-    given = signature.strip().removeprefix("sha256=").lower()
-    return hmac.compare_digest(expected, given)
+    expected = hmac.new(key.encode(), body, hashlib.sha256).hexdigest().encode()
+    given = signature.strip().removeprefix("sha256=").lower().encode("utf-8", "surrogateescape")
+    return hmac.compare_digest(expected, given)  # bytes: any header text compares, never raises
 
 
 def sign(key: str, body: bytes) -> str:

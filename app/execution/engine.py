@@ -16,6 +16,8 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from redis.exceptions import RedisError
+
 from app.brokers.base import Broker, BrokerError, BrokerEvent, BrokerTimeoutError
 from app.execution.ledger import Ledger
 from app.execution.sizing import SizingConfig, SizingError, size
@@ -81,6 +83,7 @@ class ExecutionEngine:
         self._lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
         self._inflight: dict[str, asyncio.Future[Decision]] = {}
+        self._abandoned: dict[str, str] = {}  # alert id -> claim token we failed to release
         self._watcher: asyncio.Task[None] | None = None
         self.last: dict[str, float] = {}  # last trade per symbol, from the quote fan-out
         self.started = False  # state loaded and reconciled: safe to take alerts
@@ -112,14 +115,30 @@ class ExecutionEngine:
         self._watcher = asyncio.create_task(self._watch_unknown(), name="unknown-orders")
         self.started = True
 
-    async def _watch_unknown(self, every: float = 30.0) -> None:
-        """Orders left UNKNOWN by a broker timeout: ask the broker by tag until it knows."""
+    async def _watch_unknown(self, every: float = 5.0) -> None:
+        """Orders left UNKNOWN by a broker timeout: ask the broker by tag until it knows.
+        Orders still NEW long after acceptance (their submit task died with Redis): send
+        them if the broker has never seen them."""
         while True:
             await asyncio.sleep(every)
+            stale = self.clock() - 2 * self.broker_timeout
+            for order in [
+                o
+                for o in self.orders.values()
+                if o.status is OrderStatus.NEW and o.created_at < stale
+            ]:
+                try:
+                    if await self.broker.find_by_tag(order.id) is None:
+                        log.warning(
+                            "order %s was accepted but never sent; sending it now", order.id
+                        )
+                        await self._submit(order)
+                except (BrokerError, RedisError, OSError) as exc:
+                    log.warning("re-sending order %s failed, will retry: %s", order.id, exc)
             for order in [o for o in self.orders.values() if o.status is OrderStatus.UNKNOWN]:
                 try:
                     state = await self.broker.find_by_tag(order.id)
-                except BrokerError as exc:
+                except (BrokerError, RedisError, OSError) as exc:
                     log.warning("reconcile of unknown order %s failed: %s", order.id, exc)
                     continue
                 if state is not None and state.status is not OrderStatus.UNKNOWN:
@@ -238,14 +257,21 @@ class ExecutionEngine:
         future: asyncio.Future[Decision] = asyncio.get_running_loop().create_future()
         self._inflight[alert_id] = future
         try:
-            if not await self.store.claim_alert(alert_id, self.alert_ttl):
+            token = uuid.uuid4().hex
+            previous = self._abandoned.pop(alert_id, None)
+            if not await self.store.claim_alert(alert_id, token, previous=previous):
                 decision = await self._previous_decision(alert_id)
                 future.set_result(decision)
                 return decision
             try:
                 decision = await self._decide(alert, alert_id)
             except BaseException:
-                await self.store.release_alert(alert_id)  # let a retry decide again
+                try:  # let a retry decide again
+                    await self.store.release_alert(alert_id, token)
+                except (RedisError, OSError):  # remember it: our own retry may take it over
+                    self._abandoned[alert_id] = token
+                    if len(self._abandoned) > 10_000:
+                        self._abandoned.pop(next(iter(self._abandoned)))
                 raise
             future.set_result(decision)
             return decision
@@ -352,7 +378,7 @@ class ExecutionEngine:
         except BaseException:
             for order in orders:  # not acknowledged: forget it entirely
                 self.orders.pop(order.id, None)
-                self.risk.on_order_done(order.id)
+                self.risk.undo_submitted(order.request, now)
             raise
         ORDERS.labels(self.broker.name, OrderStatus.NEW.value).inc(len(orders))
         self._spawn(self._submit_chain(orders))
@@ -472,6 +498,12 @@ class ExecutionEngine:
                 OrderStatus.UNKNOWN,
                 f"broker timeout: {exc or 'no answer'}; reconcile by tag",
             )
+            return
+        except RedisError as exc:
+            # our own state store failed (the paper broker keeps its book in Redis): the
+            # order stays NEW and the watcher sends it once the broker can take it.
+            # (After the timeout clause: TimeoutError is an OSError and means "unknown".)
+            log.warning("could not send order %s yet: %s", order.id, exc)
             return
         except BrokerError as exc:
             BROKER_ERRORS.labels(self.broker.name, "submit").inc()

@@ -16,6 +16,20 @@ from app.models.orders import Fill, Order
 from app.observability.tracing import inject_context
 
 STREAM_MAXLEN = 100_000
+CLAIM_LEASE_SECONDS = 30
+PENDING = b"pending:"
+_CLAIM = """
+local v = redis.call('get', KEYS[1])
+if (not v) or v == ARGV[1] or (ARGV[2] ~= '' and v == ARGV[2]) then
+  redis.call('set', KEYS[1], ARGV[1], 'EX', ARGV[3])
+  return 1
+end
+return 0
+"""
+_RELEASE_CLAIM = """
+if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
+return 0
+"""
 
 
 class ExecutionStore:
@@ -23,20 +37,37 @@ class ExecutionStore:
         self.redis = redis
 
     # -- alerts ----------------------------------------------------------------
-    async def claim_alert(self, alert_id: str, ttl: int) -> bool:
-        """True for the first claimant; later copies must wait for its decision."""
-        return bool(await self.redis.set(Keys.alert(alert_id), b"pending", nx=True, ex=ttl))
+    async def claim_alert(
+        self,
+        alert_id: str,
+        token: str,
+        lease: int = CLAIM_LEASE_SECONDS,
+        previous: str | None = None,
+    ) -> bool:
+        """True for the first claimant; later copies wait for its decision.
+
+        The claim is a short lease holding the claimant's token: if the claimant dies (or
+        Redis fails) before the decision is stored, the alert can be retried once the
+        lease ends; the stored decision then replaces it with the long TTL. A redis-py
+        retry that finds our own earlier claim still counts as ours, and so does a claim
+        ``previous`` that this process abandoned because Redis failed under it.
+        """
+        key = Keys.alert(alert_id)
+        mine = PENDING + token.encode()
+        old = PENDING + previous.encode() if previous else b""
+        return bool(await self.redis.eval(_CLAIM, 1, key, mine, old, str(lease)))
 
     async def alert_decision(self, alert_id: str) -> Decision | str | None:
         raw = await self.redis.get(Keys.alert(alert_id))
         if raw is None:
             return None
-        if raw == b"pending":
+        if isinstance(raw, bytes) and raw.startswith(PENDING):
             return "pending"
         return Decision.model_validate_json(raw)
 
-    async def release_alert(self, alert_id: str) -> None:
-        await self.redis.delete(Keys.alert(alert_id))
+    async def release_alert(self, alert_id: str, token: str) -> None:
+        """Drop our claim (never someone else's) so a retry can decide again."""
+        await self.redis.eval(_RELEASE_CLAIM, 1, Keys.alert(alert_id), PENDING + token.encode())
 
     async def recent_alerts(self, limit: int) -> list[Decision]:
         entries: Any = await self.redis.xrevrange(Keys.ALERTS_STREAM, count=limit)

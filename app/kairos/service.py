@@ -86,7 +86,7 @@ def _job_health(kairos: Kairos, name: str) -> dict[str, Any]:
 def default_datahub_url(settings: Settings) -> str:
     """The datahub this host serves (a wildcard bind address is reached via loopback)."""
     host = settings.http_host
-    if host in {"0.0.0.0", "::", ""}:  # noqa: S104 - mapping a bind-all address, not binding
+    if host in {"0.0.0.0", "::", ""}:  # noqa: S104  # nosec B104 - maps a bind-all address to loopback, binds nothing
         host = "127.0.0.1"
     if ":" in host:
         host = f"[{host}]"

@@ -267,6 +267,20 @@ class RiskEngine:
             book.sector_gross[sym.sector] = book.sector_gross.get(sym.sector, 0.0) + d_gross
             self._marked(ts)
 
+    def undo_submitted(self, order: OrderRequest, ts: float) -> None:
+        """The order counted by ``on_order_submitted(order, ts)`` was never acknowledged
+        (its write failed): forget it entirely, so a retry of the same alert is not a
+        duplicate and does not count twice against rate windows."""
+        self._drop_working(order.client_order_id)
+        key = (order.symbol, order.intent, order.quantity)
+        if self.book.recent.get(key) == ts:
+            del self.book.recent[key]
+        sym = self.book.symbols.get(order.symbol)
+        for window in (self.book.submits, sym.submits if sym is not None else None):
+            if window and window[-1] == ts:
+                window.pop()
+        self.book.recompute()
+
     def on_order_submitted(self, order: OrderRequest, ts: float | None = None) -> None:
         """An allowed order went to the broker: rate windows, duplicates, working exposure."""
         now = self.clock() if ts is None else ts

@@ -121,8 +121,11 @@ def quote_from_rest(raw: dict[str, Any], now: float) -> Quote | None:
         return None
     stamps = [epoch_ms(raw.get(k)) for k in ("trade_date", "bid_date", "ask_date")]
     seen = [s for s in stamps if s]
+    symbol = raw.get("symbol")
+    if not isinstance(symbol, str) or not symbol:
+        return None
     return Quote(
-        symbol=str(raw["symbol"]),
+        symbol=symbol,
         time=max(seen) if seen else now,
         last=last,
         bid=last if bid is None else bid,
@@ -280,6 +283,8 @@ def market_clock(body: Any) -> MarketClock:
 def calendar_days(body: Any) -> list[CalendarDay]:
     days = []
     for raw in collection(body, "calendar", "days", "day"):
+        if not isinstance(raw, dict):
+            continue  # garbage in a day list: skip it rather than fail the whole calendar
         session = first(raw, "open")
         days.append(
             CalendarDay(

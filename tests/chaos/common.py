@@ -209,7 +209,7 @@ async def decision(redis: Redis, alert_id: str) -> dict[str, Any] | str | None:
     raw = await redis.get(Keys.alert(alert_id))
     if raw is None:
         return None
-    if raw == b"pending":
+    if raw.startswith(b"pending"):  # a claim not yet decided (b"pending:<token>")
         return "pending"
     return dict(json.loads(raw))
 

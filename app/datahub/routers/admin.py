@@ -6,17 +6,24 @@ from datetime import date
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, Field, field_validator
 
 from app.brokers.base import BrokerError
 from app.datahub.deps import ReadyServicesDep
+from app.datahub.errors import InvalidRequest, Problem, responses
 from app.datahub.security import AdminDep
 from app.journal.analytics import analytics, calendar
 from app.models.alerts import Decision
+from app.models.market import is_valid_symbol, normalize_symbol
 from app.models.orders import Order
 from app.models.portfolio import AccountState, Position
 
-router = APIRouter(prefix="/api/v1", tags=["admin"], dependencies=[AdminDep])
+router = APIRouter(
+    prefix="/api/v1",
+    tags=["admin"],
+    dependencies=[AdminDep],
+    responses={**responses(Problem, 400, 401, 404, 409, 502, 503), **responses(InvalidRequest, 422)},
+)
 
 
 class KillSwitchRequest(BaseModel):
@@ -26,7 +33,17 @@ class KillSwitchRequest(BaseModel):
 
 
 class FlattenRequest(BaseModel):
-    symbol: str | None = None
+    symbol: str | None = Field(None, description="one symbol; omit to flatten every position")
+
+    @field_validator("symbol")
+    @classmethod
+    def _symbol(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        symbol = normalize_symbol(value)
+        if not is_valid_symbol(symbol):
+            raise ValueError(f"invalid symbol {value[:40]!r}")
+        return symbol
 
 
 @router.get("/orders")
@@ -86,7 +103,7 @@ async def kill_switch(services: ReadyServicesDep, body: KillSwitchRequest) -> di
 
 @router.post("/flatten")
 async def flatten(services: ReadyServicesDep, body: FlattenRequest | None = None) -> dict[str, Any]:
-    symbol = body.symbol.upper() if body and body.symbol else None
+    symbol = body.symbol if body else None
     decisions = await services.engine.flatten(symbol)
     return {"orders": [d.model_dump(exclude_none=True) for d in decisions]}
 

@@ -6,6 +6,7 @@ import asyncio
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel
 from redis.exceptions import RedisError
 
 from app.datahub.deps import ServicesDep
@@ -21,7 +22,13 @@ async def health() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/ready")
+class Readiness(BaseModel):
+    status: str
+    feed: str | None = None
+    problems: dict[str, str] | None = None
+
+
+@router.get("/ready", response_model=Readiness, responses={503: {"model": Readiness}})
 async def ready(services: ServicesDep) -> JSONResponse:
     problems: dict[str, str] = {}
     try:

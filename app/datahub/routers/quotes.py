@@ -10,11 +10,16 @@ from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel
 
 from app.datahub.deps import ServicesDep
+from app.datahub.errors import InvalidRequest, Problem, responses
 from app.datahub.market import RangeError
 from app.feeds.base import FeedError
 from app.models.market import Bar, Quote, Resolution, is_valid_symbol, normalize_symbol
 
-router = APIRouter(prefix="/api/v1", tags=["market data"])
+router = APIRouter(
+    prefix="/api/v1",
+    tags=["market data"],
+    responses={**responses(Problem, 400, 404, 503), **responses(InvalidRequest, 422)},
+)
 
 
 class QuotesResponse(BaseModel):

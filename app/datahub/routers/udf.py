@@ -5,6 +5,7 @@ Errors keep UDF's own shape, ``{"s": "error", "errmsg": ...}``, with a 4xx statu
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Annotated, Any, Protocol, runtime_checkable
 
@@ -12,11 +13,16 @@ from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from app.datahub.deps import ServicesDep
+from app.datahub.errors import InvalidRequest, UdfError, responses
 from app.datahub.market import RangeError
 from app.feeds.base import FeedError, UnknownSymbolError
 from app.models.market import SUPPORTED_RESOLUTIONS, Resolution, SymbolInfo, normalize_symbol
 
-router = APIRouter(prefix="/udf", tags=["udf"])
+router = APIRouter(
+    prefix="/udf",
+    tags=["udf"],
+    responses={**responses(UdfError, 400, 404, 503), **responses(InvalidRequest, 422)},
+)
 
 
 @runtime_checkable
@@ -122,9 +128,12 @@ def _parse_int(name: str, raw: str | None, *, required: bool) -> int | None:
             raise ValueError(f"{name} is required (Unix seconds)")
         return None
     try:
-        return int(float(raw))
+        value = float(raw)
+        if not math.isfinite(value) or abs(value) > 1e12:
+            raise ValueError
+        return int(value)
     except ValueError:
-        raise ValueError(f"{name} must be a number, got {raw[:40]!r}") from None
+        raise ValueError(f"{name} must be a number of Unix seconds, got {raw[:40]!r}") from None
 
 
 @router.get("/history", response_model=None)

@@ -18,9 +18,10 @@ from redis.exceptions import RedisError
 
 from app.config import Settings
 from app.datahub.deps import ServicesDep
+from app.datahub.errors import WebhookRejection
 from app.datahub.ratelimit import SourceRateLimiter
 from app.datahub.security import client_address, constant_time_equals, source_allowed, verify_hmac
-from app.models.alerts import Alert
+from app.models.alerts import Alert, Decision
 from app.observability.metrics import WEBHOOK_ALERTS, WEBHOOK_LATENCY
 
 router = APIRouter(tags=["webhook"])
@@ -64,13 +65,16 @@ async def _read_body(request: Request) -> bytes | None:
 
 @router.post(
     "/webhook/tradingview",
+    response_model=Decision,
+    status_code=200,
     responses={
-        401: {"description": "wrong passphrase or signature"},
-        429: {"description": "too many alerts from this source (Retry-After)"},
-        403: {"description": "source address not allowed"},
-        413: {"description": "body over 64 KiB"},
-        422: {"description": "malformed or invalid alert"},
-        503: {"description": "state store unavailable; nothing placed"},
+        202: {"model": Decision, "description": "accepted: the order id is in the answer"},
+        401: {"model": WebhookRejection, "description": "wrong passphrase or signature"},
+        403: {"model": WebhookRejection, "description": "source address not allowed"},
+        413: {"model": WebhookRejection, "description": "body over 64 KiB"},
+        422: {"model": WebhookRejection, "description": "malformed or invalid alert"},
+        429: {"model": WebhookRejection, "description": "too many alerts from this source"},
+        503: {"model": WebhookRejection, "description": "state store unavailable; nothing placed"},
     },
 )
 async def tradingview(request: Request, services: ServicesDep) -> JSONResponse:
