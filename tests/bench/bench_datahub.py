@@ -197,7 +197,9 @@ async def main(quick: bool) -> None:
         try:
             base, bare = f"http://127.0.0.1:{hub.port}", f"http://127.0.0.1:{baseline.port}"
             # keep-alive shorter than uvicorn's 5 s, so no request races a server-side close
-            async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200, keepalive_timeout=2)) as s:
+            async with aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=200, keepalive_timeout=2)
+            ) as s:
                 await asyncio.sleep(1)
                 rows.append(await bench_history(s, base, bare, 400 if quick else 2000))
                 rows.append(await bench_quotes(s, base, bare, 500, min(seconds, 10)))

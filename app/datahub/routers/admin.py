@@ -22,7 +22,10 @@ router = APIRouter(
     prefix="/api/v1",
     tags=["admin"],
     dependencies=[AdminDep],
-    responses={**responses(Problem, 400, 401, 404, 409, 502, 503), **responses(InvalidRequest, 422)},
+    responses={
+        **responses(Problem, 400, 401, 404, 409, 502, 503),
+        **responses(InvalidRequest, 422),
+    },
 )
 
 
