@@ -50,6 +50,7 @@ def create_app(settings: Settings, *, feed: Feed | None = None) -> FastAPI:
         publisher = QuotePublisher(the_feed, redis, market.cache, settings.symbols)
         engine = build_engine(settings, redis, market)
         services = Services(settings, redis, the_feed, market, hub, publisher, engine)
+        services.extras["marks"] = engine  # our fills as UDF chart marks
         app.state.services = services
         quote_pump = QuotePump(engine)
         hub.listeners.append(quote_pump.offer)

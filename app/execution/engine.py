@@ -679,6 +679,26 @@ class ExecutionEngine:
         KILL_SWITCH.set(new.level)
         return new
 
+    async def marks(self, symbol: str, start: int, end: int) -> list[dict[str, Any]]:
+        """Our fills in ``[start, end)`` as UDF chart marks (green buys, red sells)."""
+        rows = []
+        for fill in await self.store.fills(limit=10_000):
+            if fill.symbol != symbol or not start <= fill.time < end:
+                continue
+            buy = fill.side.sign > 0
+            rows.append(
+                {
+                    "id": fill.id,
+                    "time": int(fill.time),
+                    "color": "green" if buy else "red",
+                    "text": f"{fill.intent.value} {fill.quantity} @ {fill.price:.2f} ({fill.strategy})",
+                    "label": "B" if buy else "S",
+                    "labelFontColor": "white",
+                    "minSize": 14,
+                }
+            )
+        return rows
+
     def risk_snapshot(self) -> dict[str, Any]:
         snap = self.risk.snapshot()
         snap["daily_pnl"] = round(self.ledger.daily_pnl, 2)

@@ -357,3 +357,26 @@ async def test_a_flooding_source_gets_429_with_retry_after(
         assert codes[:3] == [202, 202, 202] and codes[3:] == [429, 429]
         limited = await post(c, alert(alert_id="flood-9"))
         assert int(limited.headers["Retry-After"]) >= 1
+
+
+async def test_fills_show_as_udf_marks(api: httpx.AsyncClient) -> None:
+    await post(api, alert(quantity=3, alert_id="mark-1"))
+    await wait_for(api, "/api/v1/positions", lambda b: position(b, "AAPL") == 3)
+    import time as _time
+
+    now = int(_time.time())
+    marks = (
+        await api.get(
+            "/udf/marks",
+            params={"symbol": "AAPL", "from": now - 60, "to": now + 60, "resolution": "1"},
+        )
+    ).json()
+    assert len(marks["id"]) == 1 and marks["label"] == ["B"] and marks["color"] == ["green"]
+    assert "buy 3 @" in marks["text"][0]
+    other = (
+        await api.get(
+            "/udf/marks",
+            params={"symbol": "MSFT", "from": now - 60, "to": now + 60, "resolution": "1"},
+        )
+    ).json()
+    assert other["id"] == []
