@@ -211,8 +211,9 @@ class TradeNoteClient:
     async def find_days(
         self, user: TradeNoteUser, date_unix: Sequence[int]
     ) -> dict[int, dict[str, Any]]:
-        """The user's ``trades`` documents for these days, by ``dateUnix`` (the oldest one
-        if a day has several)."""
+        """The user's ``trades`` documents for these days, by ``dateUnix``: the oldest one,
+        with any later documents for the same day under ``_duplicates`` (a write from a
+        killed worker can land after its successor created the day again)."""
         found: dict[int, dict[str, Any]] = {}
         if not date_unix:
             return found
@@ -228,8 +229,12 @@ class TradeNoteClient:
         )
         for doc in _results(body):
             key = doc.get("dateUnix")
-            if isinstance(key, int | float) and int(key) not in found:
+            if not isinstance(key, int | float):
+                continue
+            if int(key) not in found:
                 found[int(key)] = doc
+            else:
+                found[int(key)].setdefault("_duplicates", []).append(doc)
         return found
 
     async def batch(self, requests: Sequence[Mapping[str, Any]]) -> list[BatchResult]:

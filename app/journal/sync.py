@@ -49,6 +49,7 @@ from app.models.orders import Fill
 log = logging.getLogger("app.journal")
 
 LOCK_TTL_MS = 30_000
+TAKEOVER_GRACE_SECONDS = 2.0
 MAX_CASCADE_DAYS = 400
 
 
@@ -112,6 +113,9 @@ class Journal:
                 break
             holder = _text(await self.redis.get(Keys.JOURNAL_LOCK))
             if holder is not None and holder.rsplit(":", 1)[0] == self.owner:
+                # our previous incarnation died holding it: let its last in-flight write
+                # land before we read the day documents, then take over
+                await asyncio.sleep(TAKEOVER_GRACE_SECONDS)
                 await self.redis.set(Keys.JOURNAL_LOCK, token, px=LOCK_TTL_MS)
                 break
             if time.monotonic() >= deadline:
@@ -157,6 +161,7 @@ class Journal:
         requests: list[dict[str, Any]] = []
         request_days: list[int] = []
         closed_carried: list[tuple[int, str, int]] = []
+        stale: list[str] = []  # duplicate day documents, deleted once their merge is written
 
         cascades = 0
         while to_build:
@@ -173,8 +178,18 @@ class Journal:
             if day not in docs:
                 docs.update(await self.client.find_days(user, [day]))
             doc = docs.get(day)
+            existing = list((doc or {}).get("executions") or [])
+            for dup in (doc or {}).pop("_duplicates", []):
+                log.warning(
+                    "TradeNote has two documents for day %s: merging %s into %s",
+                    day,
+                    dup.get("objectId"),
+                    (doc or {}).get("objectId"),
+                )
+                existing = _unique_executions([*existing, *(dup.get("executions") or [])])
+                stale.append(str(dup.get("objectId")))
             executions, added = merge_executions(
-                (doc or {}).get("executions") or [],
+                existing,
                 by_day.get(day, []),
                 config.account_for,
                 config.tz,
@@ -220,6 +235,11 @@ class Journal:
             pipe.hset(Keys.JOURNAL_EOD, str(day), orjson.dumps(positions_to_json(built_carry[day])))
             pipe.zadd(Keys.JOURNAL_DAYS, {str(day): day})
         await pipe.execute()
+        if stale and not result.rejected:
+            deletes = [{"method": "DELETE", "path": f"classes/trades/{oid}"} for oid in stale]
+            for outcome in await self.client.batch(deletes):
+                if outcome.error is not None:
+                    log.error("could not delete a duplicate day document: %s", outcome.error)
         await self._close_origins(user, closed_carried, set(result.days_written))
         return result
 
@@ -262,6 +282,18 @@ class Journal:
                 await self.client.batch(requests)
         except TradeNoteError as exc:  # cosmetic: the P&L is already right
             log.warning("could not mark swing trades closed on their opening day: %s", exc)
+
+
+def _unique_executions(executions: list[Any]) -> list[Any]:
+    """First occurrence of each execution (by fill id, else by execution id)."""
+    seen: set[str] = set()
+    out = []
+    for e in executions:
+        key = str(e.get("fillId") or e.get("id"))
+        if key not in seen:
+            seen.add(key)
+            out.append(e)
+    return out
 
 
 def _text(value: Any) -> str | None:

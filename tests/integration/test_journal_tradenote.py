@@ -446,3 +446,36 @@ async def test_killed_mid_batch_no_loss_no_duplicate(
         log.close()
     ids = await count_in_tradenote(tradenote_srv, tradenote_user)
     assert len(ids) == 3000 and len(set(ids)) == 3000
+
+
+async def test_a_duplicate_day_document_is_merged_and_removed(
+    redis: Redis, journal: Journal, tradenote_srv: ParseServer, tradenote_user: dict[str, Any]
+) -> None:
+    """A killed worker's last write can land after its successor re-created the day:
+    the next sync of that day merges the two documents into one, each fill once."""
+    day = date(2025, 6, 3)
+    first = [mkfill(9000 + i, Intent.BUY, 1, 10.0, at(day, 10, 0, i)) for i in range(3)]
+    await journal.sync(first)
+    user = await journal.user()
+    docs = await journal.client.find_days(user, [int(at(day, 0, 0))])
+    (doc,) = docs.values()
+    copy = {
+        k: doc[k]
+        for k in ("executions", "trades", "blotter", "pAndL", "date", "dateUnix", "openPositions")
+        if k in doc
+    }
+    await journal.client.batch(
+        [
+            {
+                "method": "POST",
+                "path": "classes/trades",
+                "body": {**copy, "user": user.pointer, "ACL": user.acl},
+            }
+        ]
+    )
+    assert len(await count_in_tradenote(tradenote_srv, tradenote_user)) == 6  # the duplicate
+    await journal.sync([mkfill(9100, Intent.SELL, 3, 11.0, at(day, 11, 0))])
+    ids = await count_in_tradenote(tradenote_srv, tradenote_user)
+    assert sorted(ids) == sorted([f.id for f in first] + ["fill-9100"])
+    session = tradenote_srv.login(tradenote_user["username"], tradenote_user["password"])
+    assert len(tradenote_srv.ui_trades(session, int(at(day, 0, 0)), int(at(day, 23, 0)))) == 1
