@@ -244,11 +244,18 @@ def test_redis_restart_keeps_state_and_queued_fills(stack: Stack) -> None:
                 (p["symbol"], p["quantity"], p["avg_price"], p["realized_pnl"]) for p in ps
             )
 
-        assert book(api.get("/api/v1/positions").json()["positions"]) == book(positions)
-        assert api.get(f"/api/v1/orders/{decision['order_id']}").json()["status"] == "filled"
-        orders_after = {
-            o["id"] for o in api.get("/api/v1/orders", params={"limit": 1000}).json()["orders"]
-        }
+        def read(path: str, **params: Any) -> Any:
+            """A read after the restart: a 503 ("state store unavailable, retry") is retried."""
+            return wait_for(
+                f"GET {path}",
+                lambda: (r := api.get(path, params=params)).status_code == 200 and r.json(),
+                timeout=30,
+                every=0.5,
+            )
+
+        assert book(read("/api/v1/positions")["positions"]) == book(positions)
+        assert read(f"/api/v1/orders/{decision['order_id']}")["status"] == "filled"
+        orders_after = {o["id"] for o in read("/api/v1/orders", limit=1000)["orders"]}
         assert orders_before <= orders_after
 
         # The idempotency claim survived too: a replay is still not a new order.
