@@ -640,7 +640,7 @@ class ExecutionEngine:
             DAILY_LOSS_LIMIT.labels(self.broker.account).set(daily.max_loss)
         self._pnl_gauge.set(self.ledger.daily_pnl)
         self._exposure_gauge.set(self.ledger.gross_exposure)
-        self._positions_gauge.set(len(self.ledger.positions()))
+        self._positions_gauge.set(sum(1 for b in self.ledger.books.values() if b.quantity))
 
     # -- admin -------------------------------------------------------------------
     async def cancel(self, order_id: str) -> Order:

@@ -12,7 +12,7 @@ from redis.asyncio import Redis
 from app.bus import Keys
 from app.execution.ledger import Ledger
 from app.models.alerts import Decision
-from app.models.orders import Fill, Order
+from app.models.orders import Fill, Order, OrderStatus
 from app.observability.tracing import inject_context
 
 STREAM_MAXLEN = 100_000
@@ -91,9 +91,9 @@ class ExecutionStore:
         )
         if order.status.terminal:
             pipe.srem(Keys.OPEN_ORDERS, order.id)
-        else:
+        elif order.status is OrderStatus.NEW:  # indexes are written once, at creation
             pipe.sadd(Keys.OPEN_ORDERS, order.id)
-        pipe.zadd(Keys.RECENT_ORDERS, {order.id: order.created_at})
+            pipe.zadd(Keys.RECENT_ORDERS, {order.id: order.created_at})
         if decision is not None:
             self._add_decision(pipe, decision, ttl)
         pipe.publish(Keys.EVENTS_CHANNEL, b'{"type":"order","data":' + raw.encode() + b"}")

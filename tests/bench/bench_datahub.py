@@ -40,6 +40,7 @@ concentration: {max_pct: 100}
 sector_concentration: null
 max_open_positions: {max_positions: 100}
 daily_loss: {max_loss: 1000000}
+circuit_breaker: null  # the bench buys at the ask and sells at the bid: a steady "loss"
 """
 
 
