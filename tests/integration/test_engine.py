@@ -131,6 +131,7 @@ async def test_an_accepted_order_that_never_reached_the_broker_is_sent_after_a_r
     d = await eng.handle_alert(Alert(ticker="AAPL", action="buy", quantity=4, alert_id="r1"))
     assert d.status == "accepted"
     assert eng.ledger.position("AAPL") == 0
+    await eng.close()  # the "crashed" process: its watcher must not send the order itself
     again = make_engine(redis, tape)  # the restarted process
     await again.start()
     await settle(again)

@@ -445,7 +445,13 @@ async def test_killed_mid_batch_no_loss_no_duplicate(
         proc.wait(timeout=15)
         log.close()
     ids = await count_in_tradenote(tradenote_srv, tradenote_user)
-    assert len(ids) == 3000 and len(set(ids)) == 3000
+    session = tradenote_srv.login(tradenote_user["username"], tradenote_user["password"])
+    docs = tradenote_srv.ui_trades(session, 0, 2**40)
+    dups = sorted({i for i in ids if ids.count(i) > 1})
+    assert len(ids) == 3000 and len(set(ids)) == 3000, (
+        f"{len(docs)} day documents; duplicated fills {dups[:5]}; "
+        + (tmp_path / "journal.log").read_text()[-3000:]
+    )
 
 
 async def test_a_duplicate_day_document_is_merged_and_removed(
