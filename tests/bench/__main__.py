@@ -5,9 +5,14 @@
 
 from __future__ import annotations
 
+import json
+import os
+import platform
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 BENCHES = [
     ("risk engine", ["tests.bench.bench_risk"]),
@@ -17,9 +22,28 @@ BENCHES = [
 ]
 
 
+def print_summary(path: Path) -> None:
+    """All benchmarks in one table, each row beside its same-run baseline."""
+    rows = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+    head = f"{'scenario':<48} {'p50 ms':>9} {'p99 ms':>9} {'throughput':>16} | {'base p50':>9} {'base p99':>9} {'base thr':>10} | {'p99 x':>6}"
+    print("\n=== all benchmarks (" + platform.node() + ", " + str(os.cpu_count()) + " cores) ===")
+    print(head)
+    print("-" * len(head))
+    for r in rows:
+        thr = f"{r['throughput']:,.0f} {r['unit']}"
+        b = r["base"]
+        base = f"{b[0]:>9.3f} {b[1]:>9.3f} {b[2]:>10,.0f}" if b else f"{'':>9} {'':>9} {'':>10}"
+        ratio = f"{r['p99_ms'] / b[1]:>6.1f}" if b and b[1] else f"{'':>6}"
+        print(
+            f"{r['scenario'][:48]:<48} {r['p50_ms']:>9.3f} {r['p99_ms']:>9.3f} {thr:>16} | {base} | {ratio}"
+        )
+
+
 def main() -> int:
     quick = "--quick" in sys.argv[1:]
     failed = []
+    results = Path(tempfile.mkdtemp()) / "bench.jsonl"
+    os.environ["BENCH_RESULTS"] = str(results)
     for title, module in BENCHES:
         print(f"\n=== {title} ===", flush=True)
         start = time.perf_counter()
@@ -29,6 +53,7 @@ def main() -> int:
         if subprocess.run(argv, check=False).returncode != 0:
             failed.append(title)
         print(f"({time.perf_counter() - start:.0f} s)", flush=True)
+    print_summary(results)
     if failed:
         print(f"\nfailed: {', '.join(failed)}", file=sys.stderr)
         return 1

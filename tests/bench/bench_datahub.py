@@ -24,6 +24,7 @@ from tests.bench.common import (
     closed_loop,
     open_loop,
     print_table,
+    record,
     start_baseline,
     summarize,
 )
@@ -211,6 +212,14 @@ async def main(quick: bool) -> None:
             baseline.stop()
             redis.stop()
     print_table(rows, "datahub (real processes on loopback; latency from scheduled send)")
+    for r, b in rows:
+        record(
+            r.scenario,
+            r.p50_ms,
+            r.p99_ms,
+            r.throughput,
+            base=(b.p50_ms, b.p99_ms, b.throughput) if b else None,
+        )
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ from app.journal.client import TradeNoteClient
 from app.journal.sync import Journal, JournalConfig
 from app.journal.worker import JournalWorker, backlog
 from app.models.orders import Fill, Intent
+from tests.bench.common import record
 from tests.journal_servers import tradenote_backend
 from tests.servers import redis_server
 
@@ -118,6 +119,14 @@ async def run(n: int, symbols: int, days: int, batch: int) -> None:
     print(
         f"  per batch of {batch}: p50 {statistics.median(batch_times) * 1000:.0f} ms  "
         f"p99 {pct(batch_times, 0.99) * 1000:.0f} ms  ({len(batch_times)} batches)"
+    )
+    record(
+        f"journal {n} fills into Parse (batch {batch})",
+        statistics.median(batch_times) * 1000,
+        pct(batch_times, 0.99) * 1000,
+        n / elapsed,
+        unit="fills/s",
+        base=(statistics.median(base_lat) * 1000, pct(base_lat, 0.99) * 1000, n / base_elapsed),
     )
     print(f"baseline: raw Parse REST create of {n} small documents, 10 per /batch")
     print(

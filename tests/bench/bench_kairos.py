@@ -19,6 +19,7 @@ from app.kairos.jobs import parse_job
 from app.kairos.runner import Kairos
 from app.kairos.testing import FakeDatahub
 from app.models.market import Resolution
+from tests.bench.common import record
 
 SYMBOLS = [f"S{i:02d}" for i in range(50)]
 NOW = datetime(2026, 11, 25, 18, 0, 5, tzinfo=UTC)  # mid-session, a bar just completed
@@ -79,6 +80,19 @@ async def main() -> None:
     print(_stats("evaluate only (in memory)", evals))
     overhead = statistics.median(results["cycle"]) - statistics.median(results["baseline"])
     print(f"strategy overhead vs baseline (p50): {overhead * 1e3:.2f} ms")
+    c, b = sorted(results["cycle"]), sorted(results["baseline"])
+    record(
+        f"kairos momentum cycle, {len(SYMBOLS)} symbols",
+        statistics.median(c) * 1000,
+        c[min(len(c) - 1, int(len(c) * 0.99))] * 1000,
+        len(c) / sum(c),
+        unit="cycles/s",
+        base=(
+            statistics.median(b) * 1000,
+            b[min(len(b) - 1, int(len(b) * 0.99))] * 1000,
+            len(b) / sum(b),
+        ),
+    )
 
 
 if __name__ == "__main__":

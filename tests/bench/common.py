@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import statistics
 import subprocess
@@ -146,3 +147,28 @@ def print_table(rows: list[tuple[Result, Result | None]], title: str) -> None:
         print(
             f"{r.scenario:<44} {r.p50_ms:>9.3f} {r.p99_ms:>9.3f} {r.throughput:>9.0f} {r.count:>7} {r.errors:>4} | {base} | {ratio}"
         )
+
+
+def record(
+    scenario: str,
+    p50_ms: float,
+    p99_ms: float,
+    throughput: float,
+    *,
+    unit: str = "ops/s",
+    base: tuple[float, float, float] | None = None,
+) -> None:
+    """Add a row to the combined ``make bench`` table (BENCH_RESULTS names a JSON-lines file)."""
+    path = os.environ.get("BENCH_RESULTS")
+    if not path:
+        return
+    row = {
+        "scenario": scenario,
+        "p50_ms": p50_ms,
+        "p99_ms": p99_ms,
+        "throughput": throughput,
+        "unit": unit,
+        "base": base,
+    }
+    with open(path, "a") as out:
+        out.write(json.dumps(row) + "\n")
