@@ -176,6 +176,7 @@ def run(
     url = f"http://{settings.http_host}:{settings.http_port}"
     typer.echo(
         "trader-ops is starting (embedded mode)\n"
+        f"  console     {url}/\n"
         f"  datahub     {url}   (API docs {url}/docs)\n"
         f"  UDF feed    {url}/udf\n"
         f"  stream      ws://{settings.http_host}:{settings.http_port}/stream\n"
