@@ -12,7 +12,8 @@ from typing import Annotated, Any
 
 import typer
 
-from app.config import ConfigError, Settings, describe, load_settings
+from app.cli_support import settings_or_exit
+from app.config import ConfigError, Settings, describe
 from app.journal.cli import journal_app
 from app.kairos.cli import kairos_app
 from app.observability.logging import setup_logging
@@ -43,18 +44,10 @@ def _run(main: Coroutine[Any, Any, None]) -> None:
     uvloop.run(main)
 
 
-def _settings(**overrides: object) -> Settings:
-    try:
-        return load_settings(**{k: v for k, v in overrides.items() if v is not None})
-    except ConfigError as exc:
-        typer.echo(f"trader-ops: config error: {exc}", err=True)
-        raise typer.Exit(2) from None
-
-
 @config_app.command("show")
 def config_show() -> None:
     """Print every setting (secrets redacted) and where its value came from."""
-    settings = _settings()
+    settings = settings_or_exit()
     rows = describe(settings)
     width = max(len(r[0]) for r in rows)
     for name, value, source in rows:
@@ -143,7 +136,7 @@ def datahub(
     port: Annotated[int | None, typer.Option(help="port (TRADEROPS_HTTP_PORT)")] = None,
 ) -> None:
     """Run the datahub service (Redis at TRADEROPS_REDIS_URL)."""
-    settings = _settings(http_host=host, http_port=port)
+    settings = settings_or_exit(http_host=host, http_port=port)
     setup_logging(settings.log_level, settings.log_format)
     setup_tracing("datahub")
     _run(_serve(settings))
@@ -157,7 +150,7 @@ def run(
     """Run everything in one process: datahub, kairos, journal (if TradeNote is set), own Redis."""
     from app.embedded import EmbeddedRedis, EmbeddedRedisError
 
-    base = _settings(http_host=host, http_port=port)
+    base = settings_or_exit(http_host=host, http_port=port)
     embedded: EmbeddedRedis | None = None
     overrides: dict[str, object] = {}
     if "redis_url" not in base.model_fields_set:
@@ -170,7 +163,7 @@ def run(
         overrides["redis_url"] = embedded.url
     secrets_file = base.data_dir / "secrets.env"
     overrides.update(_embedded_secrets(base, secrets_file))
-    settings = _settings(http_host=host, http_port=port, **overrides)
+    settings = settings_or_exit(http_host=host, http_port=port, **overrides)
     setup_logging(settings.log_level, "text" if sys.stderr.isatty() else settings.log_format)
     setup_tracing("trader-ops")
     url = f"http://{settings.http_host}:{settings.http_port}"

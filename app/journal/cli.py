@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import sys
 import time
 from datetime import UTC, date, datetime
@@ -18,7 +17,8 @@ import typer
 from redis.asyncio import Redis
 
 from app.bus import Keys, create_redis
-from app.config import ConfigError, Settings, load_settings
+from app.cli_support import settings_or_exit, setup_command_logging
+from app.config import ConfigError
 from app.journal.client import TradeNoteError
 from app.journal.ledger import day_bounds, read_fills, template_csv
 from app.journal.service import (
@@ -39,23 +39,6 @@ journal_app = typer.Typer(
 )
 
 
-def _settings() -> Settings:
-    try:
-        return load_settings()
-    except ConfigError as exc:
-        typer.echo(f"configuration error: {exc}", err=True)
-        raise typer.Exit(2) from None
-
-
-def _setup_logging(settings: Settings) -> None:
-    if not logging.getLogger().handlers:
-        logging.basicConfig(
-            level=settings.log_level,
-            stream=sys.stderr,
-            format="%(asctime)s %(levelname)s %(name)s %(message)s",
-        )
-
-
 @journal_app.callback(invoke_without_command=True)
 def serve(
     ctx: typer.Context,
@@ -72,8 +55,8 @@ def serve(
         return
     import uvicorn
 
-    settings = _settings()
-    _setup_logging(settings)
+    settings = settings_or_exit()
+    setup_command_logging(settings)
     setup_tracing("journal")
     try:
         worker = build_worker(settings)
@@ -98,7 +81,7 @@ def export(
     ] = None,
 ) -> None:
     """Write the day's fills as TradeNote's Template CSV, for a manual import."""
-    settings = _settings()
+    settings = settings_or_exit()
     config = journal_config(settings)
 
     async def _go() -> tuple[str, int]:
@@ -123,7 +106,7 @@ def show_status(
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
 ) -> None:
     """Backlog (fills not yet in TradeNote), last sync, last error and dead letters."""
-    settings = _settings()
+    settings = settings_or_exit()
 
     async def _go() -> dict[str, Any]:
         redis = create_redis(settings.redis_url)
@@ -171,8 +154,8 @@ def replay(
     if start is None and not dead_letters:
         typer.echo("give --from DATE [--to DATE], or --dead-letters", err=True)
         raise typer.Exit(2)
-    settings = _settings()
-    _setup_logging(settings)
+    settings = settings_or_exit()
+    setup_command_logging(settings, "text")
     try:
         config = journal_config(settings)
         client = tradenote_client(settings)

@@ -7,15 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from app.config import ConfigError, Settings, load_settings
+from app.cli_support import settings_or_exit, setup_command_logging
 from app.kairos.clock import ManualClock
 from app.kairos.jobs import job_files, load_jobs
 from app.kairos.service import build_kairos, create_app
@@ -39,23 +37,6 @@ DatahubOption = Annotated[
 ]
 
 
-def _settings() -> Settings:
-    try:
-        return load_settings()
-    except ConfigError as exc:
-        typer.echo(f"configuration error: {exc}", err=True)
-        raise typer.Exit(2) from None
-
-
-def _setup_logging(settings: Settings) -> None:
-    if not logging.getLogger().handlers:
-        logging.basicConfig(
-            level=settings.log_level,
-            stream=sys.stderr,
-            format="%(asctime)s %(levelname)s %(name)s %(message)s",
-        )
-
-
 @kairos_app.callback(invoke_without_command=True)
 def serve(
     ctx: typer.Context,
@@ -73,8 +54,8 @@ def serve(
         return
     import uvicorn
 
-    settings = _settings()
-    _setup_logging(settings)
+    settings = settings_or_exit()
+    setup_command_logging(settings)
     setup_tracing("kairos")
     kairos, job_set = build_kairos(settings, datahub_url=datahub_url, jobs=jobs)
     if kairos.client.hmac_key is None:
@@ -109,7 +90,7 @@ def validate(
 @kairos_app.command("list")
 def list_jobs(jobs: JobsOption = None) -> None:
     """Show jobs and their next run times (exchange time and UTC)."""
-    settings = _settings()
+    settings = settings_or_exit()
     kairos, job_set = build_kairos(settings, jobs=jobs, persist=False)
     upcoming = dict(kairos.upcoming(datetime.now(UTC)))
     typer.echo(f"{'JOB':<22} {'ON':<3} {'STRATEGY':<16} {'SCHEDULE':<16} {'SESSION':<14} NEXT RUN")
@@ -146,8 +127,8 @@ def run_once(
     datahub_url: DatahubOption = None,
 ) -> None:
     """Run one job now (ignoring its schedule) and print the alerts it sends or would send."""
-    settings = _settings()
-    _setup_logging(settings)
+    settings = settings_or_exit()
+    setup_command_logging(settings, "text")
     when = (at if at.tzinfo else at.replace(tzinfo=UTC)) if at else datetime.now(UTC)
     kairos, job_set = build_kairos(
         settings, datahub_url=datahub_url, jobs=jobs, clock=ManualClock(when), persist=False

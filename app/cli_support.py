@@ -1,0 +1,27 @@
+"""What every ``trader-ops`` command does first: settings (or one clear line), then logs."""
+
+from __future__ import annotations
+
+import logging
+from typing import Literal
+
+import typer
+
+from app.config import ConfigError, Settings, load_settings
+from app.observability.logging import setup_logging
+
+
+def settings_or_exit(**overrides: object) -> Settings:
+    """Settings with the non-None ``overrides``; a bad setting exits 2 with one line."""
+    try:
+        return load_settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ConfigError as exc:
+        typer.echo(f"trader-ops: config error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+def setup_command_logging(settings: Settings, fmt: Literal["json", "text"] | None = None) -> None:
+    """The project's log set-up (JSON with trace ids by default), unless the host process
+    (a test runner, the embedded stack) has already configured logging."""
+    if not logging.getLogger().handlers:
+        setup_logging(settings.log_level, fmt or settings.log_format)
