@@ -67,6 +67,9 @@ async def _serve(settings: Settings, *, with_kairos: bool = False) -> None:
         access_log=False,
         lifespan="on",
         proxy_headers=False,  # X-Forwarded-For is honoured only from TRADEROPS_TRUSTED_PROXIES
+        # compressing every quote frame for every client costs more CPU than the frame
+        # itself; off unless asked for (a stream over a slow link)
+        ws_per_message_deflate=settings.ws_compression,
     )
     server = uvicorn.Server(config)
     if not with_kairos:

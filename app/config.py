@@ -85,6 +85,10 @@ class Settings(BaseSettings):
     ws_heartbeat_seconds: float = Field(15.0, gt=0)
     ws_send_timeout_seconds: float = Field(5.0, gt=0)
     ws_max_symbols: int = Field(200, gt=0)
+    ws_compression: bool = Field(
+        False,
+        description="permessage-deflate on /stream: ~3x less bandwidth, several times the CPU per frame",
+    )
     # -- execution ----------------------------------------------------------
     broker: Literal["paper", "tradier"] = "paper"
     market_hours: Literal["exchange", "always"] | None = None

@@ -66,29 +66,40 @@ class PaperBroker:
         return None
 
     async def submit(self, order: Order) -> str:
-        async with self._lock:
-            if order.id in self.resting:
-                return str(self.resting[order.id]["broker_order_id"])
-            record: dict[str, Any] = {
-                "order": order.model_dump(mode="json"),
-                "broker_order_id": f"P-{uuid.uuid4().hex[:12]}",
-                "status": OrderStatus.SUBMITTED.value,
-                "filled": 0,
-                "avg_price": None,
-                "fills": [],
-            }
-            if not await self.redis.hsetnx(self.key, order.id, orjson.dumps(record)):
-                # resubmit of an order we already hold (e.g. after a restart): idempotent
-                existing = await self.redis.hget(self.key, order.id)
-                return str(orjson.loads(existing or b"{}").get("broker_order_id", ""))
-            self.resting[order.id] = record
-        await self._emit(BrokerEvent(order.id, OrderStatus.SUBMITTED, record["broker_order_id"]))
+        """Take the order; one that the current quote already crosses (a market order)
+        fills here, and its record is stored once, filled, instead of twice."""
+        if order.id in self.resting:
+            return str(self.resting[order.id]["broker_order_id"])
+        record: dict[str, Any] = {
+            "order": order.model_dump(mode="json"),
+            "broker_order_id": f"P-{uuid.uuid4().hex[:12]}",
+            "status": OrderStatus.SUBMITTED.value,
+            "filled": 0,
+            "avg_price": None,
+            "fills": [],
+        }
         quote = await self.quotes(order.request.symbol)
+        fill: Fill | None = None
         if quote is None:
-            await self._finish(record, OrderStatus.REJECTED, f"no quote for {order.request.symbol}")
+            record["status"] = OrderStatus.REJECTED.value
+            record["reason"] = f"no quote for {order.request.symbol}"
         else:
-            await self.on_quote(quote)
-        return str(record["broker_order_id"])
+            price = self._fill_price(record, quote)
+            if price is not None:
+                fill, record = self._filled(record, price)
+        if not await self.redis.hsetnx(self.key, order.id, orjson.dumps(record)):
+            # resubmit of an order we already hold (e.g. after a restart): idempotent
+            existing = await self.redis.hget(self.key, order.id)
+            return str(orjson.loads(existing or b"{}").get("broker_order_id", ""))
+        broker_id = str(record["broker_order_id"])
+        status = OrderStatus(record["status"])
+        if not status.terminal:
+            self.resting[order.id] = record
+        if fill is not None:
+            await self._emit(BrokerEvent(order.id, status, broker_id, fill=fill, fresh=True))
+        else:
+            await self._emit(BrokerEvent(order.id, status, broker_id, reason=record.get("reason")))
+        return broker_id
 
     async def cancel(self, order: Order) -> None:
         record = self.resting.get(order.id)
@@ -158,51 +169,64 @@ class PaperBroker:
             return round(max(limit, touch), 4)
         return None
 
+    def _filled(self, record: dict[str, Any], price: float) -> tuple[Fill, dict[str, Any]]:
+        """The next fill at ``price`` and the record as it stands after it (not saved)."""
+        order = record["order"]
+        request = order["request"]
+        remaining = request["quantity"] - record["filled"]
+        qty = min(remaining, self.partial) if self.partial else remaining
+        commission = (
+            round(max(self.min_commission, self.per_share * qty), 4)
+            if self.per_share
+            else self.min_commission
+        )
+        fill = Fill(
+            id=f"{record['broker_order_id']}-{len(record['fills']) + 1}",
+            order_id=order["id"],
+            broker=self.name,
+            account=self.account,
+            symbol=request["symbol"],
+            intent=request["intent"],
+            quantity=qty,
+            price=price,
+            commission=commission,
+            time=self.clock(),
+            strategy=request["strategy"],
+        )
+        prev = record["filled"]
+        filled = prev + qty
+        updated = {
+            **record,
+            "filled": filled,
+            "avg_price": ((record["avg_price"] or 0.0) * prev + price * qty) / filled,
+            "fills": [*record["fills"], fill.model_dump(mode="json")],
+            "status": (
+                OrderStatus.FILLED
+                if filled >= request["quantity"]
+                else OrderStatus.PARTIALLY_FILLED
+            ).value,
+        }
+        return fill, updated
+
     async def _fill(self, record: dict[str, Any], price: float) -> None:
         async with self._lock:
-            order = record["order"]
-            remaining = order["request"]["quantity"] - record["filled"]
+            remaining = record["order"]["request"]["quantity"] - record["filled"]
             if remaining <= 0 or record["status"] not in ("submitted", "partially_filled"):
                 return
-            qty = min(remaining, self.partial) if self.partial else remaining
-            commission = (
-                round(max(self.min_commission, self.per_share * qty), 4)
-                if self.per_share
-                else self.min_commission
-            )
-            n = len(record["fills"]) + 1
-            fill = Fill(
-                id=f"{record['broker_order_id']}-{n}",
-                order_id=order["id"],
-                broker=self.name,
-                account=self.account,
-                symbol=order["request"]["symbol"],
-                intent=order["request"]["intent"],
-                quantity=qty,
-                price=price,
-                commission=commission,
-                time=self.clock(),
-                strategy=order["request"]["strategy"],
-            )
-            prev = record["filled"]
-            filled = prev + qty
-            done = filled >= order["request"]["quantity"]
-            updated = {
-                **record,
-                "filled": filled,
-                "avg_price": ((record["avg_price"] or 0.0) * prev + price * qty) / filled,
-                "fills": [*record["fills"], fill.model_dump(mode="json")],
-                "status": (OrderStatus.FILLED if done else OrderStatus.PARTIALLY_FILLED).value,
-            }
+            fill, updated = self._filled(record, price)
             await self._save(
                 updated
             )  # a fill exists once saved: if this fails, a later quote retries
             record.update(updated)
-            if done:
-                self.resting.pop(order["id"], None)
+            if record["status"] == OrderStatus.FILLED.value:
+                self.resting.pop(record["order"]["id"], None)
         await self._emit(
             BrokerEvent(
-                order["id"], OrderStatus(record["status"]), record["broker_order_id"], fill=fill
+                fill.order_id,
+                OrderStatus(record["status"]),
+                record["broker_order_id"],
+                fill=fill,
+                fresh=True,
             )
         )
 

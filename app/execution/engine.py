@@ -556,7 +556,7 @@ class ExecutionEngine:
             if event.broker_order_id and not order.broker_order_id:
                 order.broker_order_id = event.broker_order_id
             if event.fill is not None:
-                await self._apply_fill(order, event.fill, event.status)
+                await self._apply_fill(order, event.fill, fresh=event.fresh)
             elif (
                 event.status is not OrderStatus.SUBMITTED
                 or order.status is OrderStatus.NEW
@@ -564,11 +564,15 @@ class ExecutionEngine:
             ):
                 await self._transition(order, event.status, event.reason)
 
-    async def _apply_fill(self, order: Order, fill: Fill, status: OrderStatus) -> None:
-        if await self.store.fill_seen(fill.id):
+    async def _apply_fill(self, order: Order, fill: Fill, *, fresh: bool = False) -> None:
+        if not fresh and await self.store.fill_seen(fill.id):
             return
-        if order.status is OrderStatus.NEW:
+        now = self.clock()
+        submitted = None
+        if order.status is OrderStatus.NEW:  # filled on submit: store SUBMITTED with the fill
             order.status = OrderStatus.SUBMITTED
+            submitted = order.model_copy(update={"updated_at": now})
+            ORDERS.labels(self.broker.name, OrderStatus.SUBMITTED.value).inc()
         prev = order.filled_quantity
         order.filled_quantity = prev + fill.quantity
         order.avg_fill_price = (
@@ -579,9 +583,9 @@ class ExecutionEngine:
             if order.filled_quantity >= order.request.quantity
             else OrderStatus.PARTIALLY_FILLED
         )
-        order.updated_at = self.clock()
+        order.updated_at = now
         self.ledger.apply_fill(fill)
-        await self.store.save_fill(fill, order, self.ledger)
+        await self.store.save_fill(fill, order, self.ledger, submitted=submitted)
         FILLS.labels(self.broker.name).inc()
         ORDERS.labels(self.broker.name, order.status.value).inc()
         self.risk.on_fill(

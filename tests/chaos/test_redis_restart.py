@@ -27,7 +27,7 @@ from app.execution.engine import ExecutionEngine
 from app.execution.store import ExecutionStore
 from app.models.alerts import Alert, AlertAction
 from app.models.market import Quote
-from app.models.orders import Order
+from app.models.orders import Order, OrderType
 from app.risk.engine import RiskEngine
 from tests.chaos.common import (
     LONG,
@@ -219,11 +219,13 @@ async def test_an_alert_refused_with_503_can_be_retried_after_redis_returns(
 async def test_a_paper_fill_whose_write_failed_is_not_lost(redis_server: RedisServer) -> None:
     """The paper broker books a fill in memory before writing it; when the write fails
     (Redis restarting) the fill is never reported and the order hangs in ``submitted``
-    until the datahub restarts. Seen in ``make chaos`` as an order never terminal."""
+    until the datahub restarts. Seen in ``make chaos`` as an order never terminal.
+    (A resting limit order: it fills on a later quote, through the broker's own write.)"""
     redis = create_redis(redis_server.url, timeout=0.5)
+    ask = 100.01
 
     async def quote(symbol: str) -> Quote:
-        return Quote(symbol=symbol, time=time.time(), last=100.0, bid=99.99, ask=100.01)
+        return Quote(symbol=symbol, time=time.time(), last=ask - 0.01, bid=ask - 0.02, ask=ask)
 
     broker = PaperBroker(redis, quote)
     engine = ExecutionEngine(
@@ -242,10 +244,22 @@ async def test_a_paper_fill_whose_write_failed_is_not_lost(redis_server: RedisSe
     broker._save = flaky_save  # type: ignore[method-assign]
     try:
         decision = await engine.handle_alert(
-            Alert(ticker="AAPL", action=AlertAction.BUY, quantity=1, alert_id="paper-fill")
+            Alert(
+                ticker="AAPL",
+                action=AlertAction.BUY,
+                quantity=1,
+                order_type=OrderType.LIMIT,
+                price=99.5,
+                alert_id="paper-fill",
+            )
         )
         assert decision.order_id
-        await asyncio.sleep(0.2)
+        await asyncio.sleep(0.1)
+        stored = await engine.store.get_order(decision.order_id)
+        assert stored is not None and stored.status.value == "submitted", stored  # resting
+        ask = 99.4  # the market comes down through the limit
+        with pytest.raises(RedisError):
+            await engine.on_quote(await quote("AAPL"))
         assert failed == [decision.order_id]
         for _ in range(50):  # Redis is back: quotes keep coming
             await engine.on_quote(await quote("AAPL"))
@@ -255,6 +269,59 @@ async def test_a_paper_fill_whose_write_failed_is_not_lost(redis_server: RedisSe
             await asyncio.sleep(0.02)
         stored = await engine.store.get_order(decision.order_id)
         assert stored is not None and stored.status.value == "filled", stored
+        assert engine.ledger.position("AAPL") == 1
+    finally:
+        await engine.close()
+        await redis.aclose()
+
+
+async def test_a_paper_order_whose_first_write_failed_is_sent_again(
+    redis_server: RedisServer,
+) -> None:
+    """A market order fills as the paper broker takes it, in one write. If that write
+    fails (Redis restarting) nothing was booked anywhere: the order stays ``new`` and the
+    engine's watcher sends it again, once, and it fills."""
+    redis = create_redis(redis_server.url, timeout=0.5)
+
+    async def quote(symbol: str) -> Quote:
+        return Quote(symbol=symbol, time=time.time(), last=100.0, bid=99.99, ask=100.01)
+
+    broker = PaperBroker(redis, quote)
+    engine = ExecutionEngine(
+        ExecutionStore(redis),
+        broker,
+        RiskEngine(market_hours="always"),
+        quote,
+        broker_timeout=0.2,  # "accepted but never sent" is judged after 2 x this
+    )
+    await engine.start()
+    real_hsetnx = redis.hsetnx
+    failed: list[str] = []
+
+    async def flaky_hsetnx(name: str, key: str, value: bytes) -> bool:
+        if not failed:
+            failed.append(key)
+            raise RedisError("connection lost (simulated Redis restart)")
+        return bool(await real_hsetnx(name, key, value))
+
+    redis.hsetnx = flaky_hsetnx  # type: ignore[method-assign]
+    try:
+        decision = await engine.handle_alert(
+            Alert(ticker="AAPL", action=AlertAction.BUY, quantity=1, alert_id="first-write")
+        )
+        assert decision.status == "accepted" and decision.order_id
+        await asyncio.sleep(0.1)
+        assert failed == [decision.order_id]
+        stored = await engine.store.get_order(decision.order_id)
+        assert stored is not None and stored.status.value == "new", stored
+        for _ in range(100):  # the watcher looks every 5 s
+            stored = await engine.store.get_order(decision.order_id)
+            if stored is not None and stored.status.value == "filled":
+                break
+            await asyncio.sleep(0.1)
+        assert stored is not None and stored.status.value == "filled", stored
+        assert engine.ledger.position("AAPL") == 1
+        assert len(await engine.store.fills()) == 1
     finally:
         await engine.close()
         await redis.aclose()

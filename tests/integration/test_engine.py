@@ -9,11 +9,12 @@ import pytest
 from redis.asyncio import Redis
 
 from app.brokers.paper import PaperBroker
+from app.bus import Keys
 from app.execution.engine import ExecutionEngine
 from app.execution.store import ExecutionStore
-from app.models.alerts import Alert
+from app.models.alerts import Alert, Decision
 from app.models.market import Quote
-from app.models.orders import OrderStatus
+from app.models.orders import Order, OrderStatus
 from app.models.portfolio import AccountState, Position
 from app.risk.engine import RiskEngine
 from app.risk.limits import parse_limits
@@ -118,6 +119,37 @@ async def test_resting_limit_fills_when_the_market_crosses(
     assert (
         order is not None and order.status is OrderStatus.FILLED and order.avg_fill_price == 97.51
     )
+
+
+async def test_streams_hold_every_transition_and_each_fill_once(
+    engine: tuple[ExecutionEngine, Tape], redis: Redis
+) -> None:
+    """A market order fills as the paper broker takes it (one write there, one script
+    here); the orders stream must still read new -> submitted -> filled, the fills stream
+    carry the fill once, and the open-orders index be empty again. The journal and the
+    console read these streams."""
+    eng, _ = engine
+    d = await eng.handle_alert(Alert(ticker="AAPL", action="buy", quantity=2, alert_id="s1"))
+    await settle(eng)
+    orders = [
+        Order.model_validate_json(fields[b"order"])
+        for _, fields in await redis.xrange(Keys.ORDERS_STREAM)
+    ]
+    assert [(o.id, o.status) for o in orders] == [
+        (d.order_id, OrderStatus.NEW),
+        (d.order_id, OrderStatus.SUBMITTED),
+        (d.order_id, OrderStatus.FILLED),
+    ]
+    assert orders[1].broker_order_id and orders[1].broker_order_id == orders[2].broker_order_id
+    fills = await eng.store.fills()
+    assert [(f.order_id, f.quantity) for f in fills] == [(d.order_id, 2)]
+    assert await redis.sismember(Keys.FILLS_SEEN, fills[0].id)
+    assert not await redis.smembers(Keys.OPEN_ORDERS)
+    assert await redis.zscore(Keys.RECENT_ORDERS, d.order_id or "") == orders[0].created_at
+    decision = await eng.store.alert_decision("s1")
+    assert isinstance(decision, Decision) and decision.order_id == d.order_id
+    ledger = await eng.store.load_ledger(eng.broker.account)
+    assert ledger is not None and ledger.position("AAPL") == 2
 
 
 async def test_an_accepted_order_that_never_reached_the_broker_is_sent_after_a_restart(

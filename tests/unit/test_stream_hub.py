@@ -80,3 +80,26 @@ async def test_idle_clients_get_heartbeats() -> None:
     await asyncio.sleep(0.18)
     task.cancel()
     assert [f["type"] for f in ws.frames][:2] == ["heartbeat", "heartbeat"]
+
+
+async def test_clients_get_only_their_symbols_and_each_tick_its_own_prices() -> None:
+    """Frames are encoded once per tick and shared between clients with the same symbols:
+    a client must still get exactly its symbols, and the next tick's prices, not a reused frame."""
+    hub = QuoteHub(redis=None)  # type: ignore[arg-type]
+    sockets = {name: FakeSocket() for name in ("a", "b", "c")}
+    clients = {name: StreamClient(ws, hub) for name, ws in sockets.items()}  # type: ignore[arg-type]
+    hub.subscribe(clients["a"], ["AAPL"])
+    hub.subscribe(clients["b"], ["AAPL", "MSFT"])
+    hub.subscribe(clients["c"], ["AAPL"])
+    tasks = [asyncio.create_task(c.sender(heartbeat=60, send_timeout=1)) for c in clients.values()]
+    for n in (1, 2):
+        hub.dispatch(b"[" + quote("AAPL", n) + b"," + quote("MSFT", n) + b"]")
+        await asyncio.sleep(0.02)
+    for t in tasks:
+        t.cancel()
+    seen = {
+        name: [sorted((q["symbol"], q["time"]) for q in f["data"]) for f in ws.frames]
+        for name, ws in sockets.items()
+    }
+    assert seen["a"] == seen["c"] == [[("AAPL", 1)], [("AAPL", 2)]]
+    assert seen["b"] == [[("AAPL", 1), ("MSFT", 1)], [("AAPL", 2), ("MSFT", 2)]]

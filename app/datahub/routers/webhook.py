@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
 from redis.exceptions import RedisError
 
@@ -77,7 +77,7 @@ async def _read_body(request: Request) -> bytes | None:
         503: {"model": WebhookRejection, "description": "state store unavailable; nothing placed"},
     },
 )
-async def tradingview(request: Request, services: ServicesDep) -> JSONResponse:
+async def tradingview(request: Request, services: ServicesDep) -> Response:
     """Take one alert; answer with the decision (accepted with order id, denied with reason)."""
     started = time.perf_counter()
     settings = services.settings
@@ -160,7 +160,8 @@ async def tradingview(request: Request, services: ServicesDep) -> JSONResponse:
         )
     WEBHOOK_ALERTS.labels("duplicate" if decision.duplicate else decision.status).inc()
     WEBHOOK_LATENCY.observe(time.perf_counter() - started)
-    return JSONResponse(
-        decision.model_dump(exclude_none=True),
+    return Response(
+        decision.model_dump_json(exclude_none=True),
         status_code=202 if decision.status == "accepted" else 200,
+        media_type="application/json",
     )
