@@ -88,11 +88,12 @@ def create_app(settings: Settings, *, feed: Feed | None = None) -> FastAPI:
         description="TradingView UDF datafeed, quotes, WebSocket stream, webhook intake and admin API.",
         lifespan=lifespan,
     )
-    app.include_router(health.router)
-    app.include_router(udf.router)
-    app.include_router(quotes.router)
-    app.include_router(stream.router)
+    # the hot routes first: Starlette tries routes in order, per request
     app.include_router(webhook.router)
+    app.include_router(quotes.router)
+    app.include_router(udf.router)
+    app.include_router(health.router)
+    app.include_router(stream.router)
     app.include_router(admin.router)
     app.include_router(console.router)
     instrument_app(app)  # no-op unless setup_tracing() ran first

@@ -1,4 +1,7 @@
-"""FastAPI dependencies: services, settings, symbol parsing."""
+"""FastAPI dependencies: services, settings, symbol parsing.
+
+All ``async def``: FastAPI runs a plain ``def`` dependency in its thread pool, a thread
+hop per request that cost more than the webhook's own work."""
 
 from __future__ import annotations
 
@@ -10,16 +13,16 @@ from app.config import Settings
 from app.datahub.services import Services
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
     services: Services = request.app.state.services
     return services
 
 
-def get_settings(services: Annotated[Services, Depends(get_services)]) -> Settings:
+async def get_settings(services: Annotated[Services, Depends(get_services)]) -> Settings:
     return services.settings
 
 
-def get_ready_services(services: Annotated[Services, Depends(get_services)]) -> Services:
+async def get_ready_services(services: Annotated[Services, Depends(get_services)]) -> Services:
     """Admin endpoints need the execution engine's state loaded."""
     if not services.engine.started:
         raise HTTPException(503, "execution engine starting (waiting for Redis)")

@@ -60,7 +60,7 @@ def source_allowed(addr: str, allow: Iterable[str]) -> bool:
     return not networks or _in(addr, networks)
 
 
-def require_admin(
+async def require_admin(
     settings: Annotated[Settings, Depends(get_settings)],
     x_api_key: Annotated[str | None, Header()] = None,
 ) -> None:
