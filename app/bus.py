@@ -44,11 +44,17 @@ class Keys:
     OPEN_ORDERS = f"{PREFIX}:orders:open"  # set of non-terminal order ids
     RECENT_ORDERS = f"{PREFIX}:orders:recent"  # zset id -> created time
     FILLS_SEEN = f"{PREFIX}:fills:seen"  # set of applied fill ids (idempotent apply)
+    FILLS_INDEXED = f"{PREFIX}:fills:indexed"  # set once the per-symbol index covers the stream
     KILL_SWITCH = f"{PREFIX}:risk:kill-switch"
 
     @staticmethod
     def order(order_id: str) -> str:
         return f"{PREFIX}:order:{order_id}"
+
+    @staticmethod
+    def fills_by_symbol(symbol: str) -> str:
+        """Zset: fill JSON scored by fill time, one per symbol (chart marks by time range)."""
+        return f"{PREFIX}:fills:by-symbol:{symbol}"
 
     @staticmethod
     def alert(alert_id: str) -> str:

@@ -58,19 +58,9 @@ async def _serve(settings: Settings, *, with_kairos: bool = False) -> None:
     import uvicorn
 
     from app.datahub.app import create_app
+    from app.datahub.server import uvicorn_config
 
-    config = uvicorn.Config(
-        create_app(settings),
-        host=settings.http_host,
-        port=settings.http_port,
-        log_config=None,
-        access_log=False,
-        lifespan="on",
-        proxy_headers=False,  # X-Forwarded-For is honoured only from TRADEROPS_TRUSTED_PROXIES
-        # compressing every quote frame for every client costs more CPU than the frame
-        # itself; off unless asked for (a stream over a slow link)
-        ws_per_message_deflate=settings.ws_compression,
-    )
+    config = uvicorn_config(create_app(settings))
     server = uvicorn.Server(config)
     if not with_kairos:
         await server.serve()

@@ -42,11 +42,15 @@ def _free_port() -> int:
 
 
 class EmbeddedRedis:
-    """redis-server on loopback with AOF on, data under ``directory``."""
+    """redis-server on loopback with AOF on, data under ``directory``; can be restarted.
 
-    def __init__(self, directory: Path, port: int | None = None) -> None:
+    The test suite starts its servers with this class too (``tests/servers.py``).
+    """
+
+    def __init__(self, directory: Path, port: int | None = None, binary: str | None = None) -> None:
         self.directory = directory
         self.port = port or _free_port()
+        self.binary = binary
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -54,7 +58,7 @@ class EmbeddedRedis:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self, timeout: float = 10.0) -> None:
-        binary = find_redis_server()
+        binary = self.binary or find_redis_server()
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         log_file = self.directory / "redis.log"
         self.proc = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
@@ -109,3 +113,7 @@ class EmbeddedRedis:
             self.proc.kill()
             self.proc.wait(timeout=5)
         self.proc = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()

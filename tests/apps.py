@@ -10,6 +10,7 @@ from typing import Any
 import uvicorn
 from fastapi import FastAPI
 
+from app.datahub.server import uvicorn_config
 from tests.servers import free_port
 
 
@@ -17,9 +18,7 @@ from tests.servers import free_port
 async def serve(app: FastAPI, port: int | None = None) -> AsyncIterator[str]:
     """Serve ``app`` on 127.0.0.1 and yield its base URL; lifespan runs for real."""
     port = port or free_port()
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_config=None, lifespan="on", proxy_headers=False
-    )
+    config = uvicorn_config(app, host="127.0.0.1", port=port)
     server = uvicorn.Server(config)
     server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
     task = asyncio.create_task(server.serve())

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from app.embedded import EmbeddedRedis
+
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 
@@ -51,59 +53,12 @@ def wait_for_port(
     raise TimeoutError(f"port {port} did not open within {timeout}s")
 
 
-class RedisServer:
-    """A real ``redis-server`` with AOF on, in its own directory; can be restarted."""
+class RedisServer(EmbeddedRedis):
+    """The stack's own embedded redis-server (AOF on, restartable), with the binary the
+    set-up installs: under CI a missing one fails the test instead of falling back."""
 
     def __init__(self, directory: Path, port: int | None = None) -> None:
-        self.binary = require_binary("redis-server")
-        self.directory = directory
-        self.port = port or free_port()
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        self.proc = subprocess.Popen(
-            [
-                self.binary,
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "everysec",
-                "--dir",
-                str(self.directory),
-                "--daemonize",
-                "no",
-                "--protected-mode",
-                "yes",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        wait_for_port(self.port, proc=self.proc)
-
-    def stop(self, *, kill: bool = False) -> None:
-        if self.proc is None:
-            return
-        if kill:
-            self.proc.kill()
-        else:
-            self.proc.terminate()
-        self.proc.wait(timeout=10)
-        self.proc = None
-
-    def restart(self) -> None:
-        self.stop()
-        self.start()
+        super().__init__(directory, port or free_port(), binary=require_binary("redis-server"))
 
 
 @contextmanager

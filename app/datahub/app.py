@@ -88,6 +88,7 @@ def create_app(settings: Settings, *, feed: Feed | None = None) -> FastAPI:
         description="TradingView UDF datafeed, quotes, WebSocket stream, webhook intake and admin API.",
         lifespan=lifespan,
     )
+    app.state.settings = settings  # for the server's own options (app/datahub/server.py)
     # the hot routes first: Starlette tries routes in order, per request
     app.include_router(webhook.router)
     app.include_router(quotes.router)

@@ -93,6 +93,8 @@ class ExecutionEngine:
 
     # -- lifecycle ---------------------------------------------------------------
     async def start(self) -> None:
+        if indexed := await self.store.index_fills():
+            log.info("indexed %d earlier fills by symbol (chart marks)", indexed)
         ledger = await self.store.load_ledger(self.broker.account)
         if ledger is not None:
             self.ledger = ledger
@@ -686,9 +688,7 @@ class ExecutionEngine:
     async def marks(self, symbol: str, start: int, end: int) -> list[dict[str, Any]]:
         """Our fills in ``[start, end)`` as UDF chart marks (green buys, red sells)."""
         rows = []
-        for fill in await self.store.fills(limit=10_000):
-            if fill.symbol != symbol or not start <= fill.time < end:
-                continue
+        for fill in await self.store.fills_between(symbol, start, end):
             buy = fill.side.sign > 0
             rows.append(
                 {

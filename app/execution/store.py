@@ -17,6 +17,7 @@ from app.observability.tracing import inject_context
 
 STREAM_MAXLEN = 100_000
 ALERTS_MAXLEN = 10_000
+FILLS_PER_SYMBOL = 20_000  # the newest fills per symbol kept for chart marks
 CLAIM_LEASE_SECONDS = 30
 PENDING = b"pending:"
 _CLAIM = """
@@ -52,13 +53,17 @@ redis.call('PUBLISH', KEYS[5], ARGV[6])
 return 1
 """
 _SAVE_FILL = """
--- KEYS: fills seen, fills stream, order, orders stream, open set, ledger, events channel
+-- KEYS: fills seen, fills stream, order, orders stream, open set, ledger, events channel,
+--       the symbol's fill index
 -- ARGV: fill id, fill json, order id, order json, terminal ('1'|''), ledger json, maxlen,
---       fill event, order event, earlier SUBMITTED order json or '', trace pairs...
+--       fill event, order event, earlier SUBMITTED order json or '', fill time,
+--       index cap, trace pairs...
 local trace = {}
-for i = 11, #ARGV do trace[#trace + 1] = ARGV[i] end
+for i = 13, #ARGV do trace[#trace + 1] = ARGV[i] end
 redis.call('SADD', KEYS[1], ARGV[1])
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[7], '*', 'fill', ARGV[2], unpack(trace))
+redis.call('ZADD', KEYS[8], ARGV[11], ARGV[2])
+redis.call('ZREMRANGEBYRANK', KEYS[8], 0, -(tonumber(ARGV[12]) + 1))
 if ARGV[10] ~= '' then
   redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[7], '*', 'order', ARGV[10], unpack(trace))
 end
@@ -219,6 +224,7 @@ class ExecutionStore:
                 Keys.OPEN_ORDERS,
                 Keys.ledger(ledger.account),
                 Keys.EVENTS_CHANNEL,
+                Keys.fills_by_symbol(fill.symbol),
             ],
             args=[
                 fill.id,
@@ -231,6 +237,8 @@ class ExecutionStore:
                 b'{"type":"fill","data":' + fill_raw.encode() + b"}",
                 b'{"type":"order","data":' + order_raw.encode() + b"}",
                 submitted.model_dump_json() if submitted is not None else "",
+                repr(fill.time),
+                FILLS_PER_SYMBOL,
                 *_trace_fields(),  # the journal continues the webhook's trace
             ],
         )
@@ -241,6 +249,33 @@ class ExecutionStore:
 
     async def save_ledger(self, ledger: Ledger) -> None:
         await self.redis.set(Keys.ledger(ledger.account), orjson.dumps(ledger.to_dict()))
+
+    async def fills_between(self, symbol: str, start: float, end: float) -> list[Fill]:
+        """``symbol``'s fills with ``start <= time < end``, oldest first (the index)."""
+        raws: Any = await self.redis.zrangebyscore(Keys.fills_by_symbol(symbol), start, f"({end}")
+        return [Fill.model_validate_json(r) for r in raws]
+
+    async def index_fills(self, chunk: int = 1000) -> int:
+        """Build the per-symbol fill index from the fills stream, once (fills booked before
+        the index existed); later fills are indexed as they are saved. Idempotent."""
+        if await self.redis.exists(Keys.FILLS_INDEXED):
+            return 0
+        count, cursor = 0, "-"
+        while True:
+            entries: Any = await self.redis.xrange(Keys.FILLS_STREAM, cursor, "+", count=chunk)
+            if cursor != "-":
+                entries = entries[1:]  # the range is inclusive of the last id read
+            if not entries:
+                break
+            pipe = self.redis.pipeline(transaction=False)
+            for _, fields in entries:
+                fill = Fill.model_validate_json(fields[b"fill"])
+                pipe.zadd(Keys.fills_by_symbol(fill.symbol), {fields[b"fill"]: fill.time})
+            await pipe.execute()
+            count += len(entries)
+            cursor = _text(entries[-1][0])
+        await self.redis.set(Keys.FILLS_INDEXED, str(count))
+        return count
 
     async def fills(self, limit: int = 1000) -> list[Fill]:
         entries: Any = await self.redis.xrevrange(Keys.FILLS_STREAM, count=limit)

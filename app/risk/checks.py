@@ -14,7 +14,7 @@ apply to every order (and the breaker too, if ``block_reducing``).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 from app.models.orders import OrderRequest
 from app.risk.breaker import CircuitBreaker
@@ -36,6 +36,8 @@ from app.risk.limits import (
 )
 from app.risk.market_hours import SessionTable
 from app.risk.state import BookState, SymbolState
+
+L = TypeVar("L")
 
 
 @dataclass(slots=True, frozen=True)
@@ -103,6 +105,25 @@ class Check:
 
     def deny(self, reason: str, message: str, **detail: Any) -> RiskDecision:
         return RiskDecision(False, self.name, reason, message, detail)
+
+
+class PerStrategyCheck(Check, Generic[L]):
+    """A check whose limits can differ per strategy (``default`` for the others)."""
+
+    def __init__(self, default: L | None, by_strategy: dict[str, L | None]) -> None:
+        self.default = default
+        self.by_strategy = by_strategy
+
+    def evaluate(self, c: Ctx) -> RiskDecision | None:
+        cfg = (
+            self.by_strategy.get(c.order.strategy, self.default)
+            if self.by_strategy
+            else self.default
+        )
+        return None if cfg is None else self.check(c, cfg)
+
+    def check(self, c: Ctx, cfg: L) -> RiskDecision | None:
+        raise NotImplementedError
 
 
 def _pct(x: float) -> str:
@@ -500,25 +521,12 @@ class SectorConcentrationCheck(Check):
 
 
 # -- order / strategy -----------------------------------------------------------------
-class PositionSizeCheck(Check):
+class PositionSizeCheck(PerStrategyCheck[PositionSizeLimits]):
     name = "position_size"
     layer = "order"
     new_risk_only = True
 
-    def __init__(
-        self, default: PositionSizeLimits | None, by_strategy: dict[str, PositionSizeLimits | None]
-    ) -> None:
-        self.default = default
-        self.by_strategy = by_strategy
-
-    def evaluate(self, c: Ctx) -> RiskDecision | None:
-        cfg = (
-            self.by_strategy.get(c.order.strategy, self.default)
-            if self.by_strategy
-            else (self.default)
-        )
-        if cfg is None:
-            return None
+    def check(self, c: Ctx, cfg: PositionSizeLimits) -> RiskDecision | None:
         shares = abs(c.new_qty)
         if cfg.max_shares is not None and shares > cfg.max_shares:
             return self.deny(
@@ -549,29 +557,14 @@ class PositionSizeCheck(Check):
         }
 
 
-class OrderNotionalCheck(Check):
+class OrderNotionalCheck(PerStrategyCheck[OrderNotionalLimits]):
     """Fat-finger size guard; reducing orders are bounded by the position instead."""
 
     name = "order_notional"
     layer = "order"
     new_risk_only = True
 
-    def __init__(
-        self,
-        default: OrderNotionalLimits | None,
-        by_strategy: dict[str, OrderNotionalLimits | None],
-    ) -> None:
-        self.default = default
-        self.by_strategy = by_strategy
-
-    def evaluate(self, c: Ctx) -> RiskDecision | None:
-        cfg = (
-            self.by_strategy.get(c.order.strategy, self.default)
-            if self.by_strategy
-            else (self.default)
-        )
-        if cfg is None:
-            return None
+    def check(self, c: Ctx, cfg: OrderNotionalLimits) -> RiskDecision | None:
         assert c.price is not None
         notional = c.qty * c.price
         if notional <= cfg.max_notional:
@@ -632,25 +625,12 @@ class PriceCollarCheck(Check):
         return {"max_deviation_pct": self.max_pct, "require_quote": self.require_quote}
 
 
-class QuantityCheck(Check):
+class QuantityCheck(PerStrategyCheck[QuantityLimits]):
     name = "quantity"
     layer = "order"
     new_risk_only = True
 
-    def __init__(
-        self, default: QuantityLimits | None, by_strategy: dict[str, QuantityLimits | None]
-    ) -> None:
-        self.default = default
-        self.by_strategy = by_strategy
-
-    def evaluate(self, c: Ctx) -> RiskDecision | None:
-        cfg = (
-            self.by_strategy.get(c.order.strategy, self.default)
-            if self.by_strategy
-            else (self.default)
-        )
-        if cfg is None:
-            return None
+    def check(self, c: Ctx, cfg: QuantityLimits) -> RiskDecision | None:
         qty = c.qty
         if qty < cfg.min_quantity:
             return self.deny(

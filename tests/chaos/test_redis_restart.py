@@ -54,16 +54,6 @@ RECOVERY_BUDGET = 5.0  # seconds after Redis is back until the webhook answers 2
 
 
 @pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path / "redis")
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
 def hub(redis_server: RedisServer, tmp_path: Path) -> Iterator[Datahub]:
     (tmp_path / "hub").mkdir()
     datahub = Datahub(redis_server.url, tmp_path / "hub")

@@ -14,7 +14,7 @@ from app.execution.engine import ExecutionEngine
 from app.execution.store import ExecutionStore
 from app.models.alerts import Alert, Decision
 from app.models.market import Quote
-from app.models.orders import Order, OrderStatus
+from app.models.orders import Fill, Order, OrderStatus
 from app.models.portfolio import AccountState, Position
 from app.risk.engine import RiskEngine
 from app.risk.limits import parse_limits
@@ -234,3 +234,41 @@ async def test_start_up_adopts_the_brokers_positions_and_cash(redis: Redis) -> N
     decision = await eng.handle_alert(Alert(ticker="MSFT", action="exit", alert_id="adopt-1"))
     assert decision.quantity == 7  # sized against the adopted book
     await eng.close()
+
+
+async def test_marks_come_from_the_symbol_index_and_older_fills_are_indexed_at_start(
+    redis: Redis,
+) -> None:
+    """Chart marks read a per-symbol index by time, not the whole fills stream. Fills booked
+    before the index existed (only in the stream) are indexed once when the engine starts."""
+    old = Fill(
+        id="old-1",
+        order_id="o-old",
+        broker="paper",
+        account="paper",
+        symbol="MSFT",
+        intent="sell_short",
+        quantity=4,
+        price=410.0,
+        time=1_700_000_000.0,
+    )
+    await redis.xadd(Keys.FILLS_STREAM, {"fill": old.model_dump_json()})  # as an older release
+    tape = Tape()
+    tape.set("AAPL", 100.0)
+    eng = make_engine(redis, tape)
+    await eng.start()
+    try:
+        assert [m["id"] for m in await eng.marks("MSFT", 1_699_999_000, 1_700_001_000)] == ["old-1"]
+        assert await eng.marks("MSFT", 1_700_000_001, 1_700_001_000) == []  # to the second
+        assert await eng.marks("AAPL", 0, 2_000_000_000) == []
+        d = await eng.handle_alert(Alert(ticker="AAPL", action="buy", quantity=2, alert_id="m1"))
+        await settle(eng)
+        now = int(time.time())
+        marks = await eng.marks("AAPL", now - 60, now + 60)
+        assert [(m["label"], m["color"]) for m in marks] == [("B", "green")]
+        assert "buy 2 @" in marks[0]["text"] and d.order_id
+        assert await eng.marks("AAPL", now + 60, now + 120) == []  # `to` is exclusive
+    finally:
+        await eng.close()
+    again = make_engine(redis, tape)  # a restart does not index twice
+    assert await again.store.index_fills() == 0

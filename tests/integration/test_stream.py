@@ -105,3 +105,15 @@ async def test_stream_survives_a_redis_restart(redis_srv: RedisServer, redis: ob
             if t > last:
                 fresh += 1
                 last = t
+
+
+async def test_compression_is_off_unless_asked_for(redis_srv: RedisServer, redis: object) -> None:
+    """A browser offers permessage-deflate; the datahub declines it by default (CPU per
+    frame per client) and accepts it with TRADEROPS_WS_COMPRESSION=true."""
+    for enabled in (False, True):
+        app = create_app(settings_for(redis_srv.url, symbols=["AAPL"], ws_compression=enabled))
+        async with serve(app) as url, websockets.connect(ws_url(url), compression="deflate") as ws:
+            agreed = ws.response.headers.get("Sec-WebSocket-Extensions", "")
+            assert ("permessage-deflate" in agreed) is enabled, agreed
+            await ws.send(json.dumps({"op": "subscribe", "symbols": ["AAPL"]}))
+            assert (await recv_type(ws, "quotes"))["data"][0]["symbol"] == "AAPL"

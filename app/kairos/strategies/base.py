@@ -10,7 +10,9 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, ClassVar, Generic, Protocol, Self, TypeVar, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from app.kairos.models import Account, Action, Position, QuoteSnapshot, Signal
 from app.models.market import Bar, Resolution
@@ -89,3 +91,45 @@ class Strategy(Protocol):
 
 
 StrategyFunction = Callable[[StrategyContext], list[Signal]]
+
+
+class RsiParams(BaseModel):
+    """Parameters of the strategies that read RSI over completed bars; a subclass names
+    its other look-back in ``lookback_field`` (history must cover both)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    lookback_field: ClassVar[str]
+
+    resolution: Resolution = Resolution.M5
+    history_bars: int = Field(150, ge=30, le=5000, description="bars fetched (indicator warm-up)")
+    rsi_period: int = Field(14, ge=2, le=200)
+    rsi_oversold: float = Field(30, gt=0, lt=100)
+    rsi_overbought: float = Field(70, gt=0, lt=100)
+
+    @property
+    def warmup(self) -> int:
+        """Bars needed before the first value of every indicator."""
+        return max(self.rsi_period, int(getattr(self, self.lookback_field)))
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if self.rsi_oversold >= self.rsi_overbought:
+            raise ValueError("rsi_oversold must be below rsi_overbought")
+        if self.history_bars <= self.warmup:
+            raise ValueError(f"history_bars must exceed rsi_period and {self.lookback_field}")
+        return self
+
+
+P = TypeVar("P", bound=RsiParams)
+
+
+class BarStrategy(Generic[P]):
+    """A strategy over completed bars of one resolution and the current book."""
+
+    def __init__(self, params: P) -> None:
+        self.params = params
+
+    def needs(self) -> DataNeeds:
+        return DataNeeds(
+            resolution=self.params.resolution, bars=self.params.history_bars, positions=True
+        )

@@ -9,47 +9,27 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field
 
 from app.kairos.indicators import bollinger, rsi
 from app.kairos.models import Action, Signal
-from app.kairos.strategies.base import DataNeeds, StrategyContext
+from app.kairos.strategies.base import BarStrategy, RsiParams, StrategyContext
 from app.models.market import Resolution
 
 
-class MeanReversionParams(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class MeanReversionParams(RsiParams):
+    lookback_field = "bb_period"
 
     resolution: Resolution = Resolution.M15
-    history_bars: int = Field(150, ge=30, le=5000)
     bb_period: int = Field(20, ge=2, le=500)
     bb_std: float = Field(2.0, gt=0, le=5)
-    rsi_period: int = Field(14, ge=2, le=200)
-    rsi_oversold: float = Field(30, gt=0, lt=100)
-    rsi_overbought: float = Field(70, gt=0, lt=100)
     exit_at: Literal["middle", "upper"] = "middle"
     allow_short: bool = False
 
-    @model_validator(mode="after")
-    def _consistent(self) -> MeanReversionParams:
-        if self.rsi_oversold >= self.rsi_overbought:
-            raise ValueError("rsi_oversold must be below rsi_overbought")
-        if self.history_bars <= max(self.rsi_period, self.bb_period):
-            raise ValueError("history_bars must exceed rsi_period and bb_period")
-        return self
 
-
-class MeanReversion:
+class MeanReversion(BarStrategy[MeanReversionParams]):
     name = "mean_reversion"
     Params = MeanReversionParams
-
-    def __init__(self, params: MeanReversionParams) -> None:
-        self.params = params
-
-    def needs(self) -> DataNeeds:
-        return DataNeeds(
-            resolution=self.params.resolution, bars=self.params.history_bars, positions=True
-        )
 
     def evaluate(self, ctx: StrategyContext) -> list[Signal]:
         p = self.params
@@ -57,7 +37,7 @@ class MeanReversion:
         entries: list[tuple[float, Signal]] = []
         for symbol in ctx.job.symbols:
             bars = ctx.bars.get(symbol, ())
-            if len(bars) <= max(p.rsi_period, p.bb_period):
+            if len(bars) <= p.warmup:
                 continue
             closes = [b.close for b in bars]
             last = bars[-1]

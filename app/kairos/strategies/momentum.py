@@ -6,45 +6,23 @@ lower on no interest; the RSI exit takes the rebound without waiting for the tar
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field
 
 from app.kairos.indicators import rsi, volume_ratio
 from app.kairos.models import Action, Signal
-from app.kairos.strategies.base import DataNeeds, StrategyContext
-from app.models.market import Resolution
+from app.kairos.strategies.base import BarStrategy, RsiParams, StrategyContext
 
 
-class MomentumParams(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class MomentumParams(RsiParams):
+    lookback_field = "volume_period"
 
-    resolution: Resolution = Resolution.M5
-    history_bars: int = Field(150, ge=30, le=5000, description="bars fetched (RSI warm-up)")
-    rsi_period: int = Field(14, ge=2, le=200)
-    rsi_oversold: float = Field(30, gt=0, lt=100)
-    rsi_overbought: float = Field(70, gt=0, lt=100)
     volume_period: int = Field(20, ge=2, le=500)
     volume_multiplier: float = Field(1.5, gt=1)
 
-    @model_validator(mode="after")
-    def _consistent(self) -> MomentumParams:
-        if self.rsi_oversold >= self.rsi_overbought:
-            raise ValueError("rsi_oversold must be below rsi_overbought")
-        if self.history_bars <= max(self.rsi_period, self.volume_period):
-            raise ValueError("history_bars must exceed rsi_period and volume_period")
-        return self
 
-
-class Momentum:
+class Momentum(BarStrategy[MomentumParams]):
     name = "momentum"
     Params = MomentumParams
-
-    def __init__(self, params: MomentumParams) -> None:
-        self.params = params
-
-    def needs(self) -> DataNeeds:
-        return DataNeeds(
-            resolution=self.params.resolution, bars=self.params.history_bars, positions=True
-        )
 
     def evaluate(self, ctx: StrategyContext) -> list[Signal]:
         p = self.params
@@ -52,7 +30,7 @@ class Momentum:
         candidates: list[tuple[float, Signal]] = []
         for symbol in ctx.job.symbols:
             bars = ctx.bars.get(symbol, ())
-            if len(bars) <= max(p.rsi_period, p.volume_period):
+            if len(bars) <= p.warmup:
                 continue
             last = bars[-1]
             value = rsi([b.close for b in bars], p.rsi_period)[-1]

@@ -1,0 +1,17 @@
+"""Fault tests break their servers: each test gets its own redis-server."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.servers import RedisServer
+from tests.servers import redis_server as started_redis
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    with started_redis(tmp_path / "redis") as server:
+        yield server
