@@ -57,6 +57,11 @@ class Keys:
         return f"{PREFIX}:fills:by-symbol:{symbol}"
 
     @staticmethod
+    def instance(instance_id: str) -> str:
+        """An execution engine's heartbeat (short TTL): its alert claims are live."""
+        return f"{PREFIX}:instance:{instance_id}"
+
+    @staticmethod
     def alert(alert_id: str) -> str:
         """Idempotency claim and stored decision for one alert."""
         return f"{PREFIX}:alert:{alert_id}"

@@ -9,6 +9,7 @@ the background and report through ``on_broker_event``. One engine per account
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import time
@@ -21,7 +22,7 @@ from redis.exceptions import RedisError
 from app.brokers.base import Broker, BrokerError, BrokerEvent, BrokerTimeoutError
 from app.execution.ledger import Ledger
 from app.execution.sizing import SizingConfig, SizingError, size
-from app.execution.store import ExecutionStore
+from app.execution.store import INSTANCE_TTL_SECONDS, ExecutionStore
 from app.models.alerts import Alert, AlertAction, Decision
 from app.models.market import Quote
 from app.models.orders import TRANSITIONS, Fill, Intent, Order, OrderRequest, OrderStatus, OrderType
@@ -42,6 +43,10 @@ from app.risk.killswitch import KillState
 log = logging.getLogger(__name__)
 
 QuoteFn = Callable[[str], Any]
+
+
+class ClaimLostError(Exception):
+    """Our claim on an alert ended before its decision was stored (fenced: nothing written)."""
 
 
 def alert_key(alert: Alert) -> str:
@@ -83,8 +88,10 @@ class ExecutionEngine:
         self._lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
         self._inflight: dict[str, asyncio.Future[Decision]] = {}
-        self._abandoned: dict[str, str] = {}  # alert id -> claim token we failed to release
         self._watcher: asyncio.Task[None] | None = None
+        self._heartbeat: asyncio.Task[None] | None = None
+        # names this engine in its alert claims; its heartbeat key says it is alive
+        self.instance = uuid.uuid4().hex[:12]
         self.last: dict[str, float] = {}  # last trade per symbol, from the quote fan-out
         self.started = False  # state loaded and reconciled: safe to take alerts
         self._pnl_gauge = DAILY_PNL.labels(broker.account)
@@ -114,8 +121,19 @@ class ExecutionEngine:
                     exc,
                 )
         self._update_gauges()
+        await self.store.heartbeat(self.instance)
+        self._heartbeat = asyncio.create_task(self._beat(), name="engine-heartbeat")
         self._watcher = asyncio.create_task(self._watch_unknown(), name="unknown-orders")
         self.started = True
+
+    async def _beat(self) -> None:
+        """Keep our heartbeat key alive: while it is, no other engine takes our claims."""
+        while True:
+            await asyncio.sleep(INSTANCE_TTL_SECONDS / 5)
+            try:
+                await self.store.heartbeat(self.instance)
+            except (RedisError, OSError) as exc:  # claims may be taken over; writes are fenced
+                log.warning("engine heartbeat failed: %s", exc)
 
     async def _watch_unknown(self, every: float = 5.0) -> None:
         """Orders left UNKNOWN by a broker timeout: ask the broker by tag until it knows.
@@ -159,6 +177,10 @@ class ExecutionEngine:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+        with contextlib.suppress(RedisError, OSError):  # gone: claims left are free at once
+            await self.store.drop_heartbeat(self.instance)
         await self.broker.close()
 
     def _sync_risk(self) -> None:
@@ -259,21 +281,27 @@ class ExecutionEngine:
         future: asyncio.Future[Decision] = asyncio.get_running_loop().create_future()
         self._inflight[alert_id] = future
         try:
-            token = uuid.uuid4().hex
-            previous = self._abandoned.pop(alert_id, None)
-            if not await self.store.claim_alert(alert_id, token, previous=previous):
-                decision = await self._previous_decision(alert_id)
-                future.set_result(decision)
-                return decision
+            token = f"{self.instance}:{uuid.uuid4().hex}"
+            # (a claim of this engine's that we find is an orphan: copies in flight here
+            # were answered above, so ours is taken over; see ExecutionStore.claim_alert)
+            if not await self.store.claim_alert(alert_id, token):
+                found = await self._previous_decision(alert_id, token)
+                if found is not None:
+                    future.set_result(found)
+                    return found
+                log.warning("alert %s: its claimant stopped before deciding; deciding it", alert_id)
             try:
-                decision = await self._decide(alert, alert_id)
+                decision = await self._decide(alert, alert_id, token)
+            except ClaimLostError:
+                log.warning("alert %s: claim lost while deciding; not placed here", alert_id)
+                winner = await self._previous_decision(alert_id, token, take_over=False)
+                assert winner is not None  # None only when taking over
+                decision = winner
             except BaseException:
-                try:  # let a retry decide again
+                # let a retry decide again (if Redis is down too, our retry takes the claim
+                # over as this engine's own; another engine's once our heartbeat lapses)
+                with contextlib.suppress(RedisError, OSError):
                     await self.store.release_alert(alert_id, token)
-                except (RedisError, OSError):  # remember it: our own retry may take it over
-                    self._abandoned[alert_id] = token
-                    if len(self._abandoned) > 10_000:
-                        self._abandoned.pop(next(iter(self._abandoned)))
                 raise
             future.set_result(decision)
             return decision
@@ -285,14 +313,19 @@ class ExecutionEngine:
         finally:
             self._inflight.pop(alert_id, None)
 
-    async def _previous_decision(self, alert_id: str) -> Decision:
-        """A repeat: wait (briefly) for the first copy's decision and return it."""
-        for _ in range(600):
+    async def _previous_decision(
+        self, alert_id: str, token: str, *, take_over: bool = True
+    ) -> Decision | None:
+        """A repeat: wait (briefly) for the first copy's decision and return it. None when
+        the first copy's engine has stopped (heartbeat gone) and the claim is now ours."""
+        for i in range(600):
             found = await self.store.alert_decision(alert_id)
             if isinstance(found, Decision):
                 return found.model_copy(update={"duplicate": True})
             if found is None:  # first copy failed and released its claim
                 break
+            if take_over and i % 20 == 0 and await self.store.claim_alert(alert_id, token):
+                return None
             await asyncio.sleep(0.005)
         return Decision(
             alert_id=alert_id,
@@ -304,7 +337,7 @@ class ExecutionEngine:
             duplicate=True,
         )
 
-    async def _decide(self, alert: Alert, alert_id: str) -> Decision:
+    async def _decide(self, alert: Alert, alert_id: str, token: str) -> Decision:
         """Decide under the engine lock (in memory only), then persist, then answer.
 
         The lock covers reading the book and registering the new orders, so two alerts
@@ -360,7 +393,8 @@ class ExecutionEngine:
                 for order in orders:
                     self.orders[order.id] = order
         if denial is not None:
-            await self.store.save_decision(denial, self.alert_ttl)
+            if not await self.store.save_alert([], denial, ttl=self.alert_ttl, token=token):
+                raise ClaimLostError(alert_id)
             return denial
         decision = Decision(
             **base,
@@ -372,16 +406,17 @@ class ExecutionEngine:
             else f"accepted as {len(orders)} orders: {', '.join(o.id for o in orders)}",
         )
         try:
-            for i, order in enumerate(orders):
-                last = i == len(orders) - 1
-                await self.store.save_order(
-                    order, decision=decision if last else None, ttl=self.alert_ttl
-                )
+            saved = await self.store.save_alert(orders, decision, ttl=self.alert_ttl, token=token)
         except BaseException:
-            for order in orders:  # not acknowledged: forget it entirely
-                self.orders.pop(order.id, None)
-                self.risk.undo_submitted(order.request, now)
+            saved = False
             raise
+        finally:
+            if not saved:
+                for order in orders:  # not acknowledged: forget it entirely
+                    self.orders.pop(order.id, None)
+                    self.risk.undo_submitted(order.request, now)
+        if not saved:
+            raise ClaimLostError(alert_id)
         ORDERS.labels(self.broker.name, OrderStatus.NEW.value).inc(len(orders))
         self._spawn(self._submit_chain(orders))
         return decision

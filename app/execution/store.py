@@ -20,36 +20,56 @@ ALERTS_MAXLEN = 10_000
 FILLS_PER_SYMBOL = 20_000  # the newest fills per symbol kept for chart marks
 CLAIM_LEASE_SECONDS = 30
 PENDING = b"pending:"
+INSTANCE_TTL_SECONDS = 5  # an engine that has not beaten for this long is gone
 _CLAIM = """
+-- KEYS: the alert.  ARGV: our claim (pending:<instance>:<token>), lease, instance key
+-- prefix, our instance
 local v = redis.call('get', KEYS[1])
-if (not v) or v == ARGV[1] or (ARGV[2] ~= '' and v == ARGV[2]) then
-  redis.call('set', KEYS[1], ARGV[1], 'EX', ARGV[3])
+if not v then
+  redis.call('set', KEYS[1], ARGV[1], 'EX', ARGV[2])
+  return 1
+end
+-- a claim of ours that nothing here is deciding (the caller checked: left by a failed
+-- attempt, or a retried command's own), or of an engine whose heartbeat is gone
+local holder = string.match(v, '^pending:(%w+):')
+if holder and (holder == ARGV[4] or redis.call('exists', ARGV[3] .. holder) == 0) then
+  redis.call('set', KEYS[1], ARGV[1], 'EX', ARGV[2])
   return 1
 end
 return 0
 """
-# One script per persisted transition: one command and one reply instead of a
-# MULTI/EXEC of ten (redis-py's per-command cost dominated the webhook path).
-# Atomic like MULTI/EXEC (and, like it, no rollback if a command fails midway).
-_SAVE_ORDER = """
--- KEYS: order, orders stream, open set, recent zset, events channel[, alert, alerts stream]
--- ARGV: id, order json, kind (new|terminal|''), created_at, maxlen, event,
---       decision json or '', decision ttl, alerts maxlen, trace field/value pairs...
-local fields = {'order', ARGV[2]}
-for i = 10, #ARGV do fields[#fields + 1] = ARGV[i] end
-redis.call('SET', KEYS[1], ARGV[2])
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*', unpack(fields))
-if ARGV[3] == 'terminal' then
-  redis.call('SREM', KEYS[3], ARGV[1])
-elseif ARGV[3] == 'new' then  -- indexes are written once, at creation
-  redis.call('SADD', KEYS[3], ARGV[1])
-  redis.call('ZADD', KEYS[4], ARGV[4], ARGV[1])
+_SAVE_ORDERS = """
+-- KEYS: orders stream, open set, recent zset, events channel, one key per order,
+--       then (with a decision) the alert and the alerts stream
+-- ARGV: n orders, maxlen, decision json or '', decision ttl, alerts maxlen,
+--       our claim or '' (fencing), n trace pairs, trace pairs..., then per order:
+--       id, order json, kind (new|terminal|''), created_at
+local n, maxlen, decision, claim = tonumber(ARGV[1]), ARGV[2], ARGV[3], ARGV[6]
+local alert = KEYS[5 + n]
+if claim ~= '' then  -- the claim must still be ours (or this is a retry of our write)
+  local current = redis.call('GET', alert)
+  if current ~= claim and current ~= decision then return 0 end
 end
-if ARGV[7] ~= '' then
-  redis.call('SET', KEYS[6], ARGV[7], 'EX', ARGV[8])
-  redis.call('XADD', KEYS[7], 'MAXLEN', '~', ARGV[9], '*', 'decision', ARGV[7])
+local trace_end = 7 + 2 * tonumber(ARGV[7])
+for i = 0, n - 1 do
+  local a = trace_end + 4 * i
+  local id, raw, kind = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
+  local fields = {'order', raw}
+  for t = 8, trace_end do fields[#fields + 1] = ARGV[t] end
+  redis.call('SET', KEYS[5 + i], raw)
+  redis.call('XADD', KEYS[1], 'MAXLEN', '~', maxlen, '*', unpack(fields))
+  if kind == 'terminal' then
+    redis.call('SREM', KEYS[2], id)
+  elseif kind == 'new' then  -- indexes are written once, at creation
+    redis.call('SADD', KEYS[2], id)
+    redis.call('ZADD', KEYS[3], ARGV[a + 4], id)
+  end
+  redis.call('PUBLISH', KEYS[4], '{"type":"order","data":' .. raw .. '}')
 end
-redis.call('PUBLISH', KEYS[5], ARGV[6])
+if decision ~= '' then
+  redis.call('SET', alert, decision, 'EX', ARGV[4])
+  redis.call('XADD', KEYS[6 + n], 'MAXLEN', '~', ARGV[5], '*', 'decision', decision)
+end
 return 1
 """
 _SAVE_FILL = """
@@ -87,29 +107,37 @@ class ExecutionStore:
         # EVALSHA, loading the script again if Redis restarted without it
         self._claim = redis.register_script(_CLAIM)
         self._release = redis.register_script(_RELEASE_CLAIM)
-        self._save_order = redis.register_script(_SAVE_ORDER)
+        self._save_orders = redis.register_script(_SAVE_ORDERS)
         self._save_fill = redis.register_script(_SAVE_FILL)
 
     # -- alerts ----------------------------------------------------------------
     async def claim_alert(
-        self,
-        alert_id: str,
-        token: str,
-        lease: int = CLAIM_LEASE_SECONDS,
-        previous: str | None = None,
+        self, alert_id: str, token: str, lease: int = CLAIM_LEASE_SECONDS
     ) -> bool:
         """True for the first claimant; later copies wait for its decision.
 
-        The claim is a short lease holding the claimant's token: if the claimant dies (or
-        Redis fails) before the decision is stored, the alert can be retried once the
-        lease ends; the stored decision then replaces it with the long TTL. A redis-py
-        retry that finds our own earlier claim still counts as ours, and so does a claim
-        ``previous`` that this process abandoned because Redis failed under it.
+        ``token`` is ``<instance>:<random>``, the instance being the claiming engine. The
+        claim is a short lease holding it, and it is claimable again when its engine's
+        heartbeat is gone (it died deciding: ``heartbeat``), when it is this engine's own
+        (the caller only claims what it is not deciding already: a claim left by an
+        attempt that failed with Redis, or a retried command finding its own), or when the
+        lease ends. The stored decision replaces it with the long TTL, and is written only
+        while the claim is still the writer's (``save_alert``).
         """
-        key = Keys.alert(alert_id)
-        mine = PENDING + token.encode()
-        old = PENDING + previous.encode() if previous else b""
-        return bool(await self._claim(keys=[key], args=[mine, old, lease]))
+        instance = token.split(":", 1)[0]
+        return bool(
+            await self._claim(
+                keys=[Keys.alert(alert_id)],
+                args=[PENDING + token.encode(), lease, Keys.instance(""), instance],
+            )
+        )
+
+    async def heartbeat(self, instance: str, ttl: int = INSTANCE_TTL_SECONDS) -> None:
+        """This engine is alive: its claims are not to be taken over."""
+        await self.redis.set(Keys.instance(instance), b"1", ex=ttl)
+
+    async def drop_heartbeat(self, instance: str) -> None:
+        await self.redis.delete(Keys.instance(instance))
 
     async def alert_decision(self, alert_id: str) -> Decision | str | None:
         raw = await self.redis.get(Keys.alert(alert_id))
@@ -128,61 +156,41 @@ class ExecutionStore:
         return [Decision.model_validate_json(fields[b"decision"]) for _, fields in entries]
 
     # -- orders ----------------------------------------------------------------
-    async def save_order(
-        self,
-        order: Order,
-        *,
-        decision: Decision | None = None,
-        ttl: int = 0,
-    ) -> None:
-        """Persist a transition atomically: the order, its stream entry, the open set
-        and (for a new order) the alert decision that acknowledges it.
-        """
-        raw = order.model_dump_json()
-        kind = (
-            "terminal"
-            if order.status.terminal
-            else "new"
-            if order.status is OrderStatus.NEW
-            else ""
-        )
-        keys = [
-            Keys.order(order.id),
-            Keys.ORDERS_STREAM,
-            Keys.OPEN_ORDERS,
-            Keys.RECENT_ORDERS,
-            Keys.EVENTS_CHANNEL,
-        ]
-        decision_raw = ""
+    async def save_order(self, order: Order) -> None:
+        """Persist a transition atomically: the order, its stream entry, the open set."""
+        await self._write([order], None, 0, None)
+
+    async def save_alert(
+        self, orders: list[Order], decision: Decision, *, ttl: int, token: str
+    ) -> bool:
+        """An alert's new orders (none for a denial) and its decision, atomically, fenced
+        by the claim: False, and nothing written, when the claim ``token`` is no longer
+        ours (our lease ran out, or our heartbeat stopped and another engine took over)."""
+        return await self._write(orders, decision, ttl, PENDING + token.encode())
+
+    async def _write(
+        self, orders: list[Order], decision: Decision | None, ttl: int, claim: bytes | None
+    ) -> bool:
+        keys = [Keys.ORDERS_STREAM, Keys.OPEN_ORDERS, Keys.RECENT_ORDERS, Keys.EVENTS_CHANNEL]
+        keys += [Keys.order(o.id) for o in orders]
         if decision is not None:
-            decision_raw = decision.model_dump_json()
             keys += [Keys.alert(decision.alert_id), Keys.ALERTS_STREAM]
-        await self._save_order(
-            keys=keys,
-            args=[
-                order.id,
-                raw,
-                kind,
-                repr(order.created_at),
-                STREAM_MAXLEN,
-                b'{"type":"order","data":' + raw.encode() + b"}",
-                decision_raw,
-                ttl,
-                ALERTS_MAXLEN,
-                *_trace_fields(),
-            ],
-        )
-
-    async def save_decision(self, decision: Decision, ttl: int) -> None:
-        pipe = self.redis.pipeline(transaction=True)
-        self._add_decision(pipe, decision, ttl)
-        await pipe.execute()
-
-    @staticmethod
-    def _add_decision(pipe: object, decision: Decision, ttl: int) -> None:
-        raw = decision.model_dump_json()
-        pipe.set(Keys.alert(decision.alert_id), raw, ex=ttl)  # type: ignore[attr-defined]
-        pipe.xadd(Keys.ALERTS_STREAM, {"decision": raw}, maxlen=ALERTS_MAXLEN, approximate=True)  # type: ignore[attr-defined]
+        trace = _trace_fields()
+        args: list[Any] = [
+            len(orders),
+            STREAM_MAXLEN,
+            decision.model_dump_json() if decision is not None else "",
+            ttl,
+            ALERTS_MAXLEN,
+            claim or "",
+            len(trace) // 2,
+            *trace,
+        ]
+        for order in orders:
+            status = order.status
+            kind = "terminal" if status.terminal else "new" if status is OrderStatus.NEW else ""
+            args += [order.id, order.model_dump_json(), kind, repr(order.created_at)]
+        return bool(await self._save_orders(keys=keys, args=args))
 
     async def get_order(self, order_id: str) -> Order | None:
         raw = await self.redis.get(Keys.order(order_id))

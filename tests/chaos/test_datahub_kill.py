@@ -21,7 +21,7 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from app.execution.store import CLAIM_LEASE_SECONDS
+from app.execution.store import INSTANCE_TTL_SECONDS
 from tests.chaos.common import (
     ADMIN,
     LONG,
@@ -171,8 +171,8 @@ async def test_kill_9_under_webhook_load_loses_and_duplicates_nothing(
         elif second.body.get("reason") == "in_progress":
             stuck.append(first.alert_id)
     report["unanswered_claimed_at_the_kill"] = len(stuck)
-    if stuck:  # claimed by the killed process: decided once its claim lease has run out
-        await asyncio.sleep(CLAIM_LEASE_SECONDS + 1)
+    if stuck:  # claimed by the killed process: decided once its heartbeat has lapsed
+        await asyncio.sleep(INSTANCE_TTL_SECONDS + 1)
         async with httpx.AsyncClient(timeout=10) as client:
             for alert_id in list(stuck):
                 rnd, i = alert_id.split("-")
@@ -187,5 +187,5 @@ async def test_kill_9_under_webhook_load_loses_and_duplicates_nothing(
     report["orders_after_repost"] = len(orders)
     print("\nCHAOS datahub kill -9:", json.dumps(report, sort_keys=True))
     # An alert claimed in Redis when the process died, before its decision was stored,
-    # answers "in_progress" only until its claim lease (30 s) runs out.
-    assert stuck == [], f"alerts still undecided after their claim lease: {stuck}"
+    # answers "in_progress" only until the dead engine's heartbeat (5 s) lapses.
+    assert stuck == [], f"alerts still undecided after the claimant's heartbeat lapsed: {stuck}"

@@ -25,7 +25,7 @@ from app.brokers.paper import PaperBroker
 from app.bus import create_redis
 from app.execution.engine import ExecutionEngine
 from app.execution.store import ExecutionStore
-from app.models.alerts import Alert, AlertAction
+from app.models.alerts import Alert, AlertAction, Decision
 from app.models.market import Quote
 from app.models.orders import Order, OrderType
 from app.risk.engine import RiskEngine
@@ -167,11 +167,11 @@ class _DiesOnFirstSave(ExecutionStore):
         self.server = server
         self.armed = True
 
-    async def save_order(self, order: Order, **kw: Any) -> None:
+    async def save_alert(self, orders: list[Order], decision: Decision, **kw: Any) -> bool:
         if self.armed:
             self.armed = False
             await asyncio.to_thread(self.server.stop)
-        await super().save_order(order, **kw)
+        return await super().save_alert(orders, decision, **kw)
 
 
 async def test_an_alert_refused_with_503_can_be_retried_after_redis_returns(

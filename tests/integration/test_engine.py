@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from redis.asyncio import Redis
@@ -272,3 +273,77 @@ async def test_marks_come_from_the_symbol_index_and_older_fills_are_indexed_at_s
         await eng.close()
     again = make_engine(redis, tape)  # a restart does not index twice
     assert await again.store.index_fills() == 0
+
+
+async def test_an_alert_left_claimed_by_a_dead_engine_is_decided_once_its_heartbeat_lapses(
+    redis: Redis,
+) -> None:
+    """Engine A claimed the alert and died before deciding. While A's heartbeat lives,
+    a copy at engine B answers in_progress; once it lapses, B decides the alert, once."""
+    tape = Tape()
+    tape.set("AAPL", 100.0)
+    a, b = make_engine(redis, tape), make_engine(redis, tape)
+    await a.start()
+    await b.start()
+    try:
+        assert await a.store.claim_alert("orphan", f"{a.instance}:t1")  # ...and then A dies
+        alert = Alert(ticker="AAPL", action="buy", quantity=1, alert_id="orphan")
+        waiting = await b.handle_alert(alert)
+        assert (waiting.status, waiting.reason) == ("denied", "in_progress")
+        assert a._heartbeat is not None
+        a._heartbeat.cancel()
+        await redis.delete(Keys.instance(a.instance))  # A's heartbeat key expires
+        decided = await b.handle_alert(alert)
+        assert decided.status == "accepted" and not decided.duplicate, decided
+        again = await b.handle_alert(alert)
+        assert again.duplicate and again.order_id == decided.order_id
+        await settle(b)
+        assert await redis.xlen(Keys.FILLS_STREAM) == 1
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_a_decision_whose_claim_was_taken_over_is_not_written(redis: Redis) -> None:
+    """Fencing: engine A stalls between claiming and storing its decision, long enough for
+    its heartbeat to lapse and B to take the alert over. A's write must be refused, its
+    in-memory order dropped, and A must answer with B's decision: one order in all."""
+    tape = Tape()
+    tape.set("AAPL", 100.0)
+    b = make_engine(redis, tape)
+
+    class StallsBeforeSaving(ExecutionStore):
+        async def save_alert(self, orders: list[Order], decision: Decision, **kw: Any) -> bool:
+            await redis.delete(Keys.instance(a.instance))  # A looks dead to the others...
+            taken = await b.handle_alert(
+                Alert(ticker="AAPL", action="buy", quantity=5, alert_id="x")
+            )
+            assert taken.status == "accepted" and not taken.duplicate
+            return await super().save_alert(orders, decision, **kw)  # ...then A resumes
+
+    a = ExecutionEngine(
+        StallsBeforeSaving(redis),
+        PaperBroker(redis, tape.get, slippage_bps=0),
+        RiskEngine(parse_limits(LIMITS), market_hours="always"),
+        tape.get,
+    )
+    await a.start()
+    await b.start()
+    try:
+        answer = await a.handle_alert(Alert(ticker="AAPL", action="buy", quantity=5, alert_id="x"))
+        assert answer.status == "accepted" and answer.duplicate, answer  # B's decision
+        assert not a.orders and not a._tasks  # nothing placed by A
+        await settle(b)
+        orders = [
+            Order.model_validate_json(fields[b"order"])
+            for _, fields in await redis.xrange(Keys.ORDERS_STREAM)
+        ]
+        assert [o.status for o in orders if o.id == answer.order_id] == [
+            OrderStatus.NEW,
+            OrderStatus.SUBMITTED,
+            OrderStatus.FILLED,
+        ]
+        assert b.ledger.position("AAPL") == 5 and a.ledger.position("AAPL") == 0
+    finally:
+        await a.close()
+        await b.close()
