@@ -112,6 +112,10 @@ class PaperBroker:
         if raw is None:
             return None
         record = orjson.loads(raw)
+        if record["status"] in ("submitted", "partially_filled") and order_id not in self.resting:
+            # stored, but the submit that wrote it failed before keeping it (the reply was
+            # lost with Redis): it rests from now on, like one read at start-up
+            self.resting[order_id] = record
         return BrokerOrderState(
             order_id=order_id,
             broker_order_id=record["broker_order_id"],

@@ -137,34 +137,21 @@ class ExecutionEngine:
 
     async def _watch_unknown(self, every: float = 5.0) -> None:
         """Orders left UNKNOWN by a broker timeout: ask the broker by tag until it knows.
-        Orders still NEW long after acceptance (their submit task died with Redis): send
-        them if the broker has never seen them."""
+        Orders still NEW long after acceptance (their submit failed with Redis, maybe
+        after the broker had stored it): reconcile them, sending those it never saw."""
         while True:
             await asyncio.sleep(every)
             stale = self.clock() - 2 * self.broker_timeout
             for order in [
                 o
                 for o in self.orders.values()
-                if o.status is OrderStatus.NEW and o.created_at < stale
+                if (o.status is OrderStatus.NEW and o.created_at < stale)
+                or o.status is OrderStatus.UNKNOWN
             ]:
                 try:
-                    if await self.broker.find_by_tag(order.id) is None:
-                        log.warning(
-                            "order %s was accepted but never sent; sending it now", order.id
-                        )
-                        await self._submit(order)
+                    await self._reconcile_order(order)
                 except (BrokerError, RedisError, OSError) as exc:
-                    log.warning("re-sending order %s failed, will retry: %s", order.id, exc)
-            for order in [o for o in self.orders.values() if o.status is OrderStatus.UNKNOWN]:
-                try:
-                    state = await self.broker.find_by_tag(order.id)
-                except (BrokerError, RedisError, OSError) as exc:
-                    log.warning("reconcile of unknown order %s failed: %s", order.id, exc)
-                    continue
-                if state is not None and state.status is not OrderStatus.UNKNOWN:
-                    await self.on_broker_event(
-                        BrokerEvent(order.id, state.status, state.broker_order_id)
-                    )
+                    log.warning("reconciling order %s failed, will retry: %s", order.id, exc)
 
     async def close(self) -> None:
         if not self.started:
@@ -228,48 +215,53 @@ class ExecutionEngine:
             self._sync_risk()
 
     async def reconcile(self) -> None:
-        """Bring open orders in line with the broker: adopt its status, replay missed fills,
-        submit orders that never left, and never resubmit one the broker may have.
-        """
+        """At start-up, bring every open order in line with the broker."""
         for order in await self.store.open_orders():
             self.orders[order.id] = order
             self.risk.on_order_submitted(order.request, order.created_at)
-            state = await self.broker.find_by_tag(order.id)
-            if state is None:
-                if order.status is OrderStatus.NEW:
-                    log.info(
-                        "reconcile: submitting order %s that never reached the broker", order.id
-                    )
+            await self._reconcile_order(order, at_start=True)
+
+    async def _reconcile_order(self, order: Order, *, at_start: bool = False) -> None:
+        """Adopt the broker's status, replay fills we missed, submit an order that never
+        reached it, and never resubmit one the broker may have."""
+        state = await self.broker.find_by_tag(order.id)
+        if state is None:
+            if order.status is OrderStatus.NEW:
+                log.warning(
+                    "order %s was accepted but never reached the broker; sending it", order.id
+                )
+                if at_start:
                     self._spawn(self._submit(order))
                 else:
-                    await self._transition(
-                        order, OrderStatus.REJECTED, "not found at the broker on reconciliation"
-                    )
-                continue
-            fills_for = getattr(self.broker, "fills_for", None)
-            if fills_for is not None:
-                # what we already booked, so a broker that reports running totals
-                # (Tradier) replays only the part we missed
-                missed = await fills_for(
-                    order.id,
-                    filled_quantity=order.filled_quantity,
-                    avg_fill_price=order.avg_fill_price,
+                    await self._submit(order)
+            elif at_start:
+                await self._transition(
+                    order, OrderStatus.REJECTED, "not found at the broker on reconciliation"
                 )
-                for fill in missed:
-                    if fill.strategy != order.request.strategy:
-                        fill = fill.model_copy(update={"strategy": order.request.strategy})
-                    await self.on_broker_event(
-                        BrokerEvent(order.id, state.status, state.broker_order_id, fill=fill)
-                    )
-            current = self.orders.get(order.id)
-            if (
-                current is not None
-                and current.status != state.status
-                and not current.status.terminal
-            ):
+            return  # (an UNKNOWN order the broker does not know yet: ask again later)
+        fills_for = getattr(self.broker, "fills_for", None)
+        if fills_for is not None:
+            # what we already booked, so a broker that reports running totals
+            # (Tradier) replays only the part we missed
+            missed = await fills_for(
+                order.id,
+                filled_quantity=order.filled_quantity,
+                avg_fill_price=order.avg_fill_price,
+            )
+            for fill in missed:
+                if fill.strategy != order.request.strategy:
+                    fill = fill.model_copy(update={"strategy": order.request.strategy})
                 await self.on_broker_event(
-                    BrokerEvent(order.id, state.status, state.broker_order_id)
+                    BrokerEvent(order.id, state.status, state.broker_order_id, fill=fill)
                 )
+        current = self.orders.get(order.id)
+        if (
+            current is not None
+            and current.status != state.status
+            and not current.status.terminal
+            and state.status is not OrderStatus.UNKNOWN
+        ):
+            await self.on_broker_event(BrokerEvent(order.id, state.status, state.broker_order_id))
 
     # -- alerts ----------------------------------------------------------------
     async def handle_alert(self, alert: Alert) -> Decision:

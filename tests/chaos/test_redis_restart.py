@@ -265,6 +265,54 @@ async def test_a_paper_fill_whose_write_failed_is_not_lost(redis_server: RedisSe
         await redis.aclose()
 
 
+async def test_a_paper_order_stored_but_not_acknowledged_is_reconciled(
+    redis_server: RedisServer,
+) -> None:
+    """The paper broker's one write (a market order, already filled) reaches Redis but the
+    reply is lost as Redis goes down: the submit fails, the order stays ``new`` here while
+    the broker holds it filled. The watcher must reconcile it (book the fill once), not
+    leave it ``new`` forever. Seen in the long ``make chaos`` run as "1 orders not terminal"."""
+    redis = create_redis(redis_server.url, timeout=0.5)
+
+    async def quote(symbol: str) -> Quote:
+        return Quote(symbol=symbol, time=time.time(), last=100.0, bid=99.99, ask=100.01)
+
+    broker = PaperBroker(redis, quote)
+    engine = ExecutionEngine(
+        ExecutionStore(redis), broker, RiskEngine(market_hours="always"), quote, broker_timeout=0.2
+    )
+    await engine.start()
+    real_hsetnx = redis.hsetnx
+    lost: list[str] = []
+
+    async def reply_lost(name: str, key: str, value: bytes) -> bool:
+        stored = bool(await real_hsetnx(name, key, value))
+        if not lost:
+            lost.append(key)
+            raise RedisError("connection lost (simulated: Redis stopped after the write)")
+        return stored
+
+    redis.hsetnx = reply_lost  # type: ignore[method-assign]
+    try:
+        decision = await engine.handle_alert(
+            Alert(ticker="AAPL", action=AlertAction.BUY, quantity=3, alert_id="reply-lost")
+        )
+        assert decision.status == "accepted" and decision.order_id
+        await asyncio.sleep(0.1)
+        assert lost == [decision.order_id]
+        for _ in range(100):  # the watcher looks every 5 s
+            stored = await engine.store.get_order(decision.order_id)
+            if stored is not None and stored.status.value == "filled":
+                break
+            await asyncio.sleep(0.1)
+        assert stored is not None and stored.status.value == "filled", stored
+        assert engine.ledger.position("AAPL") == 3
+        assert [f.quantity for f in await engine.store.fills()] == [3]
+    finally:
+        await engine.close()
+        await redis.aclose()
+
+
 async def test_a_paper_order_whose_first_write_failed_is_sent_again(
     redis_server: RedisServer,
 ) -> None:
