@@ -88,9 +88,12 @@ class PaperBroker:
             if price is not None:
                 fill, record = self._filled(record, price)
         if not await self.redis.hsetnx(self.key, order.id, orjson.dumps(record)):
-            # resubmit of an order we already hold (e.g. after a restart): idempotent
-            existing = await self.redis.hget(self.key, order.id)
-            return str(orjson.loads(existing or b"{}").get("broker_order_id", ""))
+            existing = orjson.loads(await self.redis.hget(self.key, order.id) or b"{}")
+            if existing.get("broker_order_id") != record["broker_order_id"]:
+                # resubmit of an order we already hold (e.g. after a restart): idempotent
+                await self.find_by_tag(order.id)  # rest it if it is open and not held
+                return str(existing.get("broker_order_id", ""))
+            # else: our own write, its reply lost and the command retried: carry on
         broker_id = str(record["broker_order_id"])
         status = OrderStatus(record["status"])
         if not status.terminal:
@@ -114,8 +117,13 @@ class PaperBroker:
         record = orjson.loads(raw)
         if record["status"] in ("submitted", "partially_filled") and order_id not in self.resting:
             # stored, but the submit that wrote it failed before keeping it (the reply was
-            # lost with Redis): it rests from now on, like one read at start-up
-            self.resting[order_id] = record
+            # lost with Redis): it rests from now on, like one read at start-up. Read again
+            # under the lock, so an order canceled meanwhile is not revived.
+            async with self._lock:
+                raw = await self.redis.hget(self.key, order_id)
+                record = orjson.loads(raw or b"{}")
+                if record.get("status") in ("submitted", "partially_filled"):
+                    self.resting.setdefault(order_id, record)
         return BrokerOrderState(
             order_id=order_id,
             broker_order_id=record["broker_order_id"],

@@ -15,12 +15,13 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from redis.exceptions import RedisError
 
 from app.brokers.base import Broker, BrokerError, BrokerEvent, BrokerTimeoutError
-from app.execution.ledger import Ledger
+from app.execution.ledger import Checkpoint, Ledger
 from app.execution.sizing import SizingConfig, SizingError, size
 from app.execution.store import INSTANCE_TTL_SECONDS, ExecutionStore
 from app.models.alerts import Alert, AlertAction, Decision
@@ -43,10 +44,30 @@ from app.risk.killswitch import KillState
 log = logging.getLogger(__name__)
 
 QuoteFn = Callable[[str], Any]
+_UNKNOWN = (
+    "state store failed while storing the decision; whether it was placed is being checked: "
+    "retry later (a retry answers with the stored decision)"
+)
 
 
 class ClaimLostError(Exception):
     """Our claim on an alert ended before its decision was stored (fenced: nothing written)."""
+
+
+class RetryLaterError(Exception):
+    """The alert cannot be decided now; a retry will be, and nothing is placed twice."""
+
+
+@dataclass(slots=True)
+class _Parked:
+    """An accepted alert whose write may or may not have reached Redis (the reply was
+    lost): its orders are held, unsent and counted by risk, until the stored decision
+    says whether they were placed."""
+
+    decision: Decision
+    orders: list[Order]
+    token: str
+    now: float
 
 
 def alert_key(alert: Alert) -> str:
@@ -90,6 +111,8 @@ class ExecutionEngine:
         self._inflight: dict[str, asyncio.Future[Decision]] = {}
         self._watcher: asyncio.Task[None] | None = None
         self._heartbeat: asyncio.Task[None] | None = None
+        self._unresolved: dict[str, _Parked] = {}  # alert id -> outcome of its write unknown
+        self._reconcile_later: set[str] = set()  # orders whose fill could not be stored
         # names this engine in its alert claims; its heartbeat key says it is alive
         self.instance = uuid.uuid4().hex[:12]
         self.last: dict[str, float] = {}  # last trade per symbol, from the quote fan-out
@@ -138,20 +161,33 @@ class ExecutionEngine:
     async def _watch_unknown(self, every: float = 5.0) -> None:
         """Orders left UNKNOWN by a broker timeout: ask the broker by tag until it knows.
         Orders still NEW long after acceptance (their submit failed with Redis, maybe
-        after the broker had stored it): reconcile them, sending those it never saw."""
+        after the broker had stored it), and orders whose fill could not be stored:
+        reconcile them, sending those it never saw. Alerts whose write had an unknown
+        outcome: look up the stored decision."""
         while True:
             await asyncio.sleep(every)
             stale = self.clock() - 2 * self.broker_timeout
+            for alert_id in list(self._unresolved):
+                with contextlib.suppress(RedisError, OSError):
+                    await self._resolve(alert_id)
+            retry, self._reconcile_later = self._reconcile_later, set()
             for order in [
                 o
                 for o in self.orders.values()
-                if (o.status is OrderStatus.NEW and o.created_at < stale)
+                if (
+                    o.status is OrderStatus.NEW
+                    and o.created_at < stale
+                    and o.request.alert_id not in self._unresolved
+                )
                 or o.status is OrderStatus.UNKNOWN
+                or o.id in retry
             ]:
                 try:
                     await self._reconcile_order(order)
                 except (BrokerError, RedisError, OSError) as exc:
                     log.warning("reconciling order %s failed, will retry: %s", order.id, exc)
+                    if order.id in retry:
+                        self._reconcile_later.add(order.id)
 
     async def close(self) -> None:
         if not self.started:
@@ -273,6 +309,14 @@ class ExecutionEngine:
         future: asyncio.Future[Decision] = asyncio.get_running_loop().create_future()
         self._inflight[alert_id] = future
         try:
+            if alert_id in self._unresolved:  # an earlier copy's write: placed or not?
+                try:
+                    earlier = await self._resolve(alert_id)
+                except (RedisError, OSError) as exc:
+                    raise RetryLaterError(_UNKNOWN) from exc
+                if earlier is not None:
+                    future.set_result(earlier.model_copy(update={"duplicate": True}))
+                    return future.result()
             token = f"{self.instance}:{uuid.uuid4().hex}"
             # (a claim of this engine's that we find is an orphan: copies in flight here
             # were answered above, so ours is taken over; see ExecutionStore.claim_alert)
@@ -286,9 +330,15 @@ class ExecutionEngine:
                 decision = await self._decide(alert, alert_id, token)
             except ClaimLostError:
                 log.warning("alert %s: claim lost while deciding; not placed here", alert_id)
+                if await self.store.alert_decision(alert_id) is None:  # expired, not taken
+                    raise RetryLaterError(
+                        "the claim on this alert ran out while deciding; nothing was placed, retry"
+                    ) from None
                 winner = await self._previous_decision(alert_id, token, take_over=False)
                 assert winner is not None  # None only when taking over
                 decision = winner
+            except RetryLaterError:
+                raise  # parked: the claim stays until the stored decision is known
             except BaseException:
                 # let a retry decide again (if Redis is down too, our retry takes the claim
                 # over as this engine's own; another engine's once our heartbeat lapses)
@@ -399,19 +449,52 @@ class ExecutionEngine:
         )
         try:
             saved = await self.store.save_alert(orders, decision, ttl=self.alert_ttl, token=token)
-        except BaseException:
-            saved = False
+        except asyncio.CancelledError:
+            self._unresolved[alert_id] = _Parked(decision, orders, token, now)
             raise
-        finally:
+        except (RedisError, OSError) as exc:  # written or not? the reply may be what was lost
+            try:
+                saved = await self.store.decision_is(alert_id, decision)
+            except (RedisError, OSError):
+                self._unresolved[alert_id] = _Parked(decision, orders, token, now)
+                log.error(
+                    "alert %s: write outcome unknown (%s); held until Redis answers", alert_id, exc
+                )
+                raise RetryLaterError(_UNKNOWN) from exc
             if not saved:
-                for order in orders:  # not acknowledged: forget it entirely
-                    self.orders.pop(order.id, None)
-                    self.risk.undo_submitted(order.request, now)
+                self._forget(orders, now)
+                raise
+        except BaseException:
+            self._forget(orders, now)
+            raise
         if not saved:
+            self._forget(orders, now)
             raise ClaimLostError(alert_id)
         ORDERS.labels(self.broker.name, OrderStatus.NEW.value).inc(len(orders))
         self._spawn(self._submit_chain(orders))
         return decision
+
+    def _forget(self, orders: list[Order], now: float) -> None:
+        """Orders that were never stored: as if they had not been decided."""
+        for order in orders:
+            self.orders.pop(order.id, None)
+            self.risk.undo_submitted(order.request, now)
+
+    async def _resolve(self, alert_id: str) -> Decision | None:
+        """A parked alert: its decision if the write had reached Redis (its orders are sent
+        now), else None (its orders are dropped and the claim freed for a retry)."""
+        parked = self._unresolved[alert_id]
+        stored = await self.store.decision_is(alert_id, parked.decision)
+        del self._unresolved[alert_id]
+        if stored:
+            log.warning("alert %s: its write had been stored; sending its orders", alert_id)
+            ORDERS.labels(self.broker.name, OrderStatus.NEW.value).inc(len(parked.orders))
+            self._spawn(self._submit_chain(parked.orders))
+            return parked.decision
+        self._forget(parked.orders, parked.now)
+        with contextlib.suppress(RedisError, OSError):
+            await self.store.release_alert(alert_id, parked.token)
+        return None
 
     def _requests_for(self, alert: Alert, alert_id: str, price: float | None) -> list[OrderRequest]:
         """Turn an action into order requests given the current position (FIFO book)."""
@@ -596,12 +679,13 @@ class ExecutionEngine:
     async def _apply_fill(self, order: Order, fill: Fill, *, fresh: bool = False) -> None:
         if not fresh and await self.store.fill_seen(fill.id):
             return
+        before = order.model_copy()
+        checkpoint = self.ledger.checkpoint(fill.symbol)
         now = self.clock()
         submitted = None
         if order.status is OrderStatus.NEW:  # filled on submit: store SUBMITTED with the fill
             order.status = OrderStatus.SUBMITTED
             submitted = order.model_copy(update={"updated_at": now})
-            ORDERS.labels(self.broker.name, OrderStatus.SUBMITTED.value).inc()
         prev = order.filled_quantity
         order.filled_quantity = prev + fill.quantity
         order.avg_fill_price = (
@@ -614,7 +698,19 @@ class ExecutionEngine:
         )
         order.updated_at = now
         self.ledger.apply_fill(fill)
-        await self.store.save_fill(fill, order, self.ledger, submitted=submitted)
+        try:
+            booked = await self.store.save_fill(fill, order, self.ledger, submitted=submitted)
+        except BaseException:
+            # not stored: memory must not run ahead of Redis (the next fill would store this
+            # one in its ledger, and a restart would replay it); reconcile it later
+            self._undo_fill(order, before, checkpoint)
+            self._reconcile_later.add(order.id)
+            raise
+        if not booked:  # booked before (a replay that got past the checks)
+            self._undo_fill(order, before, checkpoint)
+            return
+        if submitted is not None:
+            ORDERS.labels(self.broker.name, OrderStatus.SUBMITTED.value).inc()
         FILLS.labels(self.broker.name).inc()
         ORDERS.labels(self.broker.name, order.status.value).inc()
         self.risk.on_fill(
@@ -633,6 +729,11 @@ class ExecutionEngine:
                     "strategy": req.strategy,
                 }
         self._update_gauges()
+
+    def _undo_fill(self, order: Order, before: Order, checkpoint: Checkpoint) -> None:
+        for name in ("status", "filled_quantity", "avg_fill_price", "updated_at"):
+            setattr(order, name, getattr(before, name))
+        self.ledger.restore(checkpoint)
 
     # -- quotes, brackets --------------------------------------------------------
     async def on_quote(self, quote: Quote) -> None:

@@ -84,6 +84,19 @@ class Book:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """What ``Ledger.apply_fill`` for one symbol can change: enough to undo it."""
+
+    cash: float
+    day: str
+    realized_today: float
+    commissions_today: float
+    day_start_equity: float | None
+    symbol: str
+    book: dict[str, Any] | None
+
+
 @dataclass
 class Ledger:
     account: str
@@ -115,6 +128,28 @@ class Ledger:
         if not book.lots and book.realized == 0.0:
             self.books.pop(fill.symbol, None)
         return realized
+
+    def checkpoint(self, symbol: str) -> Checkpoint:
+        """Before a fill on ``symbol``: ``restore`` undoes it if it cannot be stored."""
+        book = self.books.get(symbol)
+        return Checkpoint(
+            self.cash,
+            self.day,
+            self.realized_today,
+            self.commissions_today,
+            self.day_start_equity,
+            symbol,
+            book.to_dict() if book is not None else None,
+        )
+
+    def restore(self, cp: Checkpoint) -> None:
+        self.cash, self.day = cp.cash, cp.day
+        self.realized_today, self.commissions_today = cp.realized_today, cp.commissions_today
+        self.day_start_equity = cp.day_start_equity
+        if cp.book is None:
+            self.books.pop(cp.symbol, None)
+        else:
+            self.books[cp.symbol] = Book.from_dict(cp.book)
 
     def set_position(self, symbol: str, quantity: int, avg_price: float) -> None:
         """Replace a symbol's lots with one lot (reconciliation with the broker's book)."""

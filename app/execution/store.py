@@ -46,9 +46,10 @@ _SAVE_ORDERS = """
 --       id, order json, kind (new|terminal|''), created_at
 local n, maxlen, decision, claim = tonumber(ARGV[1]), ARGV[2], ARGV[3], ARGV[6]
 local alert = KEYS[5 + n]
-if claim ~= '' then  -- the claim must still be ours (or this is a retry of our write)
+if claim ~= '' then  -- fenced: the claim must still be ours
   local current = redis.call('GET', alert)
-  if current ~= claim and current ~= decision then return 0 end
+  if current == decision then return 1 end  -- a retried call whose first run was stored
+  if current ~= claim then return 0 end
 end
 local trace_end = 7 + 2 * tonumber(ARGV[7])
 for i = 0, n - 1 do
@@ -80,7 +81,11 @@ _SAVE_FILL = """
 --       index cap, trace pairs...
 local trace = {}
 for i = 13, #ARGV do trace[#trace + 1] = ARGV[i] end
-redis.call('SADD', KEYS[1], ARGV[1])
+if redis.call('SADD', KEYS[1], ARGV[1]) == 0 then
+  -- booked already: by this very call (retried after its reply was lost), or before
+  if redis.call('GET', KEYS[3]) == ARGV[4] then return 1 end
+  return 0
+end
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[7], '*', 'fill', ARGV[2], unpack(trace))
 redis.call('ZADD', KEYS[8], ARGV[11], ARGV[2])
 redis.call('ZREMRANGEBYRANK', KEYS[8], 0, -(tonumber(ARGV[12]) + 1))
@@ -146,6 +151,13 @@ class ExecutionStore:
         if isinstance(raw, bytes) and raw.startswith(PENDING):
             return "pending"
         return Decision.model_validate_json(raw)
+
+    async def decision_is(self, alert_id: str, decision: Decision) -> bool:
+        """Whether ``decision`` is the one stored for the alert (after a write whose
+        outcome is unknown: the reply was lost)."""
+        return bool(
+            await self.redis.get(Keys.alert(alert_id)) == decision.model_dump_json().encode()
+        )
 
     async def release_alert(self, alert_id: str, token: str) -> None:
         """Drop our claim (never someone else's) so a retry can decide again."""
@@ -214,8 +226,9 @@ class ExecutionStore:
 
     async def save_fill(
         self, fill: Fill, order: Order, ledger: Ledger, *, submitted: Order | None = None
-    ) -> None:
-        """Fill, order transition and ledger in one atomic script: all or nothing.
+    ) -> bool:
+        """Fill, order transition and ledger in one atomic script: all or nothing. False
+        (nothing written) when the fill was booked before: the caller undoes its own.
 
         ``submitted`` is the order's SUBMITTED state when the fill arrived before that
         transition was stored (a paper market order fills on submit): it goes into the
@@ -223,32 +236,34 @@ class ExecutionStore:
         """
         order_raw = order.model_dump_json()
         fill_raw = fill.model_dump_json()
-        await self._save_fill(
-            keys=[
-                Keys.FILLS_SEEN,
-                Keys.FILLS_STREAM,
-                Keys.order(order.id),
-                Keys.ORDERS_STREAM,
-                Keys.OPEN_ORDERS,
-                Keys.ledger(ledger.account),
-                Keys.EVENTS_CHANNEL,
-                Keys.fills_by_symbol(fill.symbol),
-            ],
-            args=[
-                fill.id,
-                fill_raw,
-                order.id,
-                order_raw,
-                "1" if order.status.terminal else "",
-                orjson.dumps(ledger.to_dict()),
-                STREAM_MAXLEN,
-                b'{"type":"fill","data":' + fill_raw.encode() + b"}",
-                b'{"type":"order","data":' + order_raw.encode() + b"}",
-                submitted.model_dump_json() if submitted is not None else "",
-                repr(fill.time),
-                FILLS_PER_SYMBOL,
-                *_trace_fields(),  # the journal continues the webhook's trace
-            ],
+        return bool(
+            await self._save_fill(
+                keys=[
+                    Keys.FILLS_SEEN,
+                    Keys.FILLS_STREAM,
+                    Keys.order(order.id),
+                    Keys.ORDERS_STREAM,
+                    Keys.OPEN_ORDERS,
+                    Keys.ledger(ledger.account),
+                    Keys.EVENTS_CHANNEL,
+                    Keys.fills_by_symbol(fill.symbol),
+                ],
+                args=[
+                    fill.id,
+                    fill_raw,
+                    order.id,
+                    order_raw,
+                    "1" if order.status.terminal else "",
+                    orjson.dumps(ledger.to_dict()),
+                    STREAM_MAXLEN,
+                    b'{"type":"fill","data":' + fill_raw.encode() + b"}",
+                    b'{"type":"order","data":' + order_raw.encode() + b"}",
+                    submitted.model_dump_json() if submitted is not None else "",
+                    repr(fill.time),
+                    FILLS_PER_SYMBOL,
+                    *_trace_fields(),  # the journal continues the webhook's trace
+                ],
+            )
         )
 
     async def load_ledger(self, account: str) -> Ledger | None:

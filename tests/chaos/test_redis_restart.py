@@ -23,7 +23,7 @@ from redis.exceptions import RedisError
 
 from app.brokers.paper import PaperBroker
 from app.bus import create_redis
-from app.execution.engine import ExecutionEngine
+from app.execution.engine import ExecutionEngine, RetryLaterError
 from app.execution.store import ExecutionStore
 from app.models.alerts import Alert, AlertAction, Decision
 from app.models.market import Quote
@@ -181,7 +181,9 @@ async def test_an_alert_refused_with_503_can_be_retried_after_redis_returns(
 
     Redis dies between the idempotency claim and the order write; the claim cannot be
     released (Redis is down) and survives in the AOF as ``pending`` with the alert TTL
-    (7 days), so every retry is answered ``in_progress`` until then.
+    (7 days), so every retry is answered ``in_progress`` until then. (Session 2: the
+    engine also holds the alert until it can read whether the write was stored; the
+    retry finds it was not, drops the held order and decides the alert afresh.)
     """
     redis = create_redis(redis_server.url, timeout=0.5)
     store = _DiesOnFirstSave(redis, redis_server)
@@ -195,8 +197,11 @@ async def test_an_alert_refused_with_503_can_be_retried_after_redis_returns(
     await engine.start()
     try:
         alert = Alert(ticker="AAPL", action=AlertAction.BUY, quantity=1, alert_id="retry-me")
-        with pytest.raises((RedisError, OSError)):  # the webhook turns this into a 503
+        # Redis is gone: was the write stored? Unknown, so the alert is held (unsent) and
+        # the webhook answers 503 "retry later"
+        with pytest.raises(RetryLaterError):
             await engine.handle_alert(alert)
+        assert engine.orders  # held, counted by risk, not sent
         await asyncio.to_thread(redis_server.start)
         again = await engine.handle_alert(alert)
         assert (again.status, again.reason) != ("denied", "in_progress"), again

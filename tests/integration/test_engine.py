@@ -8,10 +8,11 @@ from typing import Any
 
 import pytest
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from app.brokers.paper import PaperBroker
 from app.bus import Keys
-from app.execution.engine import ExecutionEngine
+from app.execution.engine import ExecutionEngine, RetryLaterError
 from app.execution.store import ExecutionStore
 from app.models.alerts import Alert, Decision
 from app.models.market import Quote
@@ -347,3 +348,134 @@ async def test_a_decision_whose_claim_was_taken_over_is_not_written(redis: Redis
     finally:
         await a.close()
         await b.close()
+
+
+# -- writes whose reply was lost (Redis went away after executing them) ---------------------
+async def test_a_paper_write_retried_after_its_reply_was_lost_still_reports_the_fill(
+    redis: Redis,
+) -> None:
+    """redis-py retries a command whose reply was lost: the paper broker's HSETNX then
+    answers 0 for the broker's own record. The fill in it must still be reported."""
+    tape = Tape()
+    tape.set("AAPL", 100.0)
+    eng = make_engine(redis, tape)
+    real = redis.hsetnx
+
+    async def retried(name: str, key: str, value: bytes) -> bool:
+        await real(name, key, value)  # the first try lands; its reply is lost
+        return bool(await real(name, key, value))  # the retry finds the record: 0
+
+    redis.hsetnx = retried  # type: ignore[method-assign]
+    await eng.start()
+    try:
+        d = await eng.handle_alert(Alert(ticker="AAPL", action="buy", quantity=3, alert_id="r1"))
+        await settle(eng)
+        order = await eng.store.get_order(d.order_id or "")
+        assert order is not None and order.status is OrderStatus.FILLED, order
+        assert eng.ledger.position("AAPL") == 3
+    finally:
+        await eng.close()
+
+
+async def test_a_fill_that_could_not_be_stored_is_undone_then_reconciled_once(
+    redis: Redis,
+) -> None:
+    """The fill's write fails: memory must not keep it (the next fill would store it in its
+    ledger, and a restart would replay it again). The watcher books it once later."""
+    tape = Tape()
+    tape.set("AAPL", 100.0)
+    eng = make_engine(redis, tape)
+    real = eng.store.save_fill
+    failed: list[str] = []
+
+    async def fails_once(*args: Any, **kw: Any) -> bool:
+        if not failed:
+            failed.append("x")
+            raise RedisError("connection lost (simulated)")
+        return await real(*args, **kw)
+
+    eng.store.save_fill = fails_once  # type: ignore[method-assign]
+    await eng.start()
+    try:
+        d = await eng.handle_alert(Alert(ticker="AAPL", action="buy", quantity=4, alert_id="u1"))
+        await settle(eng)
+        assert failed and eng.ledger.position("AAPL") == 0  # undone in memory
+        order = eng.orders[d.order_id or ""]
+        assert order.status is OrderStatus.NEW and order.filled_quantity == 0
+        await eng._reconcile_order(order)  # what the watcher does on its next round
+        assert eng.ledger.position("AAPL") == 4
+        stored = await eng.store.get_order(d.order_id or "")
+        assert stored is not None and stored.status is OrderStatus.FILLED
+    finally:
+        await eng.close()
+    again = make_engine(redis, tape)  # a restart replays nothing twice
+    await again.start()
+    try:
+        assert again.ledger.position("AAPL") == 4
+        assert len(await again.store.fills()) == 1
+    finally:
+        await again.close()
+
+
+async def test_an_alert_whose_write_reply_was_lost_is_answered_from_the_stored_decision(
+    redis: Redis,
+) -> None:
+    """The alert's write lands but its reply is lost: the engine reads the stored decision
+    back, answers accepted and sends the order (once)."""
+    tape = Tape()
+    tape.set("AAPL", 100.0)
+    eng = make_engine(redis, tape)
+    real = eng.store.save_alert
+
+    async def reply_lost(*args: Any, **kw: Any) -> bool:
+        await real(*args, **kw)
+        raise RedisError("connection lost after the write (simulated)")
+
+    eng.store.save_alert = reply_lost  # type: ignore[method-assign]
+    await eng.start()
+    try:
+        d = await eng.handle_alert(Alert(ticker="AAPL", action="buy", quantity=2, alert_id="w1"))
+        assert d.status == "accepted" and not d.duplicate
+        await settle(eng)
+        assert eng.ledger.position("AAPL") == 2 and len(await eng.store.fills()) == 1
+    finally:
+        await eng.close()
+
+
+async def test_an_alert_whose_write_outcome_is_unknown_is_held_then_resolved(
+    redis: Redis,
+) -> None:
+    """Write and read-back both fail: the engine cannot know whether the alert was placed,
+    so it answers "retry later" and holds the order unsent. Once Redis answers, the stored
+    decision says it was placed: the order is sent, and the retry gets that decision."""
+    tape = Tape()
+    tape.set("AAPL", 100.0)
+    eng = make_engine(redis, tape)
+    real_save, real_read = eng.store.save_alert, eng.store.decision_is
+    down = [True]
+
+    async def reply_lost(*args: Any, **kw: Any) -> bool:
+        await real_save(*args, **kw)
+        raise RedisError("connection lost after the write (simulated)")
+
+    async def read(*args: Any, **kw: Any) -> bool:
+        if down[0]:
+            raise RedisError("still down (simulated)")
+        return await real_read(*args, **kw)
+
+    eng.store.save_alert = reply_lost  # type: ignore[method-assign]
+    eng.store.decision_is = read  # type: ignore[method-assign]
+    await eng.start()
+    try:
+        alert = Alert(ticker="AAPL", action="buy", quantity=2, alert_id="w2")
+        with pytest.raises(RetryLaterError):
+            await eng.handle_alert(alert)
+        await settle(eng)
+        assert eng.ledger.position("AAPL") == 0 and eng.orders  # held, not sent
+        down[0] = False
+        again = await eng.handle_alert(alert)
+        assert again.status == "accepted" and again.duplicate
+        await settle(eng)
+        assert eng.ledger.position("AAPL") == 2 and len(await eng.store.fills()) == 1
+    finally:
+        await eng.close()

@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from app.datahub.app import create_app
 from tests.apps import serve, settings_for
@@ -380,3 +381,34 @@ async def test_fills_show_as_udf_marks(api: httpx.AsyncClient) -> None:
         )
     ).json()
     assert other["id"] == []
+
+
+async def test_a_write_with_an_unknown_outcome_answers_503_and_the_retry_gets_the_decision(
+    api: httpx.AsyncClient,
+) -> None:
+    """Redis executed the alert's write but the reply and the read-back both failed: the
+    answer cannot say "nothing was placed". It says "retry later", and the retry answers
+    with the decision that was stored (one order)."""
+    engine = api.app.state.services.engine  # type: ignore[attr-defined]
+    real_save, real_read = engine.store.save_alert, engine.store.decision_is
+    failing = [True]
+
+    async def reply_lost(*args: Any, **kw: Any) -> bool:
+        await real_save(*args, **kw)
+        if failing[0]:
+            raise RedisConnectionError("connection lost after the write (simulated)")
+        return True
+
+    async def read(*args: Any, **kw: Any) -> bool:
+        if failing[0]:
+            raise RedisConnectionError("still down (simulated)")
+        return bool(await real_read(*args, **kw))
+
+    engine.store.save_alert, engine.store.decision_is = reply_lost, read
+    first = await post(api, alert(quantity=2, alert_id="unknown-1"))
+    assert first.status_code == 503, first.text
+    assert "retry later" in first.json()["error"] and "nothing was placed" not in first.text
+    failing[0] = False
+    again = await post(api, alert(quantity=2, alert_id="unknown-1"))
+    assert again.status_code == 202 and again.json()["duplicate"] is True, again.text
+    await wait_for(api, "/api/v1/positions", lambda b: position(b, "AAPL") == 2)

@@ -77,3 +77,23 @@ def test_set_position_replaces_the_lots() -> None:
     assert ledger.position("AAPL") == -3 and ledger.books["AAPL"].avg_price == 90.0
     ledger.set_position("AAPL", 0, 0.0)
     assert ledger.positions() == []
+
+
+@pytest.mark.parametrize(
+    "history",
+    [[], [(Intent.BUY, 10, 100.0)], [(Intent.SELL_SHORT, 4, 50.0), (Intent.BUY, 7, 101.0)]],
+)
+def test_a_fill_that_could_not_be_stored_is_undone_exactly(
+    history: list[tuple[Intent, int, float]],
+) -> None:
+    """The engine books a fill in memory, then stores it; if the store fails it restores
+    the checkpoint, and the ledger must equal one that never saw the fill."""
+    ledger = Ledger(account="paper", cash=10_000.0)
+    for n, (intent, qty, price) in enumerate(history):
+        ledger.apply_fill(fill(intent, qty, price, n, commission=1.0))
+    before = ledger.to_dict()
+    cp = ledger.checkpoint("AAPL")
+    ledger.apply_fill(fill(Intent.SELL, 10, 120.0, n=86_400, commission=2.5))  # next day too
+    assert ledger.to_dict() != before
+    ledger.restore(cp)
+    assert ledger.to_dict() == before

@@ -21,6 +21,7 @@ from app.datahub.deps import ServicesDep
 from app.datahub.errors import WebhookRejection
 from app.datahub.ratelimit import SourceRateLimiter
 from app.datahub.security import client_address, constant_time_equals, source_allowed, verify_hmac
+from app.execution.engine import RetryLaterError
 from app.models.alerts import Alert, Decision
 from app.observability.metrics import WEBHOOK_ALERTS, WEBHOOK_LATENCY
 
@@ -74,7 +75,11 @@ async def _read_body(request: Request) -> bytes | None:
         413: {"model": WebhookRejection, "description": "body over 64 KiB"},
         422: {"model": WebhookRejection, "description": "malformed or invalid alert"},
         429: {"model": WebhookRejection, "description": "too many alerts from this source"},
-        503: {"model": WebhookRejection, "description": "state store unavailable; nothing placed"},
+        503: {
+            "model": WebhookRejection,
+            "description": "state store unavailable: retry later (the retry answers with the "
+            "stored decision if there is one; nothing is placed twice)",
+        },
     },
 )
 async def tradingview(request: Request, services: ServicesDep) -> Response:
@@ -153,6 +158,9 @@ async def tradingview(request: Request, services: ServicesDep) -> Response:
         )
     try:
         decision = await engine.handle_alert(alert)
+    except RetryLaterError as exc:
+        log.error("webhook: alert not decided now: %s", exc)
+        return _reject(503, str(exc), "unavailable")
     except (RedisError, OSError) as exc:
         log.error("webhook: state store unavailable: %s", exc)
         return _reject(
