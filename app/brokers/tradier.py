@@ -143,6 +143,9 @@ class TradierBroker:
     """Tradier brokerage (production or sandbox, by ``base_url``) for one account."""
 
     name = BROKER
+    # the order poller reports a fill again until the engine has booked it (watermark):
+    # the engine does not also replay fills for it while running
+    redelivers_fills = True
 
     def __init__(
         self,

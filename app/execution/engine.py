@@ -113,6 +113,7 @@ class ExecutionEngine:
         self._heartbeat: asyncio.Task[None] | None = None
         self._unresolved: dict[str, _Parked] = {}  # alert id -> outcome of its write unknown
         self._reconcile_later: set[str] = set()  # orders whose fill could not be stored
+        self._sending: set[str] = set()  # orders with a submit scheduled or in flight
         # names this engine in its alert claims; its heartbeat key says it is alive
         self.instance = uuid.uuid4().hex[:12]
         self.last: dict[str, float] = {}  # last trade per symbol, from the quote fan-out
@@ -166,28 +167,58 @@ class ExecutionEngine:
         outcome: look up the stored decision."""
         while True:
             await asyncio.sleep(every)
-            stale = self.clock() - 2 * self.broker_timeout
-            for alert_id in list(self._unresolved):
-                with contextlib.suppress(RedisError, OSError):
-                    await self._resolve(alert_id)
-            retry, self._reconcile_later = self._reconcile_later, set()
-            for order in [
-                o
-                for o in self.orders.values()
-                if (
-                    o.status is OrderStatus.NEW
-                    and o.created_at < stale
-                    and o.request.alert_id not in self._unresolved
-                )
+            try:
+                await self._watch_once()
+            except Exception:  # the watcher must outlive any one bad order
+                log.exception("order watcher round failed; next round in %.0fs", every)
+
+    async def _watch_once(self) -> None:
+        stale = self.clock() - 2 * self.broker_timeout
+        for alert_id in list(self._unresolved):
+            with contextlib.suppress(RedisError, OSError):
+                await self._resolve(alert_id)
+        retry, self._reconcile_later = self._reconcile_later, set()
+        for order_id in retry:
+            try:  # Redis is the truth for a fill whose write may or may not have landed
+                await self._reload(order_id)
+            except (RedisError, OSError) as exc:
+                log.warning("reloading order %s failed, will retry: %s", order_id, exc)
+                self._reconcile_later.add(order_id)
+        for order in [
+            o
+            for o in self.orders.values()
+            if o.id not in self._sending
+            and o.request.alert_id not in self._unresolved
+            and (
+                (o.status is OrderStatus.NEW and o.created_at < stale)
                 or o.status is OrderStatus.UNKNOWN
                 or o.id in retry
-            ]:
-                try:
-                    await self._reconcile_order(order)
-                except (BrokerError, RedisError, OSError) as exc:
-                    log.warning("reconciling order %s failed, will retry: %s", order.id, exc)
-                    if order.id in retry:
-                        self._reconcile_later.add(order.id)
+            )
+        ]:
+            try:
+                await self._reconcile_order(order)
+            except (BrokerError, RedisError, OSError) as exc:
+                log.warning("reconciling order %s failed, will retry: %s", order.id, exc)
+                if order.id in retry:
+                    self._reconcile_later.add(order.id)
+
+    async def _reload(self, order_id: str) -> None:
+        """Take one order and the ledger back from Redis (every fill's write stores the
+        whole ledger, so Redis never runs behind what was booked)."""
+        async with self._lock:
+            order = await self.store.get_order(order_id)
+            ledger = await self.store.load_ledger(self.broker.account)
+            if ledger is not None:
+                self.ledger = ledger
+                self._sync_risk()
+            if order is None:
+                return
+            if order.status.terminal:
+                self.orders.pop(order_id, None)
+                self.risk.on_order_done(order_id)
+            else:
+                self.orders[order_id] = order
+        self._update_gauges()
 
     async def close(self) -> None:
         if not self.started:
@@ -267,7 +298,7 @@ class ExecutionEngine:
                     "order %s was accepted but never reached the broker; sending it", order.id
                 )
                 if at_start:
-                    self._spawn(self._submit(order))
+                    self._send([order])
                 else:
                     await self._submit(order)
             elif at_start:
@@ -276,6 +307,10 @@ class ExecutionEngine:
                 )
             return  # (an UNKNOWN order the broker does not know yet: ask again later)
         fills_for = getattr(self.broker, "fills_for", None)
+        if not at_start and getattr(self.broker, "redelivers_fills", False):
+            # a broker that redelivers a fill we failed to book (Tradier's poller) is not
+            # replayed while running: both at once could book a partial fill twice
+            fills_for = None
         if fills_for is not None:
             # what we already booked, so a broker that reports running totals
             # (Tradier) replays only the part we missed
@@ -341,9 +376,11 @@ class ExecutionEngine:
                 raise  # parked: the claim stays until the stored decision is known
             except BaseException:
                 # let a retry decide again (if Redis is down too, our retry takes the claim
-                # over as this engine's own; another engine's once our heartbeat lapses)
-                with contextlib.suppress(RedisError, OSError):
-                    await self.store.release_alert(alert_id, token)
+                # over as this engine's own; another engine's once our heartbeat lapses);
+                # a parked alert keeps its claim until its stored decision is known
+                if alert_id not in self._unresolved:
+                    with contextlib.suppress(RedisError, OSError):
+                        await self.store.release_alert(alert_id, token)
                 raise
             future.set_result(decision)
             return decision
@@ -449,30 +486,52 @@ class ExecutionEngine:
         )
         try:
             saved = await self.store.save_alert(orders, decision, ttl=self.alert_ttl, token=token)
-        except asyncio.CancelledError:
-            self._unresolved[alert_id] = _Parked(decision, orders, token, now)
-            raise
-        except (RedisError, OSError) as exc:  # written or not? the reply may be what was lost
-            try:
-                saved = await self.store.decision_is(alert_id, decision)
-            except (RedisError, OSError):
-                self._unresolved[alert_id] = _Parked(decision, orders, token, now)
-                log.error(
-                    "alert %s: write outcome unknown (%s); held until Redis answers", alert_id, exc
-                )
-                raise RetryLaterError(_UNKNOWN) from exc
-            if not saved:
-                self._forget(orders, now)
+        except BaseException as exc:
+            if not isinstance(exc, (RedisError, OSError, asyncio.CancelledError)):
+                self._forget(orders, now)  # failed before anything was sent
                 raise
-        except BaseException:
-            self._forget(orders, now)
-            raise
+            saved = await self._stored_after_all(exc, alert_id, decision, orders, token, now)
         if not saved:
             self._forget(orders, now)
             raise ClaimLostError(alert_id)
         ORDERS.labels(self.broker.name, OrderStatus.NEW.value).inc(len(orders))
-        self._spawn(self._submit_chain(orders))
+        self._send(orders)
         return decision
+
+    async def _stored_after_all(
+        self,
+        exc: BaseException,
+        alert_id: str,
+        decision: Decision,
+        orders: list[Order],
+        token: str,
+        now: float,
+    ) -> bool:
+        """The alert's write failed with ``exc``, maybe after Redis had stored it (a lost
+        reply). True if it was stored; not stored: orders forgotten, ``exc`` re-raised;
+        unknown (Redis unreadable, or we are cancelled): orders held unsent until the
+        watcher or a retry can read the stored decision (RetryLaterError)."""
+        stored: bool | None = None
+        if not isinstance(exc, asyncio.CancelledError):
+            try:
+                stored = await self.store.decision_is(alert_id, decision)
+            except (RedisError, OSError):
+                stored = None
+            except BaseException:  # cancelled while reading back
+                self._unresolved[alert_id] = _Parked(decision, orders, token, now)
+                raise
+        if stored is None:
+            self._unresolved[alert_id] = _Parked(decision, orders, token, now)
+            if isinstance(exc, asyncio.CancelledError):
+                raise exc
+            log.error(
+                "alert %s: write outcome unknown (%s); held until Redis answers", alert_id, exc
+            )
+            raise RetryLaterError(_UNKNOWN) from exc
+        if not stored:
+            self._forget(orders, now)
+            raise exc
+        return True
 
     def _forget(self, orders: list[Order], now: float) -> None:
         """Orders that were never stored: as if they had not been decided."""
@@ -483,13 +542,17 @@ class ExecutionEngine:
     async def _resolve(self, alert_id: str) -> Decision | None:
         """A parked alert: its decision if the write had reached Redis (its orders are sent
         now), else None (its orders are dropped and the claim freed for a retry)."""
-        parked = self._unresolved[alert_id]
+        parked = self._unresolved.get(alert_id)
+        if parked is None:
+            return None
         stored = await self.store.decision_is(alert_id, parked.decision)
+        if self._unresolved.get(alert_id) is not parked:
+            return None  # resolved meanwhile (the watcher and a retry at once)
         del self._unresolved[alert_id]
         if stored:
             log.warning("alert %s: its write had been stored; sending its orders", alert_id)
             ORDERS.labels(self.broker.name, OrderStatus.NEW.value).inc(len(parked.orders))
-            self._spawn(self._submit_chain(parked.orders))
+            self._send(parked.orders)
             return parked.decision
         self._forget(parked.orders, parked.now)
         with contextlib.suppress(RedisError, OSError):
@@ -587,8 +650,19 @@ class ExecutionEngine:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    def _send(self, orders: list[Order]) -> None:
+        """Submit in the background; the watcher leaves these alone meanwhile."""
+        self._sending.update(o.id for o in orders)
+        self._spawn(self._submit_chain(orders))
+
     async def _submit_chain(self, orders: list[Order]) -> None:
         """Legs in sequence: a reversal covers first, then opens."""
+        try:
+            await self._submit_legs(orders)
+        finally:
+            self._sending.difference_update(o.id for o in orders)
+
+    async def _submit_legs(self, orders: list[Order]) -> None:
         for order in orders:
             await self._submit(order)
             if len(orders) > 1:
@@ -701,8 +775,10 @@ class ExecutionEngine:
         try:
             booked = await self.store.save_fill(fill, order, self.ledger, submitted=submitted)
         except BaseException:
-            # not stored: memory must not run ahead of Redis (the next fill would store this
-            # one in its ledger, and a restart would replay it); reconcile it later
+            # stored or not (the reply may be what was lost): memory must not run ahead of
+            # Redis (the next fill would store this one in its ledger, and a restart would
+            # replay it). Undo it; the watcher reloads the order and ledger from Redis,
+            # then reconciles whatever is still missing.
             self._undo_fill(order, before, checkpoint)
             self._reconcile_later.add(order.id)
             raise

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -479,3 +480,98 @@ async def test_an_alert_whose_write_outcome_is_unknown_is_held_then_resolved(
         assert eng.ledger.position("AAPL") == 2 and len(await eng.store.fills()) == 1
     finally:
         await eng.close()
+
+
+async def test_a_held_alert_resolved_by_the_watcher_and_a_retry_at_once_is_sent_once(
+    redis: Redis,
+) -> None:
+    """The watcher and a retried copy resolve the same held alert at the same moment, and
+    the watcher's stale-order sweep runs in the same round: the order goes out once."""
+    tape = Tape()
+    tape.set("AAPL", 100.0)
+    eng = make_engine(redis, tape)
+    real_save, real_read, real_submit = (
+        eng.store.save_alert,
+        eng.store.decision_is,
+        eng.broker.submit,
+    )
+    down = [True]
+    submits: list[str] = []
+
+    async def reply_lost(*args: Any, **kw: Any) -> bool:
+        await real_save(*args, **kw)
+        raise RedisError("connection lost after the write (simulated)")
+
+    async def read(*args: Any, **kw: Any) -> bool:
+        if down[0]:
+            raise RedisError("still down (simulated)")
+        await asyncio.sleep(0.01)  # both readers are waiting here together
+        return await real_read(*args, **kw)
+
+    async def counting_submit(order: Order) -> str:
+        submits.append(order.id)
+        await asyncio.sleep(0.05)  # a broker round trip: the sweep runs meanwhile
+        return await real_submit(order)
+
+    eng.store.save_alert, eng.store.decision_is = reply_lost, read  # type: ignore[method-assign]
+    eng.broker.submit = counting_submit  # type: ignore[method-assign]
+    await eng.start()
+    try:
+        alert = Alert(ticker="AAPL", action="buy", quantity=2, alert_id="held-1")
+        with pytest.raises(RetryLaterError):
+            await eng.handle_alert(alert)
+        for held in eng.orders.values():  # held long enough to look "accepted, never sent"
+            held.created_at -= 3600
+        down[0] = False
+        answer, _ = await asyncio.gather(eng.handle_alert(alert), eng._watch_once())
+        assert answer.status == "accepted" and answer.duplicate
+        await eng._watch_once()
+        await settle(eng)
+        assert submits == [answer.order_id]
+        assert eng.ledger.position("AAPL") == 2 and len(await eng.store.fills()) == 1
+    finally:
+        await eng.close()
+
+
+async def test_a_fill_stored_but_whose_reply_was_lost_is_taken_back_from_redis(
+    redis: Redis,
+) -> None:
+    """The fill's write lands, its reply is lost: the engine undoes it in memory (it cannot
+    tell), and the watcher takes the order and ledger back from Redis: booked once."""
+    tape = Tape()
+    tape.set("AAPL", 100.0)
+    eng = make_engine(redis, tape)
+    real = eng.store.save_fill
+    lost: list[str] = []
+
+    async def reply_lost(*args: Any, **kw: Any) -> bool:
+        booked = await real(*args, **kw)
+        if not lost:
+            lost.append("x")
+            raise RedisError("connection lost after the write (simulated)")
+        return booked
+
+    eng.store.save_fill = reply_lost  # type: ignore[method-assign]
+    await eng.start()
+    try:
+        d = await eng.handle_alert(Alert(ticker="AAPL", action="buy", quantity=6, alert_id="l1"))
+        await settle(eng)
+        assert lost and eng.ledger.position("AAPL") == 0  # undone: unknown here
+        await eng._watch_once()
+        assert eng.ledger.position("AAPL") == 6
+        assert d.order_id not in eng.orders  # filled: no longer open here either
+        stored = await eng.store.get_order(d.order_id or "")
+        assert stored is not None and stored.status is OrderStatus.FILLED
+        later = await eng.handle_alert(
+            Alert(ticker="AAPL", action="buy", quantity=1, alert_id="l2")
+        )
+        await settle(eng)
+        assert later.status == "accepted" and eng.ledger.position("AAPL") == 7
+    finally:
+        await eng.close()
+    again = make_engine(redis, tape)
+    await again.start()
+    try:
+        assert again.ledger.position("AAPL") == 7 and len(await again.store.fills()) == 2
+    finally:
+        await again.close()
