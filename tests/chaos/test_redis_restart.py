@@ -41,6 +41,7 @@ from tests.chaos.common import (
     wait_all_filled,
     wait_http,
 )
+from tests.faults import Lost, fails, reply_lost
 from tests.servers import RedisServer
 
 pytestmark = pytest.mark.timeout(600 if LONG else 150)
@@ -270,91 +271,38 @@ async def test_a_paper_fill_whose_write_failed_is_not_lost(redis_server: RedisSe
         await redis.aclose()
 
 
-async def test_a_paper_order_stored_but_not_acknowledged_is_reconciled(
-    redis_server: RedisServer,
+@pytest.mark.parametrize("fault", [fails, reply_lost], ids=["write-failed", "reply-lost"])
+async def test_a_paper_order_whose_write_failed_or_was_not_acknowledged_is_filled_once(
+    redis_server: RedisServer, fault: Any
 ) -> None:
-    """The paper broker's one write (a market order, already filled) reaches Redis but the
-    reply is lost as Redis goes down: the submit fails, the order stays ``new`` here while
-    the broker holds it filled. The watcher must reconcile it (book the fill once), not
-    leave it ``new`` forever. Seen in the long ``make chaos`` run as "1 orders not terminal"."""
+    """A market order fills as the paper broker takes it, in one write (HSETNX). Either
+    that write never reaches Redis (restarting), or it does and its reply is lost: the
+    submit fails and the order stays ``new`` here, the broker holding nothing or holding
+    it filled. The watcher must send it again or book the broker's fill, once, not leave
+    it ``new`` forever (the second was seen in the long ``make chaos`` run as "1 orders
+    not terminal")."""
     redis = create_redis(redis_server.url, timeout=0.5)
 
     async def quote(symbol: str) -> Quote:
         return Quote(symbol=symbol, time=time.time(), last=100.0, bid=99.99, ask=100.01)
 
-    broker = PaperBroker(redis, quote)
-    engine = ExecutionEngine(
-        ExecutionStore(redis), broker, RiskEngine(market_hours="always"), quote, broker_timeout=0.2
-    )
-    await engine.start()
-    real_hsetnx = redis.hsetnx
-    lost: list[str] = []
-
-    async def reply_lost(name: str, key: str, value: bytes) -> bool:
-        stored = bool(await real_hsetnx(name, key, value))
-        if not lost:
-            lost.append(key)
-            raise RedisError("connection lost (simulated: Redis stopped after the write)")
-        return stored
-
-    redis.hsetnx = reply_lost  # type: ignore[method-assign]
-    try:
-        decision = await engine.handle_alert(
-            Alert(ticker="AAPL", action=AlertAction.BUY, quantity=3, alert_id="reply-lost")
-        )
-        assert decision.status == "accepted" and decision.order_id
-        await asyncio.sleep(0.1)
-        assert lost == [decision.order_id]
-        for _ in range(100):  # the watcher looks every 5 s
-            stored = await engine.store.get_order(decision.order_id)
-            if stored is not None and stored.status.value == "filled":
-                break
-            await asyncio.sleep(0.1)
-        assert stored is not None and stored.status.value == "filled", stored
-        assert engine.ledger.position("AAPL") == 3
-        assert [f.quantity for f in await engine.store.fills()] == [3]
-    finally:
-        await engine.close()
-        await redis.aclose()
-
-
-async def test_a_paper_order_whose_first_write_failed_is_sent_again(
-    redis_server: RedisServer,
-) -> None:
-    """A market order fills as the paper broker takes it, in one write. If that write
-    fails (Redis restarting) nothing was booked anywhere: the order stays ``new`` and the
-    engine's watcher sends it again, once, and it fills."""
-    redis = create_redis(redis_server.url, timeout=0.5)
-
-    async def quote(symbol: str) -> Quote:
-        return Quote(symbol=symbol, time=time.time(), last=100.0, bid=99.99, ask=100.01)
-
-    broker = PaperBroker(redis, quote)
     engine = ExecutionEngine(
         ExecutionStore(redis),
-        broker,
+        PaperBroker(redis, quote),
         RiskEngine(market_hours="always"),
         quote,
         broker_timeout=0.2,  # "accepted but never sent" is judged after 2 x this
     )
     await engine.start()
-    real_hsetnx = redis.hsetnx
-    failed: list[str] = []
-
-    async def flaky_hsetnx(name: str, key: str, value: bytes) -> bool:
-        if not failed:
-            failed.append(key)
-            raise RedisError("connection lost (simulated Redis restart)")
-        return bool(await real_hsetnx(name, key, value))
-
-    redis.hsetnx = flaky_hsetnx  # type: ignore[method-assign]
+    hit = Lost()
+    redis.hsetnx = fault(redis.hsetnx, log=hit)  # type: ignore[method-assign]
     try:
         decision = await engine.handle_alert(
-            Alert(ticker="AAPL", action=AlertAction.BUY, quantity=1, alert_id="first-write")
+            Alert(ticker="AAPL", action=AlertAction.BUY, quantity=3, alert_id="first-write")
         )
         assert decision.status == "accepted" and decision.order_id
         await asyncio.sleep(0.1)
-        assert failed == [decision.order_id]
+        assert [key for _, key, _ in hit.hits] == [decision.order_id]
         stored = await engine.store.get_order(decision.order_id)
         assert stored is not None and stored.status.value == "new", stored
         for _ in range(100):  # the watcher looks every 5 s
@@ -363,8 +311,8 @@ async def test_a_paper_order_whose_first_write_failed_is_sent_again(
                 break
             await asyncio.sleep(0.1)
         assert stored is not None and stored.status.value == "filled", stored
-        assert engine.ledger.position("AAPL") == 1
-        assert len(await engine.store.fills()) == 1
+        assert engine.ledger.position("AAPL") == 3
+        assert [f.quantity for f in await engine.store.fills()] == [3]
     finally:
         await engine.close()
         await redis.aclose()

@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from app.brokers.paper import PaperBroker
 from app.bus import Keys
@@ -21,6 +20,7 @@ from app.models.orders import Fill, Order, OrderStatus
 from app.models.portfolio import AccountState, Position
 from app.risk.engine import RiskEngine
 from app.risk.limits import parse_limits
+from tests.faults import Lost, down_while, fails, reply_lost
 
 LIMITS = {"rate_limit": None, "duplicate": None, "price_collar": None, "volatility": None}
 
@@ -364,7 +364,7 @@ async def test_a_paper_write_retried_after_its_reply_was_lost_still_reports_the_
 
     async def retried(name: str, key: str, value: bytes) -> bool:
         await real(name, key, value)  # the first try lands; its reply is lost
-        return bool(await real(name, key, value))  # the retry finds the record: 0
+        return bool(await real(name, key, value))  # redis-py's retry finds the record: 0
 
     redis.hsetnx = retried  # type: ignore[method-assign]
     await eng.start()
@@ -386,21 +386,13 @@ async def test_a_fill_that_could_not_be_stored_is_undone_then_reconciled_once(
     tape = Tape()
     tape.set("AAPL", 100.0)
     eng = make_engine(redis, tape)
-    real = eng.store.save_fill
-    failed: list[str] = []
-
-    async def fails_once(*args: Any, **kw: Any) -> bool:
-        if not failed:
-            failed.append("x")
-            raise RedisError("connection lost (simulated)")
-        return await real(*args, **kw)
-
-    eng.store.save_fill = fails_once  # type: ignore[method-assign]
+    failed = Lost()
+    eng.store.save_fill = fails(eng.store.save_fill, log=failed)  # type: ignore[method-assign]
     await eng.start()
     try:
         d = await eng.handle_alert(Alert(ticker="AAPL", action="buy", quantity=4, alert_id="u1"))
         await settle(eng)
-        assert failed and eng.ledger.position("AAPL") == 0  # undone in memory
+        assert failed.hits and eng.ledger.position("AAPL") == 0  # undone in memory
         order = eng.orders[d.order_id or ""]
         assert order.status is OrderStatus.NEW and order.filled_quantity == 0
         await eng._reconcile_order(order)  # what the watcher does on its next round
@@ -426,13 +418,7 @@ async def test_an_alert_whose_write_reply_was_lost_is_answered_from_the_stored_d
     tape = Tape()
     tape.set("AAPL", 100.0)
     eng = make_engine(redis, tape)
-    real = eng.store.save_alert
-
-    async def reply_lost(*args: Any, **kw: Any) -> bool:
-        await real(*args, **kw)
-        raise RedisError("connection lost after the write (simulated)")
-
-    eng.store.save_alert = reply_lost  # type: ignore[method-assign]
+    eng.store.save_alert = reply_lost(eng.store.save_alert)  # type: ignore[method-assign]
     await eng.start()
     try:
         d = await eng.handle_alert(Alert(ticker="AAPL", action="buy", quantity=2, alert_id="w1"))
@@ -452,20 +438,9 @@ async def test_an_alert_whose_write_outcome_is_unknown_is_held_then_resolved(
     tape = Tape()
     tape.set("AAPL", 100.0)
     eng = make_engine(redis, tape)
-    real_save, real_read = eng.store.save_alert, eng.store.decision_is
     down = [True]
-
-    async def reply_lost(*args: Any, **kw: Any) -> bool:
-        await real_save(*args, **kw)
-        raise RedisError("connection lost after the write (simulated)")
-
-    async def read(*args: Any, **kw: Any) -> bool:
-        if down[0]:
-            raise RedisError("still down (simulated)")
-        return await real_read(*args, **kw)
-
-    eng.store.save_alert = reply_lost  # type: ignore[method-assign]
-    eng.store.decision_is = read  # type: ignore[method-assign]
+    eng.store.save_alert = reply_lost(eng.store.save_alert)  # type: ignore[method-assign]
+    eng.store.decision_is = down_while(eng.store.decision_is, down)  # type: ignore[method-assign]
     await eng.start()
     try:
         alert = Alert(ticker="AAPL", action="buy", quantity=2, alert_id="w2")
@@ -490,30 +465,21 @@ async def test_a_held_alert_resolved_by_the_watcher_and_a_retry_at_once_is_sent_
     tape = Tape()
     tape.set("AAPL", 100.0)
     eng = make_engine(redis, tape)
-    real_save, real_read, real_submit = (
-        eng.store.save_alert,
-        eng.store.decision_is,
-        eng.broker.submit,
-    )
     down = [True]
     submits: list[str] = []
+    real_submit, real_read = eng.broker.submit, eng.store.decision_is
 
-    async def reply_lost(*args: Any, **kw: Any) -> bool:
-        await real_save(*args, **kw)
-        raise RedisError("connection lost after the write (simulated)")
-
-    async def read(*args: Any, **kw: Any) -> bool:
-        if down[0]:
-            raise RedisError("still down (simulated)")
+    async def slow_read(*args: Any, **kw: Any) -> bool:
         await asyncio.sleep(0.01)  # both readers are waiting here together
-        return await real_read(*args, **kw)
+        return bool(await real_read(*args, **kw))
 
     async def counting_submit(order: Order) -> str:
         submits.append(order.id)
         await asyncio.sleep(0.05)  # a broker round trip: the sweep runs meanwhile
         return await real_submit(order)
 
-    eng.store.save_alert, eng.store.decision_is = reply_lost, read  # type: ignore[method-assign]
+    eng.store.save_alert = reply_lost(eng.store.save_alert, times=99)  # type: ignore[method-assign]
+    eng.store.decision_is = down_while(slow_read, down)  # type: ignore[method-assign]
     eng.broker.submit = counting_submit  # type: ignore[method-assign]
     await eng.start()
     try:
@@ -541,22 +507,13 @@ async def test_a_fill_stored_but_whose_reply_was_lost_is_taken_back_from_redis(
     tape = Tape()
     tape.set("AAPL", 100.0)
     eng = make_engine(redis, tape)
-    real = eng.store.save_fill
-    lost: list[str] = []
-
-    async def reply_lost(*args: Any, **kw: Any) -> bool:
-        booked = await real(*args, **kw)
-        if not lost:
-            lost.append("x")
-            raise RedisError("connection lost after the write (simulated)")
-        return booked
-
-    eng.store.save_fill = reply_lost  # type: ignore[method-assign]
+    lost = Lost()
+    eng.store.save_fill = reply_lost(eng.store.save_fill, log=lost)  # type: ignore[method-assign]
     await eng.start()
     try:
         d = await eng.handle_alert(Alert(ticker="AAPL", action="buy", quantity=6, alert_id="l1"))
         await settle(eng)
-        assert lost and eng.ledger.position("AAPL") == 0  # undone: unknown here
+        assert lost.hits and eng.ledger.position("AAPL") == 0  # undone: unknown here
         await eng._watch_once()
         assert eng.ledger.position("AAPL") == 6
         assert d.order_id not in eng.orders  # filled: no longer open here either
