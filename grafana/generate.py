@@ -1074,6 +1074,14 @@ def health() -> dict[str, Any]:
             mappings=UP,
             th=thresholds((None, "red"), (1, "green")),
         ),
+        stat(
+            "Execution writes unresolved",
+            "Alerts held unsent and orders awaiting reconciliation because a Redis write's "
+            "outcome is unknown: normal for seconds during a Redis restart; "
+            "ExecutionStateUnresolved fires after 2 minutes.",
+            targets(("max(traderops_execution_unresolved) or vector(0)", "")),
+            th=thresholds((None, "green"), (1, "red")),
+        ),
         row("HTTP (datahub)"),
         timeseries(
             "Requests by route",

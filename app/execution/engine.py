@@ -31,6 +31,7 @@ from app.observability.metrics import (
     BROKER_ERRORS,
     DAILY_LOSS_LIMIT,
     DAILY_PNL,
+    EXECUTION_UNRESOLVED,
     EXPOSURE,
     FILLS,
     KILL_SWITCH,
@@ -201,6 +202,10 @@ class ExecutionEngine:
                 log.warning("reconciling order %s failed, will retry: %s", order.id, exc)
                 if order.id in retry:
                     self._reconcile_later.add(order.id)
+        self._count_unresolved()
+
+    def _count_unresolved(self) -> None:
+        EXECUTION_UNRESOLVED.set(len(self._unresolved) + len(self._reconcile_later))
 
     async def _reload(self, order_id: str) -> None:
         """Take one order and the ledger back from Redis (every fill's write stores the
@@ -522,6 +527,7 @@ class ExecutionEngine:
                 raise
         if stored is None:
             self._unresolved[alert_id] = _Parked(decision, orders, token, now)
+            self._count_unresolved()
             if isinstance(exc, asyncio.CancelledError):
                 raise exc
             log.error(
@@ -781,6 +787,7 @@ class ExecutionEngine:
             # then reconciles whatever is still missing.
             self._undo_fill(order, before, checkpoint)
             self._reconcile_later.add(order.id)
+            self._count_unresolved()
             raise
         if not booked:  # booked before (a replay that got past the checks)
             self._undo_fill(order, before, checkpoint)

@@ -65,6 +65,10 @@ ORDER_LATENCY = Histogram(
 )
 ORDERS = Counter("traderops_orders_total", "Order status transitions", ["broker", "status"])
 FILLS = Counter("traderops_fills_total", "Fills", ["broker"])
+EXECUTION_UNRESOLVED = Gauge(
+    "traderops_execution_unresolved",
+    "Alerts held unsent and orders awaiting reconciliation: a Redis write's outcome is unknown",
+)
 BROKER_ERRORS = Counter("traderops_broker_errors_total", "Broker call failures", ["broker", "op"])
 KILL_SWITCH = Gauge("traderops_kill_switch_engaged", "Kill switch: 0 ACTIVE, 1 REDUCING, 2 HALTED")
 CIRCUIT_BREAKER = Gauge("traderops_circuit_breaker_open", "1 while the circuit breaker is open")

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 
 from app.brokers.paper import PaperBroker
@@ -448,11 +449,14 @@ async def test_an_alert_whose_write_outcome_is_unknown_is_held_then_resolved(
             await eng.handle_alert(alert)
         await settle(eng)
         assert eng.ledger.position("AAPL") == 0 and eng.orders  # held, not sent
+        assert REGISTRY.get_sample_value("traderops_execution_unresolved") == 1  # alerting
         down[0] = False
         again = await eng.handle_alert(alert)
         assert again.status == "accepted" and again.duplicate
         await settle(eng)
         assert eng.ledger.position("AAPL") == 2 and len(await eng.store.fills()) == 1
+        await eng._watch_once()
+        assert REGISTRY.get_sample_value("traderops_execution_unresolved") == 0
     finally:
         await eng.close()
 
