@@ -45,6 +45,7 @@ from app.risk.killswitch import KillState
 log = logging.getLogger(__name__)
 
 QuoteFn = Callable[[str], Any]
+MAX_HOLD_SECONDS = 30.0  # a held alert found stored later than this is canceled, not sent
 _UNKNOWN = (
     "state store failed while storing the decision; whether it was placed is being checked: "
     "retry later (a retry answers with the stored decision)"
@@ -556,9 +557,19 @@ class ExecutionEngine:
             return None  # resolved meanwhile (the watcher and a retry at once)
         del self._unresolved[alert_id]
         if stored:
-            log.warning("alert %s: its write had been stored; sending its orders", alert_id)
             ORDERS.labels(self.broker.name, OrderStatus.NEW.value).inc(len(parked.orders))
-            self._send(parked.orders)
+            held = self.clock() - parked.now
+            if held <= MAX_HOLD_SECONDS:
+                log.warning("alert %s: its write had been stored; sending its orders", alert_id)
+                self._send(parked.orders)
+            else:  # too late to trade on: stored as canceled, never sent
+                log.error("alert %s: stored, but held %.0fs; canceling its orders", alert_id, held)
+                for order in parked.orders:
+                    await self._locked_transition(
+                        order.id,
+                        OrderStatus.CANCELED,
+                        f"held {held:.0f}s while Redis was unreachable; not sent",
+                    )
             return parked.decision
         self._forget(parked.orders, parked.now)
         with contextlib.suppress(RedisError, OSError):

@@ -13,7 +13,7 @@ from redis.asyncio import Redis
 
 from app.brokers.paper import PaperBroker
 from app.bus import Keys
-from app.execution.engine import ExecutionEngine, RetryLaterError
+from app.execution.engine import MAX_HOLD_SECONDS, ExecutionEngine, RetryLaterError
 from app.execution.store import ExecutionStore
 from app.models.alerts import Alert, Decision
 from app.models.market import Quote
@@ -536,3 +536,31 @@ async def test_a_fill_stored_but_whose_reply_was_lost_is_taken_back_from_redis(
         assert again.ledger.position("AAPL") == 7 and len(await again.store.fills()) == 2
     finally:
         await again.close()
+
+
+async def test_a_held_alert_found_stored_too_late_is_canceled_not_sent(redis: Redis) -> None:
+    """Redis answered only after the hold limit: the stored decision stands (a retry gets
+    it), but its order is stored canceled with the reason, never sent at a stale price."""
+    tape = Tape()
+    tape.set("AAPL", 100.0)
+    eng = make_engine(redis, tape)
+    down = [True]
+    eng.store.save_alert = reply_lost(eng.store.save_alert)  # type: ignore[method-assign]
+    eng.store.decision_is = down_while(eng.store.decision_is, down)  # type: ignore[method-assign]
+    await eng.start()
+    try:
+        alert = Alert(ticker="AAPL", action="buy", quantity=2, alert_id="late-1")
+        with pytest.raises(RetryLaterError):
+            await eng.handle_alert(alert)
+        eng._unresolved["late-1"].now -= MAX_HOLD_SECONDS + 5  # Redis was away that long
+        down[0] = False
+        again = await eng.handle_alert(alert)
+        assert again.status == "accepted" and again.duplicate
+        await settle(eng)
+        order = await eng.store.get_order(again.order_id or "")
+        assert order is not None and order.status is OrderStatus.CANCELED, order
+        assert "not sent" in (order.reason or "")
+        assert eng.ledger.position("AAPL") == 0 and not eng.orders
+        assert await eng.broker.find_by_tag(again.order_id or "") is None
+    finally:
+        await eng.close()
