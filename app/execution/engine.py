@@ -770,7 +770,7 @@ class ExecutionEngine:
     async def _apply_fill(self, order: Order, fill: Fill, *, fresh: bool = False) -> None:
         if not fresh and await self.store.fill_seen(fill.id):
             return
-        before = order.model_copy()
+        before = (order.status, order.filled_quantity, order.avg_fill_price, order.updated_at)
         checkpoint = self.ledger.checkpoint(fill.symbol)
         now = self.clock()
         submitted = None
@@ -824,9 +824,13 @@ class ExecutionEngine:
                 }
         self._update_gauges()
 
-    def _undo_fill(self, order: Order, before: Order, checkpoint: Checkpoint) -> None:
-        for name in ("status", "filled_quantity", "avg_fill_price", "updated_at"):
-            setattr(order, name, getattr(before, name))
+    def _undo_fill(
+        self,
+        order: Order,
+        before: tuple[OrderStatus, int, float | None, float],
+        checkpoint: Checkpoint,
+    ) -> None:
+        order.status, order.filled_quantity, order.avg_fill_price, order.updated_at = before
         self.ledger.restore(checkpoint)
 
     # -- quotes, brackets --------------------------------------------------------
