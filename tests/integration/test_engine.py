@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
@@ -430,12 +431,12 @@ async def test_an_alert_whose_write_reply_was_lost_is_answered_from_the_stored_d
         await eng.close()
 
 
-async def test_an_alert_whose_write_outcome_is_unknown_is_held_then_resolved(
-    redis: Redis,
-) -> None:
-    """Write and read-back both fail: the engine cannot know whether the alert was placed,
-    so it answers "retry later" and holds the order unsent. Once Redis answers, the stored
-    decision says it was placed: the order is sent, and the retry gets that decision."""
+@asynccontextmanager
+async def held_alert(
+    redis: Redis, alert_id: str
+) -> AsyncIterator[tuple[ExecutionEngine, list[bool]]]:
+    """A started engine holding ``alert_id`` (buy 2 AAPL): its write landed, but the reply
+    was lost and the read-back failed. ``down[0] = False`` lets Redis answer again."""
     tape = Tape()
     tape.set("AAPL", 100.0)
     eng = make_engine(redis, tape)
@@ -444,21 +445,34 @@ async def test_an_alert_whose_write_outcome_is_unknown_is_held_then_resolved(
     eng.store.decision_is = down_while(eng.store.decision_is, down)  # type: ignore[method-assign]
     await eng.start()
     try:
-        alert = Alert(ticker="AAPL", action="buy", quantity=2, alert_id="w2")
         with pytest.raises(RetryLaterError):
-            await eng.handle_alert(alert)
+            await eng.handle_alert(held(alert_id))
+        yield eng, down
+    finally:
+        await eng.close()
+
+
+def held(alert_id: str) -> Alert:
+    return Alert(ticker="AAPL", action="buy", quantity=2, alert_id=alert_id)
+
+
+async def test_an_alert_whose_write_outcome_is_unknown_is_held_then_resolved(
+    redis: Redis,
+) -> None:
+    """Write and read-back both fail: the engine cannot know whether the alert was placed,
+    so it answers "retry later" and holds the order unsent. Once Redis answers, the stored
+    decision says it was placed: the order is sent, and the retry gets that decision."""
+    async with held_alert(redis, "w2") as (eng, down):
         await settle(eng)
         assert eng.ledger.position("AAPL") == 0 and eng.orders  # held, not sent
         assert REGISTRY.get_sample_value("traderops_execution_unresolved") == 1  # alerting
         down[0] = False
-        again = await eng.handle_alert(alert)
+        again = await eng.handle_alert(held("w2"))
         assert again.status == "accepted" and again.duplicate
         await settle(eng)
         assert eng.ledger.position("AAPL") == 2 and len(await eng.store.fills()) == 1
         await eng._watch_once()
         assert REGISTRY.get_sample_value("traderops_execution_unresolved") == 0
-    finally:
-        await eng.close()
 
 
 async def test_a_held_alert_resolved_by_the_watcher_and_a_retry_at_once_is_sent_once(
@@ -541,20 +555,10 @@ async def test_a_fill_stored_but_whose_reply_was_lost_is_taken_back_from_redis(
 async def test_a_held_alert_found_stored_too_late_is_canceled_not_sent(redis: Redis) -> None:
     """Redis answered only after the hold limit: the stored decision stands (a retry gets
     it), but its order is stored canceled with the reason, never sent at a stale price."""
-    tape = Tape()
-    tape.set("AAPL", 100.0)
-    eng = make_engine(redis, tape)
-    down = [True]
-    eng.store.save_alert = reply_lost(eng.store.save_alert)  # type: ignore[method-assign]
-    eng.store.decision_is = down_while(eng.store.decision_is, down)  # type: ignore[method-assign]
-    await eng.start()
-    try:
-        alert = Alert(ticker="AAPL", action="buy", quantity=2, alert_id="late-1")
-        with pytest.raises(RetryLaterError):
-            await eng.handle_alert(alert)
+    async with held_alert(redis, "late-1") as (eng, down):
         eng._unresolved["late-1"].now -= MAX_HOLD_SECONDS + 5  # Redis was away that long
         down[0] = False
-        again = await eng.handle_alert(alert)
+        again = await eng.handle_alert(held("late-1"))
         assert again.status == "accepted" and again.duplicate
         await settle(eng)
         order = await eng.store.get_order(again.order_id or "")
@@ -562,5 +566,3 @@ async def test_a_held_alert_found_stored_too_late_is_canceled_not_sent(redis: Re
         assert "not sent" in (order.reason or "")
         assert eng.ledger.position("AAPL") == 0 and not eng.orders
         assert await eng.broker.find_by_tag(again.order_id or "") is None
-    finally:
-        await eng.close()
