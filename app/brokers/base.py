@@ -33,9 +33,6 @@ class BrokerEvent:
     broker_order_id: str | None = None
     fill: Fill | None = None
     reason: str | None = None
-    # the broker created this fill just now and reports it once (the paper broker):
-    # it cannot have been booked before, so the engine skips its "seen" lookup
-    fresh: bool = False
 
 
 @dataclass(slots=True)

@@ -99,7 +99,7 @@ class PaperBroker:
         if not status.terminal:
             self.resting[order.id] = record
         if fill is not None:
-            await self._emit(BrokerEvent(order.id, status, broker_id, fill=fill, fresh=True))
+            await self._emit(BrokerEvent(order.id, status, broker_id, fill=fill))
         else:
             await self._emit(BrokerEvent(order.id, status, broker_id, reason=record.get("reason")))
         return broker_id
@@ -238,7 +238,6 @@ class PaperBroker:
                 OrderStatus(record["status"]),
                 record["broker_order_id"],
                 fill=fill,
-                fresh=True,
             )
         )
 

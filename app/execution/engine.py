@@ -759,7 +759,7 @@ class ExecutionEngine:
             if event.broker_order_id and not order.broker_order_id:
                 order.broker_order_id = event.broker_order_id
             if event.fill is not None:
-                await self._apply_fill(order, event.fill, fresh=event.fresh)
+                await self._apply_fill(order, event.fill)
             elif (
                 event.status is not OrderStatus.SUBMITTED
                 or order.status is OrderStatus.NEW
@@ -767,9 +767,9 @@ class ExecutionEngine:
             ):
                 await self._transition(order, event.status, event.reason)
 
-    async def _apply_fill(self, order: Order, fill: Fill, *, fresh: bool = False) -> None:
-        if not fresh and await self.store.fill_seen(fill.id):
-            return
+    async def _apply_fill(self, order: Order, fill: Fill) -> None:
+        """Book a fill in memory, store it, and undo it if the store says it was booked
+        before (a replay or redelivery: the save script is the one dedupe) or failed."""
         before = (order.status, order.filled_quantity, order.avg_fill_price, order.updated_at)
         checkpoint = self.ledger.checkpoint(fill.symbol)
         now = self.clock()
@@ -800,7 +800,7 @@ class ExecutionEngine:
             self._reconcile_later.add(order.id)
             self._count_unresolved()
             raise
-        if not booked:  # booked before (a replay that got past the checks)
+        if not booked:  # booked before: a replay or a redelivery
             self._undo_fill(order, before, checkpoint)
             return
         if submitted is not None:

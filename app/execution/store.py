@@ -221,9 +221,6 @@ class ExecutionStore:
         return [Order.model_validate_json(r) for r in raws if r]
 
     # -- fills and the ledger ----------------------------------------------------
-    async def fill_seen(self, fill_id: str) -> bool:
-        return bool(await self.redis.sismember(Keys.FILLS_SEEN, fill_id))
-
     async def save_fill(
         self, fill: Fill, order: Order, ledger: Ledger, *, submitted: Order | None = None
     ) -> bool:

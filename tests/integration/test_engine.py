@@ -12,6 +12,7 @@ import pytest
 from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 
+from app.brokers.base import BrokerEvent
 from app.brokers.paper import PaperBroker
 from app.bus import Keys
 from app.execution.engine import MAX_HOLD_SECONDS, ExecutionEngine, RetryLaterError
@@ -566,3 +567,27 @@ async def test_a_held_alert_found_stored_too_late_is_canceled_not_sent(redis: Re
         assert "not sent" in (order.reason or "")
         assert eng.ledger.position("AAPL") == 0 and not eng.orders
         assert await eng.broker.find_by_tag(again.order_id or "") is None
+
+
+async def test_a_fill_reported_twice_is_booked_once(
+    engine: tuple[ExecutionEngine, Tape], redis: Redis
+) -> None:
+    """A broker may report a fill again (a reconciliation replay, Tradier's poller after a
+    failed hand-off). The fill's save script refuses a fill id it has booked, and the
+    engine undoes what it had applied in memory: position, cash and order unchanged."""
+    eng, _ = engine
+    d = await eng.handle_alert(
+        Alert(
+            ticker="AAPL", action="buy", quantity=10, order_type="limit", price=101, alert_id="t1"
+        )
+    )
+    await settle(eng)
+    (fill,) = await eng.store.fills()
+    cash, order = eng.ledger.cash, await eng.store.get_order(d.order_id or "")
+    assert order is not None and order.status is OrderStatus.FILLED
+    await eng.on_broker_event(
+        BrokerEvent(fill.order_id, OrderStatus.FILLED, order.broker_order_id, fill=fill)
+    )
+    assert eng.ledger.position("AAPL") == 10 and eng.ledger.cash == cash
+    assert await eng.store.get_order(d.order_id or "") == order
+    assert len(await eng.store.fills()) == 1
