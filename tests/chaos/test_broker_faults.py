@@ -28,8 +28,7 @@ from app.risk.engine import RiskEngine
 from app.risk.limits import parse_limits
 from app.tradier.client import RetryPolicy
 from tests.chaos.common import LONG
-from tests.fakes.tradier_orders import TradierAccount
-from tests.fakes.tradier_server import FakeTradier
+from tests.fakes.tradier_orders import TradierAccount, running_account
 
 pytestmark = pytest.mark.timeout(300 if LONG else 60)
 
@@ -74,11 +73,8 @@ async def quote(symbol: str) -> Quote:
 
 @pytest.fixture
 async def account() -> AsyncIterator[TradierAccount]:
-    server = FakeTradier()
-    acct = TradierAccount(server, ACCOUNT)
-    await server.start()
-    yield acct
-    await server.close()
+    async with running_account(ACCOUNT) as acct:
+        yield acct
 
 
 @pytest.fixture

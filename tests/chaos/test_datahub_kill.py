@@ -13,8 +13,7 @@ import asyncio
 import json
 import time
 from collections import Counter, defaultdict
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -51,16 +50,6 @@ async def rclient(redis_server: RedisServer) -> AsyncIterator[Redis]:
     client = Redis.from_url(redis_server.url)
     yield client
     await client.aclose()
-
-
-@pytest.fixture
-def hub(redis_server: RedisServer, tmp_path: Path) -> Iterator[Datahub]:
-    (tmp_path / "hub").mkdir()
-    datahub = Datahub(redis_server.url, tmp_path / "hub")
-    try:
-        yield datahub
-    finally:
-        datahub.stop()
 
 
 async def kill_and_restart(hub: Datahub, after: float) -> dict[str, float]:

@@ -12,8 +12,6 @@ import asyncio
 import json
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -52,16 +50,6 @@ RATE = 60.0
 STOP_AFTER = 1.5  # seconds into the load
 DOWN_FOR = 1.5  # seconds Redis stays down
 RECOVERY_BUDGET = 5.0  # seconds after Redis is back until the webhook answers 202 again
-
-
-@pytest.fixture
-def hub(redis_server: RedisServer, tmp_path: Path) -> Iterator[Datahub]:
-    (tmp_path / "hub").mkdir()
-    datahub = Datahub(redis_server.url, tmp_path / "hub")
-    try:
-        yield datahub
-    finally:
-        datahub.stop()
 
 
 async def bounce(server: RedisServer, after: float, down_for: float) -> tuple[float, float]:

@@ -18,6 +18,8 @@ script refusals with ``reject_next``. Every POST form is kept in ``forms``.
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -228,3 +230,15 @@ class TradierAccount:
 
     async def _balances(self, request: web.Request) -> Any:
         return {"balances": self.balances or "null"}
+
+
+@asynccontextmanager
+async def running_account(account_id: str) -> AsyncIterator[TradierAccount]:
+    """A started ``FakeTradier`` with one account on it, closed afterwards."""
+    server = FakeTradier()
+    account = TradierAccount(server, account_id)
+    await server.start()
+    try:
+        yield account
+    finally:
+        await server.close()

@@ -27,8 +27,7 @@ from app.models.orders import (
 )
 from app.risk.engine import RiskEngine
 from app.tradier.client import RetryPolicy
-from tests.fakes.tradier_orders import TradierAccount
-from tests.fakes.tradier_server import FakeTradier
+from tests.fakes.tradier_orders import TradierAccount, running_account
 
 ACCOUNT = "VA000001"
 ORDERS = f"/accounts/{ACCOUNT}/orders"
@@ -45,11 +44,8 @@ POLL = 0.02
 
 @pytest.fixture
 async def account() -> AsyncIterator[TradierAccount]:
-    server = FakeTradier()
-    acct = TradierAccount(server, ACCOUNT)
-    await server.start()
-    yield acct
-    await server.close()
+    async with running_account(ACCOUNT) as acct:
+        yield acct
 
 
 def make_broker(acct: TradierAccount, *, timeout: float = 2.0) -> TradierBroker:
