@@ -26,6 +26,7 @@ from typing import Any
 
 import pytest
 
+from app.embedded import stop_process
 from tests.servers import IN_CI, free_port, wait_for_port
 
 PARSE_DIR = Path(__file__).resolve().parent / "parse"
@@ -192,12 +193,7 @@ class ParseServer:
     def stop(self) -> None:
         if self.proc is None:
             return
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=5)
+        stop_process(self.proc)
         self.proc = None
 
     def restart(self) -> None:

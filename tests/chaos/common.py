@@ -20,6 +20,7 @@ import httpx
 from redis.asyncio import Redis
 
 from app.bus import Keys
+from app.embedded import stop_process
 from tests.servers import free_port, wait_for_port
 
 LONG = os.environ.get("CHAOS_LONG", "").lower() in {"1", "true", "yes"}
@@ -104,13 +105,7 @@ class Datahub:
     def stop(self) -> None:
         if self.proc is None:
             return
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
+        stop_process(self.proc, timeout=15)
         self.proc = None
 
     def logs(self) -> str:

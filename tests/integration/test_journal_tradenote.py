@@ -22,6 +22,7 @@ from aiohttp import web
 from redis.asyncio import Redis
 
 from app.bus import Keys, create_redis
+from app.embedded import stop_process
 from app.journal.analytics import analytics, calendar
 from app.journal.cli import replay_range
 from app.journal.client import TradeNoteClient
@@ -441,8 +442,7 @@ async def test_killed_mid_batch_no_loss_no_duplicate(
             await asyncio.sleep(0.2)
         assert (await backlog(redis))["backlog"] == 0
     finally:
-        proc.terminate()
-        proc.wait(timeout=15)
+        stop_process(proc, timeout=15)
         log.close()
     ids = await count_in_tradenote(tradenote_srv, tradenote_user)
     session = tradenote_srv.login(tradenote_user["username"], tradenote_user["password"])

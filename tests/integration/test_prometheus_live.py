@@ -33,6 +33,7 @@ import yaml
 from redis.asyncio import Redis
 
 from app.datahub.app import create_app
+from app.embedded import stop_process
 from tests.apps import serve, settings_for
 from tests.dashboards import iter_panel_queries, rule_files
 from tests.servers import RedisServer, free_port, require_binary
@@ -143,12 +144,7 @@ def prometheus(
         try:
             yield f"http://127.0.0.1:{port}", proc
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
+            stop_process(proc)
     if proc.returncode not in (0, -15):
         print(log_path.read_text())  # shown by pytest when the test fails
 

@@ -20,6 +20,7 @@ import httpx
 import pytest
 import yaml
 
+from app.embedded import stop_process
 from tests.dashboards import PROMETHEUS_DIR, ROOT, iter_panel_queries, rule_files
 from tests.servers import free_port, require_binary, wait_for_port
 
@@ -104,12 +105,7 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             time.sleep(0.2)
         yield base
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
+        stop_process(proc, timeout=15)
         log.close()
 
 
