@@ -8,7 +8,6 @@ the command that installs it (bash scripts/setup.sh).
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -19,6 +18,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+from tests.servers import require_binary
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_SH = ROOT / "scripts" / "compose.sh"
@@ -79,15 +80,6 @@ def run(
     return proc
 
 
-def require_podman() -> None:
-    if shutil.which("podman"):
-        return
-    msg = "podman is not installed: run `bash scripts/setup.sh` (Debian/Ubuntu: apt-get install podman runc)"
-    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-        pytest.fail(f"CI: {msg}", pytrace=False)
-    pytest.skip(msg)
-
-
 @dataclass
 class Stack:
     env: dict[str, str]
@@ -127,7 +119,7 @@ class Stack:
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    require_podman()
+    require_binary("podman")
     tmp = tmp_path_factory.mktemp("e2e")
     env_file = tmp / "stack.env"
     port = free_port()
