@@ -6,11 +6,19 @@ Secrets are ``SecretStr`` so they never reach a log line or ``config show``.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -142,6 +150,17 @@ class Settings(BaseSettings):
     # -- logs ---------------------------------------------------------------
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "text"] = "json"
+    # -- exposure (issue 15) --------------------------------------------------
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Host header allow-list; empty = loopback names when bound to loopback, else any",
+    )
+    allowed_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="extra Origins allowed to open /stream"
+    )
+    metrics_token: SecretStr | None = Field(
+        None, description="when set, /metrics needs Authorization: Bearer <token>"
+    )
 
     @field_validator("symbols", mode="before")
     @classmethod
@@ -152,11 +171,30 @@ class Settings(BaseSettings):
             return [str(s).strip().upper() for s in value]
         return value
 
-    @field_validator("webhook_allow_ips", "trusted_proxies", mode="before")
+    @field_validator(
+        "webhook_allow_ips", "trusted_proxies", "allowed_hosts", "allowed_origins", mode="before"
+    )
     @classmethod
     def _split_list(cls, value: Any) -> Any:
         if isinstance(value, str):
             return [s for s in value.replace(" ", ",").split(",") if s]
+        return value
+
+    @field_validator("webhook_allow_ips", "trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        """Addresses or CIDR networks (and ``tradingview`` for the allow-list), checked at start."""
+        keyword = "tradingview" if info.field_name == "webhook_allow_ips" else None
+        for entry in value:
+            if entry == keyword:
+                continue
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                extra = " or 'tradingview'" if keyword else ""
+                raise ValueError(
+                    f"{entry[:60]!r} is not an IP address or CIDR network{extra}"
+                ) from None
         return value
 
     @field_validator("log_level", mode="before")

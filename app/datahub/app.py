@@ -18,6 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from app import __version__
 from app.bus import create_redis
 from app.config import Settings
+from app.datahub.guards import HostAllowList
 from app.datahub.market import MarketData
 from app.datahub.publisher import QuotePublisher
 from app.datahub.routers import admin, console, health, quotes, stream, udf, webhook
@@ -125,6 +126,7 @@ def create_app(settings: Settings, *, feed: Feed | None = None) -> FastAPI:
         return JSONResponse({"detail": "invalid request", "errors": errors}, status_code=422)
 
     app.add_middleware(HTTPMetrics)
+    app.add_middleware(HostAllowList, settings=settings)  # outermost: before anything else
     return app
 
 

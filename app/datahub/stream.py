@@ -36,6 +36,8 @@ class StreamClient:
         self.control: deque[bytes] = deque(maxlen=100)
         self.wake = asyncio.Event()
         self.closed = False
+        self.private = False  # presented the admin key: receives order and fill events
+        self.close_code: tuple[int, str] | None = None  # close once the control queue is sent
 
     def push_quote(self, symbol: str, quote: Any) -> None:
         self.pending[symbol] = quote
@@ -43,6 +45,11 @@ class StreamClient:
 
     def send_control(self, message: dict[str, Any]) -> None:
         self.control.append(orjson.dumps(message))
+        self.wake.set()
+
+    def close_after_control(self, code: int, reason: str) -> None:
+        """Close cleanly (a close frame with ``code``) after the queued messages are sent."""
+        self.close_code = (code, reason)
         self.wake.set()
 
     async def sender(self, heartbeat: float, send_timeout: float) -> None:
@@ -62,7 +69,8 @@ class StreamClient:
             self.wake.clear()
             frames = [frame.decode() for frame in self.control]
             self.control.clear()
-            if self.pending:
+            closing = self.close_code
+            if self.pending and closing is None:
                 batch = list(self.pending.values())
                 self.pending.clear()
                 frames.append(self.hub.quotes_frame(batch))
@@ -78,6 +86,11 @@ class StreamClient:
                         await ws.close(code=1013, reason="too slow")
                     return
             WS_MESSAGES.inc(len(frames))
+            if closing is not None:
+                self.closed = True
+                with contextlib.suppress(Exception):
+                    await ws.close(code=closing[0], reason=closing[1])
+                return
 
 
 class QuoteHub:
@@ -152,10 +165,11 @@ class QuoteHub:
                     client.push_quote(symbol, quote)
 
     def broadcast(self, raw: bytes) -> None:
-        """Order and fill events go to every connected client."""
+        """Order and fill events go only to clients that authenticated with the admin key."""
         for client in self.clients:
-            client.control.append(raw)
-            client.wake.set()
+            if client.private:
+                client.control.append(raw)
+                client.wake.set()
 
     async def run(self) -> None:
         """Subscribe and dispatch forever; resubscribe with backoff when Redis drops."""

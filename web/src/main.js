@@ -189,6 +189,7 @@ function onQuotes(quotes) {
 }
 
 const stream = new Stream({
+  key: () => auth.key,
   onQuotes,
   onOrder: (order) => {
     if (!state.unlocked || !order?.id) return;
@@ -533,6 +534,7 @@ async function unlock(key) {
     return;
   }
   state.unlocked = true;
+  stream.authenticate();
   if ($("#login").open) $("#login").close();
   await Promise.all([refresh(), refreshJournal()]);
 }

@@ -1,9 +1,12 @@
 // WebSocket /stream: subscribe to symbols, receive quotes, order and fill events, heartbeats.
+// Quotes are public; order and fill events come only after {"op":"auth","key":...} with the
+// admin key the console already holds (sent in a message, never in the URL).
 // Reconnects with capped backoff and resubscribes; treats silence past two heartbeats as dead.
 
 export class Stream {
-  constructor({ onQuotes, onOrder, onFill, onStatus }) {
+  constructor({ onQuotes, onOrder, onFill, onStatus, key }) {
     this.handlers = { onQuotes, onOrder, onFill, onStatus };
+    this.key = key || (() => null);
     this.wanted = new Set();
     this.ws = null;
     this.backoff = 500;
@@ -27,6 +30,7 @@ export class Stream {
       this.backoff = 500;
       this.lastSeen = Date.now();
       this.handlers.onStatus?.(true);
+      this.authenticate();
       if (this.wanted.size) this.send({ op: "subscribe", symbols: [...this.wanted] });
       clearInterval(this.watchdog);
       this.watchdog = setInterval(() => {
@@ -69,6 +73,12 @@ export class Stream {
       this.backoff = Math.min(this.backoff * 2, 15_000);
     };
     ws.onerror = () => {}; // onclose follows and reconnects
+  }
+
+  /** Present the admin key (if any) so order and fill events flow on this connection. */
+  authenticate() {
+    const key = this.key();
+    if (key) this.send({ op: "auth", key });
   }
 
   send(msg) {

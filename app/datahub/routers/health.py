@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from redis.exceptions import RedisError
 
 from app.datahub.deps import ServicesDep
+from app.datahub.guards import metrics_authorized
 from app.feeds.base import FeedError
 from app.observability.prom import render_metrics
 
@@ -47,6 +48,12 @@ async def ready(services: ServicesDep) -> JSONResponse:
 
 
 @router.get("/metrics", include_in_schema=False)
-async def metrics() -> Response:
+async def metrics(request: Request) -> Response:
+    if not metrics_authorized(request.headers, request.app.state.settings):
+        return JSONResponse(
+            {"detail": "metrics need Authorization: Bearer <TRADEROPS_METRICS_TOKEN>"},
+            status_code=401,
+            headers={"WWW-Authenticate": "Bearer"},
+        )
     body, content_type = render_metrics()
     return Response(body, media_type=content_type)

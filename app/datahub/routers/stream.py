@@ -1,8 +1,15 @@
 """WebSocket ``/stream``: subscribe to symbols, receive conflated quote batches.
 
-Client -> server: ``{"op": "subscribe"|"unsubscribe", "symbols": [...]}``, ``{"op": "ping"}``.
+Client -> server: ``{"op": "subscribe"|"unsubscribe", "symbols": [...]}``, ``{"op": "ping"}``,
+``{"op": "auth", "key": "<admin key>"}``.
 Server -> client: ``{"type": "quotes", "data": [quote, ...]}``, ``subscribed``,
-``unsubscribed``, ``heartbeat``, ``pong`` and ``error`` (the connection stays open).
+``unsubscribed``, ``heartbeat``, ``pong``, ``authenticated``, ``order`` and ``fill`` (only
+after ``auth``) and ``error`` (the connection stays open, except after a wrong key or a
+binary frame: then the server closes with 1008 / 1003).
+
+Quotes are public; order and fill events are private to clients that sent the admin key
+in a message (never in the URL, where access logs would keep it). A handshake whose
+``Origin`` is neither the datahub's own nor in ``TRADEROPS_ALLOWED_ORIGINS`` is refused.
 """
 
 from __future__ import annotations
@@ -15,6 +22,8 @@ from typing import Any
 import orjson
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
+from app.datahub.guards import origin_allowed
+from app.datahub.security import constant_time_equals
 from app.datahub.services import Services
 from app.datahub.stream import StreamClient
 from app.feeds.base import FeedError
@@ -42,12 +51,19 @@ async def _handle(client: StreamClient, services: Services, raw: str) -> None:
     if op == "ping":
         client.send_control({"type": "pong"})
         return
+    if op == "auth":
+        await _authenticate(client, services, message.get("key"))
+        return
     if op not in ("subscribe", "unsubscribe"):
         client.send_control({"type": "error", "error": f"unknown op {str(op)[:40]!r}"})
         return
     symbols = message.get("symbols")
     if not isinstance(symbols, list) or not all(isinstance(s, str) for s in symbols):
         client.send_control({"type": "error", "error": '"symbols" must be a list of strings'})
+        return
+    cap = services.settings.ws_max_symbols
+    if len(symbols) > cap:  # refused before any lookup: one message cannot fan out to the feed
+        client.send_control({"type": "error", "error": f"at most {cap} symbols per message"})
         return
     wanted = list(dict.fromkeys(normalize_symbol(s) for s in symbols if s.strip()))
     if op == "unsubscribe":
@@ -76,10 +92,38 @@ async def _handle(client: StreamClient, services: Services, raw: str) -> None:
             log.warning("no snapshot for new subscriber: %s", exc)
 
 
+async def _authenticate(client: StreamClient, services: Services, key: object) -> None:
+    configured = services.settings.admin_api_key
+    if configured is None:
+        client.send_control({"type": "error", "error": "private events disabled: no admin key"})
+        return
+    if isinstance(key, str) and constant_time_equals(key, configured.get_secret_value()):
+        client.private = True
+        client.send_control({"type": "authenticated"})
+        return
+    client.send_control({"type": "error", "error": "wrong admin key"})
+    client.close_after_control(1008, "wrong admin key")
+
+
+async def _receive_text(ws: WebSocket) -> str | None:
+    """The next text frame; ``None`` after a binary frame (answered with an error)."""
+    message = await ws.receive()
+    if message["type"] == "websocket.disconnect":
+        raise WebSocketDisconnect(message.get("code", 1000))
+    text = message.get("text")
+    if text is None:
+        return None
+    return str(text)
+
+
 @router.websocket("/stream")
 async def stream(ws: WebSocket) -> None:
     services: Services = ws.app.state.services
     settings = services.settings
+    if not origin_allowed(ws.headers, settings.allowed_origins):
+        log.info("refused a stream handshake from origin %.80s", ws.headers.get("origin"))
+        await ws.close(code=1008)  # before accept: the handshake is answered 403
+        return
     await ws.accept()
     client = StreamClient(ws, services.hub)
     services.hub.add(client)
@@ -89,12 +133,17 @@ async def stream(ws: WebSocket) -> None:
     )
     try:
         while not client.closed:
-            receive = asyncio.ensure_future(ws.receive_text())
+            receive = asyncio.ensure_future(_receive_text(ws))
             done, _ = await asyncio.wait({receive, sender}, return_when=asyncio.FIRST_COMPLETED)
-            if receive not in done:  # sender finished: client dropped as too slow
+            if receive not in done:  # sender finished: dropped as too slow, or closed by us
                 receive.cancel()
                 break
-            await _handle(client, services, receive.result())
+            text = receive.result()
+            if text is None:
+                client.send_control({"type": "error", "error": "binary frames are not supported"})
+                client.close_after_control(1003, "binary frames are not supported")
+                continue
+            await _handle(client, services, text)
     except (WebSocketDisconnect, RuntimeError):
         pass
     finally:

@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from app.datahub.deps import ServicesDep
 from app.datahub.errors import InvalidRequest, UdfError, responses
 from app.datahub.market import RangeError
+from app.datahub.security import AdminDep
 from app.feeds.base import FeedError, UnknownSymbolError
 from app.models.market import SUPPORTED_RESOLUTIONS, Resolution, SymbolInfo, normalize_symbol
 
@@ -215,7 +216,7 @@ async def quotes(services: ServicesDep, symbols: str = "") -> dict[str, Any] | J
     return {"s": "ok", "d": data}
 
 
-@router.get("/marks", response_model=None)
+@router.get("/marks", response_model=None, dependencies=[AdminDep])
 async def marks(
     services: ServicesDep,
     symbol: str = "",
@@ -223,7 +224,7 @@ async def marks(
     to: str | None = None,
     resolution: str = "",
 ) -> dict[str, list[Any]] | JSONResponse:
-    """Our fills as chart marks (columnar, as the UDF spec allows)."""
+    """Our fills as chart marks (columnar, as the UDF spec allows); private: ``X-API-Key``."""
     try:
         start = _parse_int("from", from_, required=True)
         end = _parse_int("to", to, required=True)
