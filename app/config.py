@@ -135,8 +135,6 @@ class Settings(BaseSettings):
         "America/New_York", description="the TradeNote user's time zone (dateUnix midnight)"
     )
     tradenote_timeout_seconds: float = Field(10.0, gt=0)
-    journal_account_paper: str = Field("paper", min_length=1, description="TradeNote account")
-    journal_account_live: str = Field("live", min_length=1, description="TradeNote account")
     journal_max_attempts: int = Field(
         5, ge=1, description="rejections of one fill before it goes to the dead-letter stream"
     )

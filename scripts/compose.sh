@@ -144,7 +144,7 @@ select_services() {
     case "$p" in
       core|"") ;;
       journal)
-        if image_available "${TRADENOTE_IMAGE:-docker.io/eleventrading/tradenote:latest}" &&
+        if image_available "${TRADENOTE_IMAGE:-docker.io/eleventrading/tradenote:19.0.3}" &&
           image_available "${MONGO_IMAGE:-docker.io/library/mongo:7.0}"; then
           services+=(mongo tradenote journal)
         else

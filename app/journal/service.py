@@ -35,8 +35,6 @@ def journal_config(settings: Settings) -> JournalConfig:
     return JournalConfig(
         username=settings.tradenote_username or "",
         tz=tz,
-        account_paper=settings.journal_account_paper,
-        account_live=settings.journal_account_live,
     )
 
 

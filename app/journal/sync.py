@@ -35,6 +35,7 @@ from app.journal.client import (
 from app.journal.tradenote import (
     Positions,
     build_day,
+    check_day_document,
     close_carried_trade,
     day_fields,
     day_from_unix,
@@ -57,12 +58,10 @@ MAX_CASCADE_DAYS = 400
 class JournalConfig:
     username: str
     tz: ZoneInfo = field(default_factory=lambda: ZoneInfo("America/New_York"))
-    account_paper: str = "paper"
-    account_live: str = "live"
 
     def account_for(self, fill: Fill) -> str:
-        """TradeNote account name: a paper fill goes to the paper account, else live."""
-        return self.account_paper if fill.broker == "paper" else self.account_live
+        """TradeNote account name: each trading account is its own TradeNote account."""
+        return fill.account
 
     def date_unix(self, fill: Fill) -> int:
         return day_unix(trading_day(fill.time, self.tz), self.tz)
@@ -199,6 +198,7 @@ class Journal:
             built_carry[day] = build.carry_out
             closed_carried.extend(build.closed_carried)
             fields = day_fields(build, day_from_unix(day, config.tz))
+            check_day_document(fields, day)
             if doc is None:
                 body = {
                     **fields,

@@ -171,6 +171,8 @@ class OpenTrip:
     exit_quantity: float = 0.0
     exit_notional: float = 0.0
     lots: deque[list[float]] = field(default_factory=deque)  # [signed qty, price]
+    entry_price: float = 0.0  # the first execution's price (TradeNote's entryPrice)
+    symbol_original: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -188,6 +190,8 @@ class OpenTrip:
             "exitQuantity": self.exit_quantity,
             "exitNotional": self.exit_notional,
             "lots": [list(lot) for lot in self.lots],
+            "entryPrice": self.entry_price,
+            "symbolOriginal": self.symbol_original,
         }
 
     @classmethod
@@ -207,7 +211,14 @@ class OpenTrip:
             exit_quantity=float(data["exitQuantity"]),
             exit_notional=float(data["exitNotional"]),
             lots=deque([float(q), float(p)] for q, p in data["lots"]),
+            entry_price=float(data.get("entryPrice") or _average(data)),
+            symbol_original=str(data.get("symbolOriginal") or data["symbol"]),
         )
+
+
+def _average(data: Mapping[str, Any]) -> float:
+    quantity = float(data["entryQuantity"])
+    return float(data["entryNotional"]) / quantity if quantity else 0.0
 
 
 Positions = dict[str, OpenTrip]  # "account|symbol" -> open trip
@@ -230,10 +241,14 @@ class _DayTrip:
     executions: list[str] = field(default_factory=list)
     commission: float = 0.0
     realized: float = 0.0
+    # TradeNote's split: the trip's first execution is its entry, every later one an exit
     entry_proceeds: float = 0.0
+    entry_net: float = 0.0
     exit_proceeds: float = 0.0
+    exit_net: float = 0.0
     closed: bool = False
     exit_time: int = 0
+    exit_price: float = 0.0
     note: str = ""
 
 
@@ -288,6 +303,8 @@ def build_day(executions: list[Document], carry_in: Positions, td: int) -> DayBu
                         long=long,
                         entry_time=exec_time,
                         origin_td=td,
+                        entry_price=price,
+                        symbol_original=str(e.get("symbolOriginal") or symbol),
                     )
                     positions[key] = trip
                     dt = _DayTrip(trip=trip, carried=False)
@@ -300,12 +317,20 @@ def build_day(executions: list[Document], carry_in: Positions, td: int) -> DayBu
             if first_leg:
                 dt.commission += commission
                 dt.note = dt.note or str(e.get("note") or "")
+                gross = float(e.get("grossProceeds") or 0.0)
+                net = float(e.get("netProceeds") or 0.0)
+                if not dt.carried and len(dt.executions) == 1:
+                    dt.entry_proceeds += gross
+                    dt.entry_net += net
+                else:
+                    dt.exit_proceeds += gross
+                    dt.exit_net += net
+                dt.exit_price = price
             first_leg = False
             opening = (remaining > 0) == trip.long
             if opening:
                 trip.lots.append([remaining, price])
                 _count(trip, remaining, price, entry=True)
-                dt.entry_proceeds += -remaining * price
                 remaining = 0.0
                 continue
             # closing FIFO against the open lots
@@ -317,7 +342,6 @@ def build_day(executions: list[Document], carry_in: Positions, td: int) -> DayBu
                 lot[0] -= closing * direction
                 remaining += closing * direction
                 _count(trip, -closing * direction, price, entry=False)
-                dt.exit_proceeds += closing * direction * price
                 if abs(lot[0]) <= EPS:
                     trip.lots.popleft()
             if not trip.lots:
@@ -364,8 +388,6 @@ def _trade_doc(dt: _DayTrip, td: int) -> Document:
     gross = _r(dt.realized)
     net = _r(dt.realized - dt.commission)
     closed = dt.closed
-    entry_price = trip.entry_notional / trip.entry_quantity if trip.entry_quantity else 0.0
-    exit_price = trip.exit_notional / trip.exit_quantity if trip.exit_quantity else 0.0
     shares = trip.buy_quantity if closed else 0.0
     gross_share = _r(gross / shares) if shares else 0.0
     net_share = _r(net / shares) if shares else 0.0
@@ -379,12 +401,13 @@ def _trade_doc(dt: _DayTrip, td: int) -> Document:
         "side": "B" if trip.long else "SS",
         "strategy": "long" if trip.long else "short",
         "symbol": trip.symbol,
+        "symbolOriginal": trip.symbol_original or trip.symbol,
         "buyQuantity": _r(trip.buy_quantity),
         "sellQuantity": _r(trip.sell_quantity),
         "entryTime": trip.entry_time,
         "exitTime": dt.exit_time if closed else 0,
-        "entryPrice": _r(entry_price),
-        "exitPrice": _r(exit_price) if closed else 0,
+        "entryPrice": _r(trip.entry_price),
+        "exitPrice": _r(dt.exit_price) if closed else 0,
         "commission": _r(dt.commission),
         "commissionOpen": 0,
         "clrBroker": "",
@@ -395,9 +418,9 @@ def _trade_doc(dt: _DayTrip, td: int) -> Document:
         "grossExitProceedsOpen": 0,
         "grossProceeds": gross,
         "grossProceedsOpen": 0,
-        "netEntryProceeds": _r(dt.entry_proceeds - dt.commission),
+        "netEntryProceeds": _r(dt.entry_net),
         "netEntryProceedsOpen": 0,
-        "netExitProceeds": _r(dt.exit_proceeds),
+        "netExitProceeds": _r(dt.exit_net),
         "netExitProceedsOpen": 0,
         "netProceeds": net,
         "netProceedsOpen": 0,
@@ -517,6 +540,27 @@ def day_fields(build: DayBuild, day: date) -> Document:
         "pAndL": build.pnl,
         "openPositions": build.open_positions,
     }
+
+
+class InvalidDayDocument(ValueError):
+    """A day document TradeNote's UI cannot show (it would spin forever or show NaN)."""
+
+
+def check_day_document(fields: Mapping[str, Any], date_unix: int) -> None:
+    """What TradeNote's UI needs of a day document: every trade's ``td`` is the document's
+    ``dateUnix`` (else every page spins forever), ``strategy`` is long or short, and every
+    summed figure is a number."""
+    for trade in fields.get("trades") or []:
+        if trade.get("td") != date_unix:
+            raise InvalidDayDocument(
+                f"trade {trade.get('id')}: td {trade.get('td')} != dateUnix {date_unix}"
+            )
+        if trade.get("strategy") not in ("long", "short"):
+            raise InvalidDayDocument(f"trade {trade.get('id')}: strategy {trade.get('strategy')!r}")
+        for name in ("grossProceeds", "netProceeds", "commission", "buyQuantity", "sellQuantity"):
+            value = trade.get(name)
+            if not isinstance(value, int | float) or isinstance(value, bool) or value != value:
+                raise InvalidDayDocument(f"trade {trade.get('id')}: {name} = {value!r}")
 
 
 def close_carried_trade(doc: Mapping[str, Any], trade_id: str, exit_time: int) -> Document | None:

@@ -47,7 +47,8 @@ def at(day: date, hh: int, mm: int, ss: int = 0) -> float:
 
 def mkfill(n: int, intent: Intent, qty: int, price: float, t: float, *, symbol: str = "AAPL",
            broker: str = "paper", commission: float = 0.0) -> Fill:  # fmt: skip
-    return Fill(id=f"fill-{n}", order_id=f"ord-{n}", broker=broker, account="acct", symbol=symbol,
+    account = "paper" if broker == "paper" else "live"  # each trading account: a TradeNote one
+    return Fill(id=f"fill-{n}", order_id=f"ord-{n}", broker=broker, account=account, symbol=symbol,
                 intent=intent, quantity=qty, price=price, commission=commission, time=t,
                 strategy="momo")  # fmt: skip
 

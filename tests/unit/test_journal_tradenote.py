@@ -116,13 +116,15 @@ def test_long_round_trip_with_scale_in_and_partial_closes() -> None:
     assert t["id"] == f"t{int(at(9, 30))}_AAPL_stock_B"
     assert (t["side"], t["strategy"], t["openPosition"]) == ("B", "long", False)
     assert (t["buyQuantity"], t["sellQuantity"]) == (200, 200)
-    assert t["entryPrice"] == 10.5 and t["exitPrice"] == 11.25
+    # as TradeNote's importer: the first execution is the entry, every later one an exit
+    assert t["entryPrice"] == 10.0 and t["exitPrice"] == 9.0
     assert t["entryTime"] == int(at(9, 30)) and t["exitTime"] == int(at(10, 30))
     assert t["grossStatus"] == "win" and t["netStatus"] == "win"
     assert t["grossWins"] == 150.0 and t["grossLoss"] == 0
     assert t["grossSharePL"] == 0.75
     assert (t["tradesCount"], t["executionsCount"], t["grossWinsCount"]) == (1, 4, 1)
-    assert t["grossEntryProceeds"] == -2100.0 and t["grossExitProceeds"] == 2250.0
+    assert t["grossEntryProceeds"] == -1000.0 and t["grossExitProceeds"] == 1150.0
+    assert t["netEntryProceeds"] == -1001.0 and t["netExitProceeds"] == 1147.0
     assert len(t["executions"]) == 4
     assert all(e["trade"] == t["id"] for e in day.executions)
     assert not day.open_positions and not day.carry_out
@@ -219,3 +221,17 @@ def test_backoff_is_capped_and_jittered(failures: int) -> None:
     delay = backoff.next_delay()
     expected = min(5.0, 0.2 * 2**failures)
     assert expected / 2 <= delay <= expected
+
+
+def test_a_trade_whose_td_is_not_the_documents_day_is_refused() -> None:
+    from app.journal.tradenote import InvalidDayDocument, check_day_document
+
+    fills = [fill(1, Intent.BUY, 10, 5.0, at(12, 0)), fill(2, Intent.SELL, 10, 6.0, at(12, 5))]
+    day = build(fills)
+    td = day.trades[0]["td"]
+    check_day_document({"trades": day.trades}, td)
+    with pytest.raises(InvalidDayDocument, match="td"):
+        check_day_document({"trades": day.trades}, td + 86400)
+    bad = [{**day.trades[0], "netProceeds": None}]
+    with pytest.raises(InvalidDayDocument, match="netProceeds"):
+        check_day_document({"trades": bad}, td)
