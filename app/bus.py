@@ -36,19 +36,29 @@ class Keys:
     ) -> str:
         return f"{PREFIX}:history:{feed}:{symbol}:{resolution}:{start}:{end}:{countback or 0}"
 
-    # execution (orders, fills, alerts) -----------------------------------------
+    # execution: global streams (every account's entries carry an ``account`` field) ----
     ORDERS_STREAM = f"{PREFIX}:stream:orders"  # every order transition, in order
     FILLS_STREAM = f"{PREFIX}:stream:fills"  # every fill: the journal consumes this
-    ALERTS_STREAM = f"{PREFIX}:stream:alerts"  # every webhook decision
+    ALERTS_STREAM = f"{PREFIX}:stream:alerts"  # every decision (one per alert and account)
     EVENTS_CHANNEL = f"{PREFIX}:ch:events"  # order/fill events for WebSocket clients
-    OPEN_ORDERS = f"{PREFIX}:orders:open"  # set of non-terminal order ids
-    RECENT_ORDERS = f"{PREFIX}:orders:recent"  # zset id -> created time
-    FILLS_SEEN = f"{PREFIX}:fills:seen"  # set of applied fill ids (idempotent apply)
+    DECISIONS_CHANNEL = f"{PREFIX}:ch:decisions"  # decisions and command results, for intake
     FILLS_INDEXED = f"{PREFIX}:fills:indexed"  # set once the per-symbol index covers the stream
-    KILL_SWITCH = f"{PREFIX}:risk:kill-switch"
+    EXECUTION_GROUP = "execution"  # consumer group on every account's inbound streams
+    EXECUTION_CONSUMER = "engine"  # one name: a new lease holder owns what the last left pending
+
+    @staticmethod
+    def account(account: str) -> AccountKeys:
+        """Every key of one trading account (its book, orders, alerts, kill switch, lease)."""
+        return AccountKeys(account)
+
+    @staticmethod
+    def intake(alert_id: str) -> str:
+        """An alert taken in: the accounts it was routed to (idempotency across accounts)."""
+        return f"{PREFIX}:intake:{alert_id}"
 
     @staticmethod
     def order(order_id: str) -> str:
+        """Order ids are unique across accounts (the account is part of their hash)."""
         return f"{PREFIX}:order:{order_id}"
 
     @staticmethod
@@ -62,19 +72,14 @@ class Keys:
         return f"{PREFIX}:instance:{instance_id}"
 
     @staticmethod
-    def alert(alert_id: str) -> str:
-        """Idempotency claim and stored decision for one alert."""
-        return f"{PREFIX}:alert:{alert_id}"
-
-    @staticmethod
     def ledger(account: str) -> str:
-        return f"{PREFIX}:ledger:{account}"
+        return f"{PREFIX}:acct:{account}:ledger"
 
     # paper broker ---------------------------------------------------------------
     @staticmethod
     def paper_orders(account: str) -> str:
         """Hash: client order id -> the paper broker's view of that order."""
-        return f"{PREFIX}:paper:{account}:orders"
+        return f"{PREFIX}:acct:{account}:paper:orders"
 
     # journal (TradeNote) ----------------------------------------------------------
     JOURNAL_GROUP = "journal"
@@ -85,6 +90,49 @@ class Keys:
     JOURNAL_DAYS = f"{PREFIX}:journal:days"  # zset: dateUnix of every journaled day
     JOURNAL_EOD = f"{PREFIX}:journal:eod"  # hash: dateUnix -> positions open at day end
     JOURNAL_ANALYTICS = f"{PREFIX}:journal:analytics"  # hash: params -> cached analytics
+
+
+class AccountKeys:
+    """One account's namespace, ``traderops:acct:<id>:``: nothing of one account's state
+    can be read or written as another's (switching brokers does not mix books)."""
+
+    __slots__ = (
+        "alerts_in",
+        "commands",
+        "fence",
+        "fills_seen",
+        "id",
+        "kill_switch",
+        "lease",
+        "ledger",
+        "open_orders",
+        "prefix",
+        "recent_orders",
+        "snapshot",
+    )
+
+    def __init__(self, account: str) -> None:
+        p = f"{PREFIX}:acct:{account}"
+        self.id = account
+        self.prefix = p
+        self.alerts_in = f"{p}:stream:alerts-in"  # intake -> this account's engine
+        self.commands = f"{p}:stream:commands"  # admin commands (kill switch, flatten, cancel)
+        self.lease = f"{p}:lease"  # the engine holding this account: "<instance>:<fence>"
+        self.fence = f"{p}:fence"  # counter: each new lease holder's fencing token
+        self.ledger = Keys.ledger(account)  # the book of record (FIFO lots, cash, day)
+        self.open_orders = f"{p}:orders:open"  # set of non-terminal order ids
+        self.recent_orders = f"{p}:orders:recent"  # zset id -> created time
+        self.fills_seen = f"{p}:fills:seen"  # applied fill ids (idempotent apply)
+        self.kill_switch = f"{p}:risk:kill-switch"
+        self.snapshot = f"{p}:risk:snapshot"  # the holder's risk state, for every reader
+
+    def alert(self, alert_id: str) -> str:
+        """Idempotency claim and stored decision for one alert in this account."""
+        return f"{self.prefix}:alert:{alert_id}"
+
+    def command(self, command_id: str) -> str:
+        """The stored result of one admin command."""
+        return f"{self.prefix}:command:{command_id}"
 
 
 def create_redis(url: str, *, timeout: float = 2.0, max_connections: int = 256) -> Redis:

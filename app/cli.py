@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import secrets
 import sys
@@ -123,16 +124,81 @@ async def _start_kairos(settings: Settings) -> asyncio.Task[None] | None:
     return asyncio.create_task(run(), name="kairos")
 
 
+def _accounts_or_exit(settings: Settings) -> None:
+    """A bad accounts file stops start-up with one line, like any other setting."""
+    from app.execution.accounts import AccountsConfigError, load_accounts
+
+    try:
+        load_accounts(settings)
+    except AccountsConfigError as exc:
+        typer.echo(f"trader-ops: config error: TRADEROPS_ACCOUNTS: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
 @cli.command()
 def datahub(
     host: Annotated[str | None, typer.Option(help="bind address (TRADEROPS_HTTP_HOST)")] = None,
     port: Annotated[int | None, typer.Option(help="port (TRADEROPS_HTTP_PORT)")] = None,
+    workers: Annotated[
+        int, typer.Option(min=1, max=64, help="intake worker processes on one port")
+    ] = 1,
 ) -> None:
-    """Run the datahub service (Redis at TRADEROPS_REDIS_URL)."""
+    """Run the datahub service (Redis at TRADEROPS_REDIS_URL).
+
+    With --workers N, N processes share the port: any of them takes an alert in, and
+    each account's engine runs in exactly one of them (a lease), or in `trader-ops
+    execution` when TRADEROPS_EXECUTION_IN_DATAHUB=false.
+    """
     settings = settings_or_exit(http_host=host, http_port=port)
+    _accounts_or_exit(settings)
+    if workers > 1:
+        import uvicorn
+
+        # every worker builds its app from the environment: pass the options on
+        os.environ["TRADEROPS_HTTP_HOST"] = settings.http_host
+        os.environ["TRADEROPS_HTTP_PORT"] = str(settings.http_port)
+        setup_logging(settings.log_level, settings.log_format)
+        uvicorn.run(
+            "app.datahub.app:app_from_env",
+            factory=True,
+            host=settings.http_host,
+            port=settings.http_port,
+            workers=workers,
+            log_config=None,
+            access_log=False,
+            proxy_headers=False,
+            ws_per_message_deflate=settings.ws_compression,
+        )
+        return
     setup_logging(settings.log_level, settings.log_format)
     setup_tracing("datahub")
     _run(_serve(settings))
+
+
+@cli.command()
+def execution(
+    metrics_port: Annotated[
+        int, typer.Option(help="Prometheus metrics on 127.0.0.1:PORT (0: off)")
+    ] = 9101,
+    metrics_host: Annotated[str, typer.Option(help="metrics bind address")] = "127.0.0.1",
+) -> None:
+    """Run the account engines only (no HTTP): each account in exactly one process.
+
+    Start several for fail-over: the others stand by and take an account over within
+    TRADEROPS_ACCOUNT_LEASE_SECONDS when its holder dies.
+    """
+    settings = settings_or_exit()
+    _accounts_or_exit(settings)
+    setup_logging(settings.log_level, settings.log_format)
+    setup_tracing("execution")
+    if metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(metrics_port, addr=metrics_host)
+    from app.execution.runtime import run_execution
+
+    with contextlib.suppress(KeyboardInterrupt):
+        _run(run_execution(settings))
 
 
 @cli.command()

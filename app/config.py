@@ -118,6 +118,21 @@ class Settings(BaseSettings):
     paper_min_commission: float = Field(0.0, ge=0)
     paper_partial_fill_shares: int | None = Field(None, gt=0)
     broker_timeout_seconds: float = Field(10.0, gt=0)
+    accounts: Path | None = Field(
+        None, description="accounts and routes (YAML); unset: one account, 'default'"
+    )
+    execution_in_datahub: bool = Field(
+        True, description="the datahub also runs account engines (off: `trader-ops execution`)"
+    )
+    intake_wait_seconds: float = Field(
+        1.0, gt=0, le=2.5, description="webhook waits this long for decisions, then 202 queued"
+    )
+    account_lease_seconds: float = Field(
+        5.0,
+        ge=1,
+        le=60,
+        description="an account's engine lease: a dead holder's is taken after this",
+    )
     webhook_hmac_key: SecretStr | None = None
     admin_api_key: SecretStr | None = None
     # -- Tradier ------------------------------------------------------------

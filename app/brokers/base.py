@@ -6,7 +6,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+from app.models.market import Quote
 from app.models.orders import Fill, Order, OrderStatus
+from app.models.portfolio import AccountState, Position
 
 
 class BrokerError(Exception):
@@ -49,8 +51,19 @@ EventHandler = Callable[[BrokerEvent], Awaitable[None]]
 
 @runtime_checkable
 class Broker(Protocol):
+    """What every broker offers, with its capabilities stated, not probed for:
+
+    - ``keeps_book``: it holds the account's positions and cash (``positions``,
+      ``balances``), the truth the engine adopts at start-up (Tradier); the paper broker
+      does not (our ledger is its book).
+    - ``redelivers_fills``: it reports a fill again until the engine has booked it, so
+      the engine does not also replay fills for it while running (Tradier's poller).
+    """
+
     name: str
     account: str
+    keeps_book: bool
+    redelivers_fills: bool
 
     async def start(self, on_event: EventHandler) -> None: ...
 
@@ -63,3 +76,17 @@ class Broker(Protocol):
 
     async def find_by_tag(self, order_id: str) -> BrokerOrderState | None:
         """The broker's view of one of our orders (reconciliation), or None if never received."""
+
+    async def fills_for(
+        self, order_id: str, filled_quantity: int | None = None, avg_fill_price: float | None = None
+    ) -> list[Fill]:
+        """Fills for one of our orders not yet booked (given what is booked)."""
+
+    async def on_quote(self, quote: Quote) -> None:
+        """A market quote (the paper broker fills resting orders on it)."""
+
+    async def positions(self) -> list[Position]:
+        """The broker's positions (``keeps_book`` brokers)."""
+
+    async def balances(self) -> AccountState:
+        """The broker's cash and equity (``keeps_book`` brokers)."""

@@ -21,6 +21,7 @@ from app.brokers.base import BrokerError, BrokerEvent, BrokerOrderState, EventHa
 from app.bus import Keys
 from app.models.market import Quote
 from app.models.orders import Fill, Order, OrderStatus, OrderType, Side
+from app.models.portfolio import AccountState, Position
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +30,8 @@ QuoteSource = Callable[[str], Awaitable[Quote | None]]
 
 class PaperBroker:
     name = "paper"
+    keeps_book = False  # our ledger is its book
+    redelivers_fills = False
 
     def __init__(
         self,
@@ -36,6 +39,7 @@ class PaperBroker:
         quotes: QuoteSource,
         *,
         account: str = "paper",
+        namespace: str | None = None,
         slippage_bps: float = 1.0,
         commission_per_share: float = 0.0,
         min_commission: float = 0.0,
@@ -50,7 +54,7 @@ class PaperBroker:
         self.min_commission = min_commission
         self.partial = partial_fill_shares
         self.clock = clock
-        self.key = Keys.paper_orders(account)
+        self.key = Keys.paper_orders(namespace or "default")  # the trading account's keys
         self.resting: dict[str, dict[str, Any]] = {}  # order id -> record (open orders)
         self._on_event: EventHandler | None = None
         self._lock = asyncio.Lock()
@@ -142,6 +146,12 @@ class PaperBroker:
         if raw is None:
             return []
         return [Fill.model_validate(f) for f in orjson.loads(raw)["fills"]]
+
+    async def positions(self) -> list[Position]:
+        raise NotImplementedError("the paper broker keeps no book of its own (keeps_book)")
+
+    async def balances(self) -> AccountState:
+        raise NotImplementedError("the paper broker keeps no book of its own (keeps_book)")
 
     async def on_quote(self, quote: Quote) -> None:
         """Fill resting orders that this quote crosses."""

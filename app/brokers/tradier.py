@@ -38,6 +38,7 @@ from app.brokers.base import (
     BrokerTimeoutError,
     EventHandler,
 )
+from app.models.market import Quote
 from app.models.orders import Fill, Intent, Order, OrderStatus, OrderType
 from app.models.portfolio import AccountState, Position
 from app.observability.metrics import BROKER_ERRORS
@@ -146,6 +147,7 @@ class TradierBroker:
     # the order poller reports a fill again until the engine has booked it (watermark):
     # the engine does not also replay fills for it while running
     redelivers_fills = True
+    keeps_book = True
 
     def __init__(
         self,
@@ -207,6 +209,9 @@ class TradierBroker:
         await self.client.start()
         if self._poller is None or self._poller.done():
             self._poller = asyncio.create_task(self._poll_loop(), name="tradier-order-poller")
+
+    async def on_quote(self, quote: Quote) -> None:
+        """Tradier fills its own orders: quotes are not needed here."""
 
     async def close(self) -> None:
         self._stopping = True

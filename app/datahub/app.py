@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -20,18 +21,33 @@ from app.bus import create_redis
 from app.config import Settings
 from app.datahub.guards import HostAllowList
 from app.datahub.market import MarketData
+from app.datahub.marks import FillMarks
 from app.datahub.publisher import QuotePublisher
 from app.datahub.routers import admin, console, health, quotes, stream, udf, webhook
 from app.datahub.services import Services
 from app.datahub.stream import QuoteHub
-from app.datahub.wiring import QuotePump, build_engine
-from app.execution.engine import ExecutionEngine
+from app.datahub.wiring import QuotePump, engine_factory
+from app.execution.accounts import load_accounts
+from app.execution.intake import Intake, Waiter
+from app.execution.service import ExecutionService
 from app.feeds import make_feed
 from app.feeds.base import Feed
 from app.observability.metrics import HTTP_LATENCY, HTTP_REQUESTS
 from app.observability.tracing import instrument_app
 
 log = logging.getLogger(__name__)
+
+
+def app_from_env() -> FastAPI:
+    """The app of one worker of ``trader-ops datahub --workers N`` (settings from the env)."""
+    from app.config import load_settings
+    from app.observability.logging import setup_logging
+    from app.observability.tracing import setup_tracing
+
+    settings = load_settings()
+    setup_logging(settings.log_level, settings.log_format)
+    setup_tracing("datahub")
+    return create_app(settings)
 
 
 def create_app(settings: Settings, *, feed: Feed | None = None) -> FastAPI:
@@ -49,37 +65,62 @@ def create_app(settings: Settings, *, feed: Feed | None = None) -> FastAPI:
         )
         hub = QuoteHub(redis)
         publisher = QuotePublisher(the_feed, redis, market.cache, settings.symbols)
-        engine = build_engine(settings, redis, market)
-        services = Services(settings, redis, the_feed, market, hub, publisher, engine)
-        services.extras["marks"] = engine  # our fills as UDF chart marks
+        accounts = load_accounts(settings)
+        waiter = Waiter(redis)
+        intake = Intake(
+            redis,
+            accounts,
+            waiter,
+            alert_ttl=settings.alert_ttl_seconds,
+            wait_seconds=settings.intake_wait_seconds,
+        )
+        execution = None
+        if settings.execution_in_datahub:
+            execution = ExecutionService(
+                accounts.accounts,
+                redis,
+                engine_factory(settings, redis, market),
+                lease_seconds=settings.account_lease_seconds,
+            )
+        services = Services(
+            settings, redis, the_feed, market, hub, publisher, accounts, intake, execution
+        )
+        services.extras["marks"] = FillMarks(redis)  # our fills as UDF chart marks
         app.state.services = services
-        quote_pump = QuotePump(engine)
-        hub.listeners.append(quote_pump.offer)
         hub.listeners.append(market.offer)
-        try:  # normally ready before the first request; if Redis is down, keep retrying
-            await asyncio.wait_for(engine.start(), 10)
-        except (RedisError, OSError, TimeoutError) as exc:
-            log.warning("execution engine not started yet: %s", exc)
         tasks = [
             asyncio.create_task(hub.run(), name="quote-hub"),
             asyncio.create_task(publisher.run(), name="quote-publisher"),
-            asyncio.create_task(quote_pump.run(), name="engine-quotes"),
-            asyncio.create_task(_start_engine(engine), name="engine-start"),
+            asyncio.create_task(waiter.run(), name="decision-listener"),
         ]
+        if execution is not None:
+            quote_pump = QuotePump(execution)
+            hub.listeners.append(quote_pump.offer)
+            tasks.append(asyncio.create_task(quote_pump.run(), name="engine-quotes"))
+            execution.start()
+        with contextlib.suppress(TimeoutError):  # normally ready before the first request
+            await asyncio.wait_for(waiter.connected.wait(), 5)
         log.info(
-            "datahub ready", extra={"feed": the_feed.name, "redis": _redact(settings.redis_url)}
+            "datahub ready",
+            extra={
+                "feed": the_feed.name,
+                "redis": _redact(settings.redis_url),
+                "accounts": accounts.ids,
+                "execution": "in this process" if execution is not None else "elsewhere",
+            },
         )
         try:
             yield
         finally:
             hub.stopping = publisher.stopping = True
+            if execution is not None:
+                await execution.stop()
             for task in tasks:
                 task.cancel()
             _, stuck = await asyncio.wait(tasks, timeout=5)
             for task in stuck:
                 log.warning("background task %s did not stop within 5 s", task.get_name())
             await publisher.stop()
-            await engine.close()
             await the_feed.close()
             await redis.aclose()
 
@@ -128,19 +169,6 @@ def create_app(settings: Settings, *, feed: Feed | None = None) -> FastAPI:
     app.add_middleware(HTTPMetrics)
     app.add_middleware(HostAllowList, settings=settings)  # outermost: before anything else
     return app
-
-
-async def _start_engine(engine: ExecutionEngine) -> None:
-    """Start (load state, reconcile) once Redis answers; until then the webhook says 503."""
-    backoff = 0.2
-    while not engine.started:
-        try:
-            await engine.start()
-            return
-        except (RedisError, OSError) as exc:
-            log.warning("execution engine waiting for Redis (retry in %.1fs): %s", backoff, exc)
-            await asyncio.sleep(backoff)
-            backoff = min(5.0, backoff * 2)
 
 
 class HTTPMetrics:

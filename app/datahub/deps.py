@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, Request
 
 from app.config import Settings
 from app.datahub.services import Services
@@ -22,13 +22,5 @@ async def get_settings(services: Annotated[Services, Depends(get_services)]) -> 
     return services.settings
 
 
-async def get_ready_services(services: Annotated[Services, Depends(get_services)]) -> Services:
-    """Admin endpoints need the execution engine's state loaded."""
-    if not services.engine.started:
-        raise HTTPException(503, "execution engine starting (waiting for Redis)")
-    return services
-
-
 ServicesDep = Annotated[Services, Depends(get_services)]
-ReadyServicesDep = Annotated[Services, Depends(get_ready_services)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]

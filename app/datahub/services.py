@@ -10,7 +10,10 @@ from app.config import Settings
 from app.datahub.market import MarketData
 from app.datahub.publisher import QuotePublisher
 from app.datahub.stream import QuoteHub
-from app.execution.engine import ExecutionEngine
+from app.execution.accounts import AccountsConfig
+from app.execution.intake import Intake
+from app.execution.service import ExecutionService
+from app.execution.store import ExecutionStore
 from app.feeds.base import Feed
 
 
@@ -22,5 +25,11 @@ class Services:
     market: MarketData
     hub: QuoteHub
     publisher: QuotePublisher
-    engine: ExecutionEngine
+    accounts: AccountsConfig
+    intake: Intake
+    execution: ExecutionService | None  # None: engines run in `trader-ops execution`
     extras: dict[str, object] = field(default_factory=dict)
+
+    def store(self, account: str) -> ExecutionStore:
+        """An account's state as every process reads it (Redis, not an engine's memory)."""
+        return ExecutionStore(self.redis, account)

@@ -1,4 +1,6 @@
-"""Building the execution engine from settings, and feeding it quotes."""
+"""Building account engines from settings and the accounts file, and feeding them quotes.
+
+The one place that picks concrete brokers."""
 
 from __future__ import annotations
 
@@ -12,8 +14,10 @@ from app.brokers.base import Broker
 from app.brokers.paper import PaperBroker, QuoteSource
 from app.config import Settings
 from app.datahub.market import MarketData
+from app.execution.accounts import AccountConfig
 from app.execution.config import load_execution_config
 from app.execution.engine import ExecutionEngine
+from app.execution.service import EngineFactory
 from app.execution.store import ExecutionStore
 from app.feeds.base import FeedError
 from app.models.market import Quote
@@ -22,15 +26,32 @@ from app.risk.engine import RiskEngine
 log = logging.getLogger(__name__)
 
 
-def make_broker(settings: Settings, redis: Redis, quote: QuoteSource) -> Broker:
-    """The one place that picks a concrete broker."""
-    if settings.broker == "tradier":
+def make_broker(
+    settings: Settings, redis: Redis, quote: QuoteSource, account: AccountConfig | None = None
+) -> Broker:
+    """The account's broker: its own Tradier credentials, or a paper book of its own."""
+    if account is None:
+        account = AccountConfig(id="default", broker=settings.broker)
+    if account.broker == "tradier":
         from app.brokers.tradier import TradierBroker
 
-        return TradierBroker.from_settings(settings)
+        creds = account.tradier
+        if creds is None:  # the default account: the plain settings
+            return TradierBroker.from_settings(settings)
+        return TradierBroker.from_settings(
+            settings.model_copy(
+                update={
+                    "tradier_token": creds.token(),
+                    "tradier_account_id": creds.resolved_account_id(),
+                    "tradier_base_url": creds.base_url or settings.tradier_base_url,
+                }
+            )
+        )
     return PaperBroker(
         redis,
         quote,
+        account="paper" if account.id == "default" else account.id,
+        namespace=account.id,
         slippage_bps=settings.paper_slippage_bps,
         commission_per_share=settings.paper_commission_per_share,
         min_commission=settings.paper_min_commission,
@@ -38,33 +59,44 @@ def make_broker(settings: Settings, redis: Redis, quote: QuoteSource) -> Broker:
     )
 
 
-def build_engine(settings: Settings, redis: Redis, market: MarketData) -> ExecutionEngine:
-    limits, sizing = load_execution_config(settings.risk_config)
-    risk = RiskEngine(limits, market_hours=settings.effective_market_hours)
-
+def engine_factory(settings: Settings, redis: Redis, market: MarketData) -> EngineFactory:
     async def quote(symbol: str) -> Quote | None:
         try:
             return (await market.quotes([symbol])).get(symbol)
         except FeedError:
             return None
 
-    return ExecutionEngine(
-        ExecutionStore(redis),
-        make_broker(settings, redis, quote),
-        risk,
-        quote,
-        sizing=sizing,
-        starting_cash=settings.paper_cash,
-        alert_ttl=settings.alert_ttl_seconds,
-        broker_timeout=settings.broker_timeout_seconds,
+    def build(account: AccountConfig, lease: str | None) -> ExecutionEngine:
+        limits, sizing = load_execution_config(account.risk_config or settings.risk_config)
+        risk = RiskEngine(limits, market_hours=settings.effective_market_hours)
+        return ExecutionEngine(
+            ExecutionStore(redis, account.id, lease),
+            make_broker(settings, redis, quote, account),
+            risk,
+            quote,
+            sizing=sizing,
+            starting_cash=account.starting_cash or settings.paper_cash,
+            alert_ttl=settings.alert_ttl_seconds,
+            broker_timeout=settings.broker_timeout_seconds,
+        )
+
+    return build
+
+
+def build_engine(
+    settings: Settings, redis: Redis, market: MarketData, account: AccountConfig | None = None
+) -> ExecutionEngine:
+    """One unfenced engine (tools and tests; services run engines under a lease)."""
+    return engine_factory(settings, redis, market)(
+        account or AccountConfig(id="default", broker=settings.broker), None
     )
 
 
 class QuotePump:
-    """Conflates fan-out quotes (latest per symbol) into the engine without blocking the hub."""
+    """Conflates fan-out quotes (latest per symbol) into the engines without blocking the hub."""
 
-    def __init__(self, engine: ExecutionEngine) -> None:
-        self.engine = engine
+    def __init__(self, target: Any) -> None:
+        self.target = target  # anything with ``async on_quote(Quote)``
         self.latest: dict[str, dict[str, Any]] = {}
         self.wake = asyncio.Event()
 
@@ -79,6 +111,6 @@ class QuotePump:
             batch, self.latest = self.latest, {}
             for raw in batch.values():
                 try:
-                    await self.engine.on_quote(Quote.model_validate(raw))
+                    await self.target.on_quote(Quote.model_validate(raw))
                 except Exception:
                     log.exception("engine failed to process a quote for %s", raw.get("symbol"))

@@ -18,15 +18,22 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from redis.exceptions import RedisError
 
 from app.brokers.base import Broker, BrokerError, BrokerEvent, BrokerTimeoutError
+from app.execution.accounts import DEFAULT_ACCOUNT
 from app.execution.ledger import Checkpoint, Ledger
-from app.execution.sizing import SizingConfig, SizingError, size
-from app.execution.store import INSTANCE_TTL_SECONDS, ExecutionStore
+from app.execution.planner import plan
+from app.execution.sizing import SizingConfig, SizingError, SizingRule
+from app.execution.store import (
+    INSTANCE_TTL_SECONDS,
+    ExecutionStore,
+    OrderExistsError,
+)
 from app.models.alerts import Alert, AlertAction, Decision
 from app.models.market import Quote
-from app.models.orders import TRANSITIONS, Fill, Intent, Order, OrderRequest, OrderStatus, OrderType
+from app.models.orders import TRANSITIONS, Fill, Order, OrderRequest, OrderStatus
 from app.observability.metrics import (
     BROKER_ERRORS,
     DAILY_LOSS_LIMIT,
@@ -105,7 +112,13 @@ class ExecutionEngine:
         self.broker_timeout = broker_timeout
         self.clock = clock
         self.adopt_book = adopt_book  # take positions/cash from a broker that keeps a book
-        self.ledger = Ledger(account=broker.account, cash=starting_cash)
+        self.account = store.account  # the namespace of every key of ours
+        # what orders, fills, the ledger and metrics are labelled with: a declared account's
+        # id; the single ``default`` account keeps its broker's (as before accounts existed)
+        self.label = broker.account if self.account == DEFAULT_ACCOUNT else self.account
+        self.ledger = Ledger(account=self.label, cash=starting_cash)
+        self.ledger.day_of = risk.trading_day  # one trading day: the risk calendar's session
+        risk.on_day_roll = self._day_rolled
         self.orders: dict[str, Order] = {}  # open orders
         self.brackets: dict[str, dict[str, Any]] = {}  # entry order id -> exits to manage
         self._lock = asyncio.Lock()
@@ -120,16 +133,18 @@ class ExecutionEngine:
         self.instance = uuid.uuid4().hex[:12]
         self.last: dict[str, float] = {}  # last trade per symbol, from the quote fan-out
         self.started = False  # state loaded and reconciled: safe to take alerts
-        self._pnl_gauge = DAILY_PNL.labels(broker.account)
-        self._exposure_gauge = EXPOSURE.labels(broker.account)
-        self._positions_gauge = OPEN_POSITIONS.labels(broker.account)
+        self._pnl_gauge = DAILY_PNL.labels(self.label)
+        self._exposure_gauge = EXPOSURE.labels(self.label)
+        self._positions_gauge = OPEN_POSITIONS.labels(self.label)
 
     # -- lifecycle ---------------------------------------------------------------
     async def start(self) -> None:
         if indexed := await self.store.index_fills():
             log.info("indexed %d earlier fills by symbol (chart marks)", indexed)
-        ledger = await self.store.load_ledger(self.broker.account)
+        ledger = await self.store.load_ledger()
+        first_seen = ledger is None
         if ledger is not None:
+            ledger.day_of = self.risk.trading_day
             self.ledger = ledger
         kill = await self.store.load_kill_switch()
         if kill:
@@ -138,14 +153,20 @@ class ExecutionEngine:
         self._sync_risk()
         await self.broker.start(self.on_broker_event)
         await self.reconcile()
-        if self.adopt_book:
+        if self.adopt_book and self.broker.keeps_book:
             try:
-                await self.adopt_broker_book()
+                await self.adopt_broker_book(first_seen=first_seen)
             except BrokerError as exc:
                 log.error(
                     "reconcile: could not read the broker's book (%s); using the last persisted one",
                     exc,
                 )
+        if self.ledger.day != self.risk.trading_day(self.clock()):
+            # first seen (or first start this session): the day starts from what the
+            # account holds now (the broker's, for a broker that keeps a book), never a default
+            self.ledger.roll(self.clock())
+            await self.store.save_ledger(self.ledger)
+            self._sync_risk()
         self._update_gauges()
         await self.store.heartbeat(self.instance)
         self._heartbeat = asyncio.create_task(self._beat(), name="engine-heartbeat")
@@ -213,8 +234,9 @@ class ExecutionEngine:
         whole ledger, so Redis never runs behind what was booked)."""
         async with self._lock:
             order = await self.store.get_order(order_id)
-            ledger = await self.store.load_ledger(self.broker.account)
+            ledger = await self.store.load_ledger()
             if ledger is not None:
+                ledger.day_of = self.risk.trading_day
                 self.ledger = ledger
                 self._sync_risk()
             if order is None:
@@ -243,21 +265,38 @@ class ExecutionEngine:
             await self.store.drop_heartbeat(self.instance)
         await self.broker.close()
 
-    def _sync_risk(self) -> None:
+    def _sync_risk(self, symbol: str | None = None) -> None:
+        """The risk checks read the ledger's figures (cash net of commissions, positions,
+        the day's start equity): the ledger is the account's one book of record."""
         self.risk.update_account(self.ledger.state())
-        for pos in self.ledger.positions():
-            self.risk.update_position(pos.symbol, pos.quantity, pos.avg_price)
+        if symbol is not None:
+            self.risk.update_position(symbol, self.ledger.position(symbol), self._avg(symbol))
+        else:
+            held = {p.symbol for p in self.ledger.positions()}
+            for sym in list(self.risk.book.symbols):
+                if sym not in held and self.risk.book.symbols[sym].qty:
+                    self.risk.update_position(sym, 0, 0.0)
+            for pos in self.ledger.positions():
+                self.risk.update_position(pos.symbol, pos.quantity, pos.avg_price)
         if self.ledger.day_start_equity is not None:
             self.risk.set_day_start_equity(self.ledger.day_start_equity)
 
-    async def adopt_broker_book(self) -> None:
+    def _avg(self, symbol: str) -> float:
+        book = self.ledger.books.get(symbol)
+        return book.avg_price if book is not None else 0.0
+
+    def _day_rolled(self, now: float) -> None:
+        """The risk calendar's session started: the ledger's day starts at the same instant
+        and from the same equity."""
+        self.ledger.roll(now)
+        if self.ledger.day_start_equity is not None:
+            self.risk.book.day_start_equity = self.ledger.day_start_equity
+
+    async def adopt_broker_book(self, *, first_seen: bool = False) -> None:
         """A broker that keeps its own book (Tradier) is the truth at start-up: positions
-        and cash we disagree on are taken from it, loudly, before any alert is decided."""
-        positions_fn = getattr(self.broker, "positions", None)
-        balances_fn = getattr(self.broker, "balances", None)
-        if positions_fn is None or balances_fn is None:
-            return
-        theirs = {p.symbol: p for p in await positions_fn()}
+        and cash we disagree on are taken from it, loudly, before any alert is decided.
+        An account seen for the first time starts its day from the broker's equity."""
+        theirs = {p.symbol: p for p in await self.broker.positions()}
         ours = {p.symbol: p for p in self.ledger.positions()}
         changed = False
         for symbol in sorted(set(theirs) | set(ours)):
@@ -274,7 +313,7 @@ class ExecutionEngine:
             )
             self.ledger.set_position(symbol, qty, want.avg_price if want else 0.0)
             changed = True
-        account = await balances_fn()
+        account = await self.broker.balances()
         if abs(account.cash - self.ledger.cash) > 0.01:
             log.warning(
                 "reconcile: cash is %.2f at the broker, %.2f here; adopting the broker's",
@@ -282,6 +321,10 @@ class ExecutionEngine:
                 self.ledger.cash,
             )
             self.ledger.cash = account.cash
+            changed = True
+        if first_seen or self.ledger.day_start_equity is None:
+            self.ledger.day = self.risk.trading_day(self.clock())
+            self.ledger.day_start_equity = self.ledger.equity - account.realized_pnl_today
             changed = True
         if changed:
             await self.store.save_ledger(self.ledger)
@@ -312,15 +355,12 @@ class ExecutionEngine:
                     order, OrderStatus.REJECTED, "not found at the broker on reconciliation"
                 )
             return  # (an UNKNOWN order the broker does not know yet: ask again later)
-        fills_for = getattr(self.broker, "fills_for", None)
-        if not at_start and getattr(self.broker, "redelivers_fills", False):
-            # a broker that redelivers a fill we failed to book (Tradier's poller) is not
-            # replayed while running: both at once could book a partial fill twice
-            fills_for = None
-        if fills_for is not None:
+        # a broker that redelivers a fill we failed to book (Tradier's poller) is not
+        # replayed while running: both at once could book a partial fill twice
+        if at_start or not self.broker.redelivers_fills:
             # what we already booked, so a broker that reports running totals
             # (Tradier) replays only the part we missed
-            missed = await fills_for(
+            missed = await self.broker.fills_for(
                 order.id,
                 filled_quantity=order.filled_quantity,
                 avg_fill_price=order.avg_fill_price,
@@ -341,7 +381,8 @@ class ExecutionEngine:
             await self.on_broker_event(BrokerEvent(order.id, state.status, state.broker_order_id))
 
     # -- alerts ----------------------------------------------------------------
-    async def handle_alert(self, alert: Alert) -> Decision:
+    async def handle_alert(self, alert: Alert, rule: SizingRule | None = None) -> Decision:
+        """Decide one alert for this account (``rule``: the route's sizing, if it has one)."""
         alert_id = alert_key(alert)
         inflight = self._inflight.get(alert_id)
         if inflight is not None:  # a copy is being decided in this process: share its answer
@@ -368,7 +409,7 @@ class ExecutionEngine:
                     return found
                 log.warning("alert %s: its claimant stopped before deciding; deciding it", alert_id)
             try:
-                decision = await self._decide(alert, alert_id, token)
+                decision = await self._decide(alert, alert_id, token, rule)
             except ClaimLostError:
                 log.warning("alert %s: claim lost while deciding; not placed here", alert_id)
                 if await self.store.alert_decision(alert_id) is None:  # expired, not taken
@@ -422,7 +463,9 @@ class ExecutionEngine:
             duplicate=True,
         )
 
-    async def _decide(self, alert: Alert, alert_id: str, token: str) -> Decision:
+    async def _decide(
+        self, alert: Alert, alert_id: str, token: str, rule: SizingRule | None = None
+    ) -> Decision:
         """Decide under the engine lock (in memory only), then persist, then answer.
 
         The lock covers reading the book and registering the new orders, so two alerts
@@ -431,6 +474,7 @@ class ExecutionEngine:
         now = self.clock()
         base: dict[str, Any] = {
             "alert_id": alert_id,
+            "account": self.account,
             "symbol": alert.ticker,
             "action": alert.action.value,
             "strategy": alert.strategy,
@@ -441,7 +485,7 @@ class ExecutionEngine:
         orders: list[Order] = []
         async with self._lock:
             try:
-                requests = self._requests_for(alert, alert_id, price)
+                requests = self._requests_for(alert, alert_id, price, rule)
             except SizingError as exc:
                 requests = []
                 denial = Decision(
@@ -492,6 +536,19 @@ class ExecutionEngine:
         )
         try:
             saved = await self.store.save_alert(orders, decision, ttl=self.alert_ttl, token=token)
+        except OrderExistsError:
+            self._forget(orders, now)
+            denial = Decision(
+                **base,
+                status="denied",
+                check="idempotency",
+                reason="order_exists",
+                message="this alert's order is stored already (an alert replayed after its "
+                "idempotency window); the stored order is unchanged, nothing placed",
+            )
+            if not await self.store.save_alert([], denial, ttl=self.alert_ttl, token=token):
+                raise ClaimLostError(alert_id) from None
+            return denial
         except BaseException as exc:
             if not isinstance(exc, (RedisError, OSError, asyncio.CancelledError)):
                 self._forget(orders, now)  # failed before anything was sent
@@ -576,76 +633,25 @@ class ExecutionEngine:
             await self.store.release_alert(alert_id, parked.token)
         return None
 
-    def _requests_for(self, alert: Alert, alert_id: str, price: float | None) -> list[OrderRequest]:
-        """Turn an action into order requests given the current position (FIFO book)."""
-        pos = self.ledger.position(alert.ticker)
+    def _requests_for(
+        self, alert: Alert, alert_id: str, price: float | None, rule: SizingRule | None = None
+    ) -> list[OrderRequest]:
+        """The planner, given this account's position and working orders in the symbol."""
         pending = sum(
             o.remaining * o.request.side.sign
             for o in self.orders.values()
             if o.request.symbol == alert.ticker
         )
-        common: dict[str, Any] = {
-            "symbol": alert.ticker,
-            "strategy": alert.strategy,
-            "alert_id": alert_id,
-            "order_type": alert.order_type,
-        }
-        if alert.order_type in (OrderType.LIMIT, OrderType.STOP_LIMIT):
-            if alert.price is None:
-                raise SizingError(f"{alert.order_type.value} orders need a price")
-            common["limit_price"] = alert.price
-        if alert.order_type in (OrderType.STOP, OrderType.STOP_LIMIT):
-            if alert.price is None:
-                raise SizingError("stop orders need a price")
-            common["stop_price"] = alert.price
-        if alert.action in (AlertAction.EXIT, AlertAction.FLATTEN):
-            net = pos + pending
-            if net == 0:
-                return []
-            intent = Intent.SELL if net > 0 else Intent.BUY_TO_COVER
-            return [
-                OrderRequest(
-                    client_order_id=self._order_id(alert_id, 0),
-                    intent=intent,
-                    quantity=abs(net),
-                    **common,
-                )
-            ]
-        qty = size(self.sizing.rule(alert.strategy), alert, price or 0.0, self.ledger.equity)
-        if qty <= 0:
-            raise SizingError(f"sized to {qty} shares at {price}: nothing to trade")
-        buying = alert.action is AlertAction.BUY
-        held = pos + pending
-        closing = min(qty, abs(held)) if (held < 0 and buying) or (held > 0 and not buying) else 0
-        requests = []
-        if closing:
-            intent = Intent.BUY_TO_COVER if buying else Intent.SELL
-            requests.append(
-                OrderRequest(
-                    client_order_id=self._order_id(alert_id, 0),
-                    intent=intent,
-                    quantity=closing,
-                    **common,
-                )
-            )
-        if qty - closing:
-            intent = Intent.BUY if buying else Intent.SELL_SHORT
-            requests.append(
-                OrderRequest(
-                    client_order_id=self._order_id(alert_id, len(requests)),
-                    intent=intent,
-                    quantity=qty - closing,
-                    stop_loss=alert.stop_loss,
-                    take_profit=alert.take_profit,
-                    **common,
-                )
-            )
-        return requests
-
-    @staticmethod
-    def _order_id(alert_id: str, leg: int) -> str:
-        digest = hashlib.sha256(f"{alert_id}|{leg}".encode()).hexdigest()[:20]
-        return f"o{digest}"
+        return plan(
+            alert,
+            alert_id,
+            account=self.account,
+            position=self.ledger.position(alert.ticker),
+            pending=pending,
+            price=price,
+            equity=self.ledger.equity,
+            rule=rule or self.sizing.rule(alert.strategy),
+        )
 
     async def _last_price(self, symbol: str) -> float | None:
         quote: Quote | None = await self.quotes(symbol)
@@ -655,7 +661,7 @@ class ExecutionEngine:
         return Order(
             id=request.client_order_id,
             broker=self.broker.name,
-            account=self.broker.account,
+            account=self.label,
             request=request,
             created_at=now,
             updated_at=now,
@@ -770,6 +776,8 @@ class ExecutionEngine:
     async def _apply_fill(self, order: Order, fill: Fill) -> None:
         """Book a fill in memory, store it, and undo it if the store says it was booked
         before (a replay or redelivery: the save script is the one dedupe) or failed."""
+        if fill.account != self.label:  # the journal keeps each account apart
+            fill = fill.model_copy(update={"account": self.label})
         before = (order.status, order.filled_quantity, order.avg_fill_price, order.updated_at)
         checkpoint = self.ledger.checkpoint(fill.symbol)
         now = self.clock()
@@ -810,6 +818,7 @@ class ExecutionEngine:
         self.risk.on_fill(
             fill.symbol, fill.intent, fill.quantity, fill.price, fill.time, order_id=order.id
         )
+        self._sync_risk(fill.symbol)  # cash net of commissions, FIFO average: the ledger's
         if order.status.terminal:
             self.orders.pop(order.id, None)
             self.risk.on_order_done(order.id)
@@ -838,9 +847,7 @@ class ExecutionEngine:
         self.last[quote.symbol] = quote.last
         self.ledger.mark(quote.symbol, quote.last)
         self.risk.on_quote(quote.symbol, quote.last, quote.time)
-        on_quote = getattr(self.broker, "on_quote", None)
-        if on_quote is not None:
-            await on_quote(quote)
+        await self.broker.on_quote(quote)
         for entry_id, b in list(self.brackets.items()):
             if b["symbol"] != quote.symbol:
                 continue
@@ -911,25 +918,30 @@ class ExecutionEngine:
         KILL_SWITCH.set(new.level)
         return new
 
-    async def marks(self, symbol: str, start: int, end: int) -> list[dict[str, Any]]:
-        """Our fills in ``[start, end)`` as UDF chart marks (green buys, red sells)."""
-        rows = []
-        for fill in await self.store.fills_between(symbol, start, end):
-            buy = fill.side.sign > 0
-            rows.append(
-                {
-                    "id": fill.id,
-                    "time": int(fill.time),
-                    "color": "green" if buy else "red",
-                    "text": f"{fill.intent.value} {fill.quantity} @ {fill.price:.2f} ({fill.strategy})",
-                    "label": "B" if buy else "S",
-                    "labelFontColor": "white",
-                    "minSize": 14,
-                }
-            )
-        return rows
-
     def risk_snapshot(self) -> dict[str, Any]:
+        """Risk state and limits; the money figures are the ledger's (one book)."""
         snap = self.risk.snapshot()
+        state = self.ledger.state()
+        snap["account"] |= {
+            "cash": state.cash,
+            "equity": state.equity,
+            "buying_power": state.buying_power,
+            "gross_exposure": state.gross_exposure,
+            "open_positions": state.open_positions,
+        }
+        snap["daily"] |= {
+            "pnl": round(self.ledger.daily_pnl, 2),
+            "day": self.ledger.day,
+            "day_start_equity": self.ledger.day_start_equity,
+        }
         snap["daily_pnl"] = round(self.ledger.daily_pnl, 2)
+        snap["account_id"] = self.account
         return snap
+
+    async def publish_snapshot(self) -> None:
+        """For readers in every process: the ledger (marks moved with quotes) and the
+        risk state, stored under the lock so no unstored fill is ever published."""
+        async with self._lock:
+            await self.store.save_ledger(self.ledger)
+            snap = self.risk_snapshot()
+        await self.store.save_snapshot(orjson.dumps(snap, option=orjson.OPT_NON_STR_KEYS))

@@ -6,6 +6,7 @@ Pure and synchronous (no I/O): the engine persists the result, tests drive it di
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -18,7 +19,8 @@ EXCHANGE_TZ = ZoneInfo("America/New_York")
 
 
 def trading_day(ts: float) -> str:
-    """The exchange-local calendar day a timestamp belongs to (daily P&L resets at its start)."""
+    """The exchange-local calendar day of a timestamp: the fallback for a ledger used on
+    its own (the engine gives its ledger the risk calendar's session days)."""
     return datetime.fromtimestamp(ts, EXCHANGE_TZ).date().isoformat()
 
 
@@ -106,10 +108,12 @@ class Ledger:
     realized_today: float = 0.0
     commissions_today: float = 0.0
     day_start_equity: float | None = None
+    # the trading day of a timestamp: the engine passes the risk calendar's
+    day_of: Callable[[float], str] = field(default=trading_day, repr=False, compare=False)
 
     def roll(self, ts: float) -> None:
-        """Reset the daily figures at the first event of a new exchange day."""
-        day = trading_day(ts)
+        """Reset the daily figures at the first event of a new trading day."""
+        day = self.day_of(ts)
         if day != self.day:
             self.day = day
             self.realized_today = 0.0

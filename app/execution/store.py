@@ -21,6 +21,7 @@ FILLS_PER_SYMBOL = 20_000  # the newest fills per symbol kept for chart marks
 CLAIM_LEASE_SECONDS = 30
 PENDING = b"pending:"
 INSTANCE_TTL_SECONDS = 5  # an engine that has not beaten for this long is gone
+SNAPSHOT_TTL_SECONDS = 30
 _CLAIM = """
 -- KEYS: the alert.  ARGV: our claim (pending:<instance>:<token>), lease, instance key
 -- prefix, our instance
@@ -38,12 +39,20 @@ if holder and (holder == ARGV[4] or redis.call('exists', ARGV[3] .. holder) == 0
 end
 return 0
 """
-_SAVE_ORDERS = """
+_FENCE = """
+-- the account's lease must still be ours: a stalled engine whose lease another process
+-- took over writes nothing (KEYS[#KEYS] is the lease, ARGV[#ARGV] our lease value or '')
+local lease = ARGV[#ARGV]
+if lease ~= '' and redis.call('GET', KEYS[#KEYS]) ~= lease then return -1 end
+"""
+_SAVE_ORDERS = (
+    _FENCE
+    + """
 -- KEYS: orders stream, open set, recent zset, events channel, one key per order,
---       then (with a decision) the alert and the alerts stream
+--       then (with a decision) the alert and the alerts stream; the lease
 -- ARGV: n orders, maxlen, decision json or '', decision ttl, alerts maxlen,
 --       our claim or '' (fencing), n trace pairs, trace pairs..., then per order:
---       id, order json, kind (new|terminal|''), created_at
+--       id, order json, kind (new|terminal|''), created_at; our lease
 local n, maxlen, decision, claim = tonumber(ARGV[1]), ARGV[2], ARGV[3], ARGV[6]
 local alert = KEYS[5 + n]
 if claim ~= '' then  -- fenced: the claim must still be ours
@@ -52,6 +61,11 @@ if claim ~= '' then  -- fenced: the claim must still be ours
   if current ~= claim then return 0 end
 end
 local trace_end = 7 + 2 * tonumber(ARGV[7])
+for i = 0, n - 1 do  -- an order id is placed once: a replay never resets a stored order
+  if ARGV[trace_end + 4 * i + 3] == 'new' and redis.call('EXISTS', KEYS[5 + i]) == 1 then
+    return -2
+  end
+end
 for i = 0, n - 1 do
   local a = trace_end + 4 * i
   local id, raw, kind = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
@@ -70,17 +84,21 @@ end
 if decision ~= '' then
   redis.call('SET', alert, decision, 'EX', ARGV[4])
   redis.call('XADD', KEYS[6 + n], 'MAXLEN', '~', ARGV[5], '*', 'decision', decision)
+  redis.call('PUBLISH', KEYS[7 + n], decision)
 end
 return 1
 """
-_SAVE_FILL = """
+)
+_SAVE_FILL = (
+    _FENCE
+    + """
 -- KEYS: fills seen, fills stream, order, orders stream, open set, ledger, events channel,
---       the symbol's fill index
+--       the symbol's fill index, the lease
 -- ARGV: fill id, fill json, order id, order json, terminal ('1'|''), ledger json, maxlen,
 --       fill event, order event, earlier SUBMITTED order json or '', fill time,
---       index cap, trace pairs...
+--       index cap, trace pairs..., our lease
 local trace = {}
-for i = 13, #ARGV do trace[#trace + 1] = ARGV[i] end
+for i = 13, #ARGV - 1 do trace[#trace + 1] = ARGV[i] end
 if redis.call('SADD', KEYS[1], ARGV[1]) == 0 then
   -- booked already: by this very call (retried after its reply was lost), or before
   if redis.call('GET', KEYS[3]) == ARGV[4] then return 1 end
@@ -100,20 +118,51 @@ redis.call('PUBLISH', KEYS[7], ARGV[8])
 redis.call('PUBLISH', KEYS[7], ARGV[9])
 return 1
 """
+)
+_SET_FENCED = (
+    _FENCE
+    + """
+-- KEYS: the key, the lease.  ARGV: value, our lease
+redis.call('SET', KEYS[1], ARGV[1])
+return 1
+"""
+)
 _RELEASE_CLAIM = """
 if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
 return 0
 """
 
 
+class FencedError(Exception):
+    """The account's lease is no longer this engine's: another process owns the account
+    now, and this write was refused (nothing written)."""
+
+
+class OrderExistsError(Exception):
+    """An alert's order id is stored already (an alert replayed after its idempotency
+    window): the stored order is left as it is, nothing placed."""
+
+
 class ExecutionStore:
-    def __init__(self, redis: Redis) -> None:
+    """One account's durable state. ``lease`` is the engine's lease value on the account
+    (``None``: unfenced, for tools and tests): every write checks it in the same script."""
+
+    def __init__(self, redis: Redis, account: str = "default", lease: str | None = None) -> None:
         self.redis = redis
+        self.account = account
+        self.keys = Keys.account(account)
+        self.lease = lease
         # EVALSHA, loading the script again if Redis restarted without it
         self._claim = redis.register_script(_CLAIM)
         self._release = redis.register_script(_RELEASE_CLAIM)
         self._save_orders = redis.register_script(_SAVE_ORDERS)
         self._save_fill = redis.register_script(_SAVE_FILL)
+        self._set_fenced = redis.register_script(_SET_FENCED)
+
+    def _fenced(self, result: Any) -> Any:
+        if result == -1:
+            raise FencedError(f"account {self.account}: lease lost; write refused")
+        return result
 
     # -- alerts ----------------------------------------------------------------
     async def claim_alert(
@@ -132,7 +181,7 @@ class ExecutionStore:
         instance = token.split(":", 1)[0]
         return bool(
             await self._claim(
-                keys=[Keys.alert(alert_id)],
+                keys=[self.keys.alert(alert_id)],
                 args=[PENDING + token.encode(), lease, Keys.instance(""), instance],
             )
         )
@@ -145,7 +194,7 @@ class ExecutionStore:
         await self.redis.delete(Keys.instance(instance))
 
     async def alert_decision(self, alert_id: str) -> Decision | str | None:
-        raw = await self.redis.get(Keys.alert(alert_id))
+        raw = await self.redis.get(self.keys.alert(alert_id))
         if raw is None:
             return None
         if isinstance(raw, bytes) and raw.startswith(PENDING):
@@ -156,16 +205,24 @@ class ExecutionStore:
         """Whether ``decision`` is the one stored for the alert (after a write whose
         outcome is unknown: the reply was lost)."""
         return bool(
-            await self.redis.get(Keys.alert(alert_id)) == decision.model_dump_json().encode()
+            await self.redis.get(self.keys.alert(alert_id)) == decision.model_dump_json().encode()
         )
 
     async def release_alert(self, alert_id: str, token: str) -> None:
         """Drop our claim (never someone else's) so a retry can decide again."""
-        await self._release(keys=[Keys.alert(alert_id)], args=[PENDING + token.encode()])
+        await self._release(keys=[self.keys.alert(alert_id)], args=[PENDING + token.encode()])
 
     async def recent_alerts(self, limit: int) -> list[Decision]:
-        entries: Any = await self.redis.xrevrange(Keys.ALERTS_STREAM, count=limit)
-        return [Decision.model_validate_json(fields[b"decision"]) for _, fields in entries]
+        """This account's newest decisions (the stream holds every account's)."""
+        entries: Any = await self.redis.xrevrange(Keys.ALERTS_STREAM, count=limit * 4)
+        out = []
+        for _, fields in entries:
+            decision = Decision.model_validate_json(fields[b"decision"])
+            if decision.account in (self.account, None):  # (None: stored before accounts)
+                out.append(decision)
+                if len(out) >= limit:
+                    break
+        return out
 
     # -- orders ----------------------------------------------------------------
     async def save_order(self, order: Order) -> None:
@@ -177,16 +234,19 @@ class ExecutionStore:
     ) -> bool:
         """An alert's new orders (none for a denial) and its decision, atomically, fenced
         by the claim: False, and nothing written, when the claim ``token`` is no longer
-        ours (our lease ran out, or our heartbeat stopped and another engine took over)."""
+        ours (our lease ran out, or our heartbeat stopped and another engine took over).
+        ``OrderExistsError`` when an order id is stored already (nothing written)."""
         return await self._write(orders, decision, ttl, PENDING + token.encode())
 
     async def _write(
         self, orders: list[Order], decision: Decision | None, ttl: int, claim: bytes | None
     ) -> bool:
-        keys = [Keys.ORDERS_STREAM, Keys.OPEN_ORDERS, Keys.RECENT_ORDERS, Keys.EVENTS_CHANNEL]
+        k = self.keys
+        keys = [Keys.ORDERS_STREAM, k.open_orders, k.recent_orders, Keys.EVENTS_CHANNEL]
         keys += [Keys.order(o.id) for o in orders]
         if decision is not None:
-            keys += [Keys.alert(decision.alert_id), Keys.ALERTS_STREAM]
+            keys += [k.alert(decision.alert_id), Keys.ALERTS_STREAM, Keys.DECISIONS_CHANNEL]
+        keys.append(k.lease)
         trace = _trace_fields()
         args: list[Any] = [
             len(orders),
@@ -202,19 +262,23 @@ class ExecutionStore:
             status = order.status
             kind = "terminal" if status.terminal else "new" if status is OrderStatus.NEW else ""
             args += [order.id, order.model_dump_json(), kind, repr(order.created_at)]
-        return bool(await self._save_orders(keys=keys, args=args))
+        args.append(self.lease or "")
+        result = self._fenced(await self._save_orders(keys=keys, args=args))
+        if result == -2:
+            raise OrderExistsError(", ".join(o.id for o in orders))
+        return bool(result)
 
     async def get_order(self, order_id: str) -> Order | None:
         raw = await self.redis.get(Keys.order(order_id))
         return Order.model_validate_json(raw) if raw else None
 
     async def open_orders(self) -> list[Order]:
-        ids: Any = await self.redis.smembers(Keys.OPEN_ORDERS)
+        ids: Any = await self.redis.smembers(self.keys.open_orders)
         orders = [await self.get_order(_text(i)) for i in ids]
         return sorted((o for o in orders if o is not None), key=lambda o: o.created_at)
 
     async def recent_orders(self, limit: int) -> list[Order]:
-        ids: Any = await self.redis.zrevrange(Keys.RECENT_ORDERS, 0, limit - 1)
+        ids: Any = await self.redis.zrevrange(self.keys.recent_orders, 0, limit - 1)
         if not ids:
             return []
         raws = await self.redis.mget([Keys.order(_text(i)) for i in ids])
@@ -233,42 +297,49 @@ class ExecutionStore:
         """
         order_raw = order.model_dump_json()
         fill_raw = fill.model_dump_json()
-        return bool(
-            await self._save_fill(
-                keys=[
-                    Keys.FILLS_SEEN,
-                    Keys.FILLS_STREAM,
-                    Keys.order(order.id),
-                    Keys.ORDERS_STREAM,
-                    Keys.OPEN_ORDERS,
-                    Keys.ledger(ledger.account),
-                    Keys.EVENTS_CHANNEL,
-                    Keys.fills_by_symbol(fill.symbol),
-                ],
-                args=[
-                    fill.id,
-                    fill_raw,
-                    order.id,
-                    order_raw,
-                    "1" if order.status.terminal else "",
-                    orjson.dumps(ledger.to_dict()),
-                    STREAM_MAXLEN,
-                    b'{"type":"fill","data":' + fill_raw.encode() + b"}",
-                    b'{"type":"order","data":' + order_raw.encode() + b"}",
-                    submitted.model_dump_json() if submitted is not None else "",
-                    repr(fill.time),
-                    FILLS_PER_SYMBOL,
-                    *_trace_fields(),  # the journal continues the webhook's trace
-                ],
-            )
+        k = self.keys
+        result = await self._save_fill(
+            keys=[
+                k.fills_seen,
+                Keys.FILLS_STREAM,
+                Keys.order(order.id),
+                Keys.ORDERS_STREAM,
+                k.open_orders,
+                k.ledger,
+                Keys.EVENTS_CHANNEL,
+                Keys.fills_by_symbol(fill.symbol),
+                k.lease,
+            ],
+            args=[
+                fill.id,
+                fill_raw,
+                order.id,
+                order_raw,
+                "1" if order.status.terminal else "",
+                orjson.dumps(ledger.to_dict()),
+                STREAM_MAXLEN,
+                b'{"type":"fill","data":' + fill_raw.encode() + b"}",
+                b'{"type":"order","data":' + order_raw.encode() + b"}",
+                submitted.model_dump_json() if submitted is not None else "",
+                repr(fill.time),
+                FILLS_PER_SYMBOL,
+                *_trace_fields(),  # the journal continues the webhook's trace
+                self.lease or "",
+            ],
         )
+        return bool(self._fenced(result))
 
-    async def load_ledger(self, account: str) -> Ledger | None:
-        raw = await self.redis.get(Keys.ledger(account))
+    async def load_ledger(self, account: str | None = None) -> Ledger | None:
+        raw = await self.redis.get(Keys.ledger(account or self.account))
         return Ledger.from_dict(orjson.loads(raw)) if raw else None
 
     async def save_ledger(self, ledger: Ledger) -> None:
-        await self.redis.set(Keys.ledger(ledger.account), orjson.dumps(ledger.to_dict()))
+        await self._set(self.keys.ledger, orjson.dumps(ledger.to_dict()))
+
+    async def _set(self, key: str, value: bytes | str) -> None:
+        self._fenced(
+            await self._set_fenced(keys=[key, self.keys.lease], args=[value, self.lease or ""])
+        )
 
     async def fills_between(self, symbol: str, start: float, end: float) -> list[Fill]:
         """``symbol``'s fills with ``start <= time < end``, oldest first (the index)."""
@@ -298,16 +369,26 @@ class ExecutionStore:
         return count
 
     async def fills(self, limit: int = 1000) -> list[Fill]:
+        """The newest fills (every account's), oldest first."""
         entries: Any = await self.redis.xrevrange(Keys.FILLS_STREAM, count=limit)
         return [Fill.model_validate_json(fields[b"fill"]) for _, fields in reversed(entries)]
 
-    # -- kill switch -------------------------------------------------------------
+    # -- kill switch and the risk snapshot ----------------------------------------
     async def save_kill_switch(self, state: str) -> None:
-        await self.redis.set(Keys.KILL_SWITCH, state)
+        await self._set(self.keys.kill_switch, state)
 
     async def load_kill_switch(self) -> str | None:
-        raw = await self.redis.get(Keys.KILL_SWITCH)
+        raw = await self.redis.get(self.keys.kill_switch)
         return _text(raw) if raw else None
+
+    async def save_snapshot(self, snapshot: bytes) -> None:
+        """The lease holder's risk state, for readers in other processes (short TTL: a
+        stale snapshot from a dead holder disappears)."""
+        await self.redis.set(self.keys.snapshot, snapshot, ex=SNAPSHOT_TTL_SECONDS)
+
+    async def load_snapshot(self) -> dict[str, Any] | None:
+        raw = await self.redis.get(self.keys.snapshot)
+        return orjson.loads(raw) if raw else None
 
 
 def _trace_fields() -> list[str]:

@@ -68,7 +68,8 @@ class Decision(BaseModel):
     """What the webhook answers, stored under the alert's idempotency key."""
 
     alert_id: str
-    status: str  # accepted | denied | ignored
+    status: str  # accepted | denied | ignored (| queued: taken in, not decided yet)
+    account: str | None = None  # the trading account this decision is for
     order_id: str | None = None
     symbol: str | None = None
     action: str | None = None
@@ -79,3 +80,20 @@ class Decision(BaseModel):
     strategy: str | None = None
     time: float
     duplicate: bool = False
+
+
+class AccountDecision(BaseModel):
+    """One routed account's part of the answer to an alert."""
+
+    account: str
+    status: str  # accepted | denied | ignored | queued
+    order_id: str | None = None
+    check: str | None = None
+    reason: str | None = None
+
+
+class WebhookAnswer(Decision):
+    """The webhook's answer: the first routed account's decision at the top level (as
+    with one account), and every routed account's in ``decisions``."""
+
+    decisions: list[AccountDecision] = []

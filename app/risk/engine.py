@@ -14,6 +14,7 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from math import log as _ln
 from typing import Any, Literal
+from zoneinfo import ZoneInfo
 
 from app.models.orders import Intent, OrderRequest, TimeInForce
 from app.models.portfolio import AccountState
@@ -98,6 +99,8 @@ class RiskEngine:
         self._reset_idx = 0
         self.day_started_at = 0.0
         self._next_reset = 0.0
+        # called when a new trading day starts (the engine rolls its ledger with it)
+        self.on_day_roll: Callable[[float], None] | None = None
         self._build_resets(now)
         self.checks = self._build_checks()
         self._all = tuple(c.evaluate for c in self.checks)
@@ -189,7 +192,17 @@ class RiskEngine:
         book.daily_loss_hit = False
         if book.account_seen:
             book.day_start_equity = book.equity
+        if self.on_day_roll is not None:
+            self.on_day_roll(now)
         log.info("risk: trading day rolled over; day start equity %s", book.day_start_equity)
+
+    def trading_day(self, ts: float) -> str:
+        """The trading day ``ts`` belongs to, as an ISO date: the session whose daily
+        roll-over (``daily_loss.reset_time`` on an exchange session day) last passed. The
+        one definition of "today" for the risk checks and the ledger."""
+        i = bisect_right(self._resets, ts)
+        start = self._resets[i - 1] if 0 < i < len(self._resets) else ts
+        return datetime.fromtimestamp(start, ZoneInfo(self._reset_tz)).date().isoformat()
 
     # -- the hot path ---------------------------------------------------------------
     def check(self, order: OrderRequest, price: float | None = None) -> RiskDecision:

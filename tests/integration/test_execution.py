@@ -90,6 +90,16 @@ async def wait_for(
         await asyncio.sleep(0.05)
 
 
+async def until_engine(client: httpx.AsyncClient, account: str = "default") -> Any:
+    """The engine this app's process runs for ``account``, once it holds the account."""
+    for _ in range(200):
+        engine = client.app.state.services.execution.engine(account)  # type: ignore[attr-defined]
+        if engine is not None:
+            return engine
+        await asyncio.sleep(0.025)
+    raise AssertionError(f"no engine holds {account}")
+
+
 def position(body: dict[str, Any], symbol: str) -> int:
     return next((p["quantity"] for p in body["positions"] if p["symbol"] == symbol), 0)
 
@@ -383,13 +393,14 @@ async def test_fills_show_as_udf_marks(api: httpx.AsyncClient) -> None:
     assert other["id"] == []
 
 
-async def test_a_write_with_an_unknown_outcome_answers_503_and_the_retry_gets_the_decision(
+async def test_a_write_with_an_unknown_outcome_is_queued_and_decided_once(
     api: httpx.AsyncClient,
 ) -> None:
     """Redis executed the alert's write but the reply and the read-back both failed: the
-    answer cannot say "nothing was placed". It says "retry later", and the retry answers
-    with the decision that was stored (one order)."""
-    engine = api.app.state.services.engine  # type: ignore[attr-defined]
+    engine cannot say whether it was placed. The alert is taken in durably, so the answer
+    is 202 queued (never "nothing was placed"); the engine retries from the account's
+    stream once Redis answers, finds the stored decision, and places one order."""
+    engine = await until_engine(api)
     real_save, real_read = engine.store.save_alert, engine.store.decision_is
     failing = [True]
 
@@ -406,9 +417,18 @@ async def test_a_write_with_an_unknown_outcome_answers_503_and_the_retry_gets_th
 
     engine.store.save_alert, engine.store.decision_is = reply_lost, read
     first = await post(api, alert(quantity=2, alert_id="unknown-1"))
-    assert first.status_code == 503, first.text
-    assert "retry later" in first.json()["error"] and "nothing was placed" not in first.text
+    assert first.status_code == 202 and first.json()["status"] == "queued", first.text
+    assert "nothing was placed" not in first.text
     failing[0] = False
+    decided = await wait_for(
+        api, "/api/v1/alerts/unknown-1", lambda b: b["decisions"][0]["status"] != "queued"
+    )
+    assert decided["decisions"][0]["status"] == "accepted", decided
     again = await post(api, alert(quantity=2, alert_id="unknown-1"))
     assert again.status_code == 202 and again.json()["duplicate"] is True, again.text
+    assert again.json()["order_id"] == decided["decisions"][0]["order_id"]
     await wait_for(api, "/api/v1/positions", lambda b: position(b, "AAPL") == 2)
+    orders = (await api.get("/api/v1/orders")).json()["orders"]
+    assert [
+        o["request"]["quantity"] for o in orders if o["request"]["alert_id"] == "unknown-1"
+    ] == [2]

@@ -40,8 +40,17 @@ async def ready(services: ServicesDep) -> JSONResponse:
         await asyncio.wait_for(services.feed.ping(), 3.0)
     except (FeedError, OSError, TimeoutError) as exc:
         problems["feed"] = f"unreachable: {exc or type(exc).__name__}"
-    if not services.engine.started:
-        problems["execution"] = "engine has not loaded its state yet"
+    try:  # every account held by an engine somewhere (this process or another)
+        held = await services.redis.exists(
+            *(services.store(a).keys.snapshot for a in services.accounts.ids)
+        )
+        if held < len(services.accounts.ids):
+            problems["execution"] = (
+                f"{len(services.accounts.ids) - held} of {len(services.accounts.ids)} "
+                "accounts have no running engine yet"
+            )
+    except (RedisError, OSError):
+        pass  # reported as redis above
     if problems:
         return JSONResponse({"status": "unavailable", "problems": problems}, status_code=503)
     return JSONResponse({"status": "ready", "feed": services.feed.name})

@@ -21,8 +21,8 @@ from app.datahub.deps import ServicesDep
 from app.datahub.errors import WebhookRejection
 from app.datahub.ratelimit import SourceRateLimiter
 from app.datahub.security import client_address, constant_time_equals, source_allowed, verify_hmac
-from app.execution.engine import RetryLaterError
-from app.models.alerts import Alert, Decision
+from app.execution.intake import TakenIn
+from app.models.alerts import AccountDecision, Alert, Decision, WebhookAnswer
 from app.observability.metrics import WEBHOOK_ALERTS, WEBHOOK_LATENCY
 
 router = APIRouter(tags=["webhook"])
@@ -66,10 +66,14 @@ async def _read_body(request: Request) -> bytes | None:
 
 @router.post(
     "/webhook/tradingview",
-    response_model=Decision,
+    response_model=WebhookAnswer,
     status_code=200,
     responses={
-        202: {"model": Decision, "description": "accepted: the order id is in the answer"},
+        202: {
+            "model": WebhookAnswer,
+            "description": "accepted (the order id is in the answer), or queued: taken in "
+            "durably, decision not ready within TRADEROPS_INTAKE_WAIT_SECONDS",
+        },
         401: {"model": WebhookRejection, "description": "wrong passphrase or signature"},
         403: {"model": WebhookRejection, "description": "source address not allowed"},
         413: {"model": WebhookRejection, "description": "body over 64 KiB"},
@@ -86,7 +90,6 @@ async def tradingview(request: Request, services: ServicesDep) -> Response:
     """Take one alert; answer with the decision (accepted with order id, denied with reason)."""
     started = time.perf_counter()
     settings = services.settings
-    engine = services.engine
     addr = client_address(request, settings.trusted_proxies)
     if settings.webhook_allow_ips and not source_allowed(addr, settings.webhook_allow_ips):
         log.warning("webhook from a source not on the allow-list", extra={"source": addr})
@@ -150,26 +153,55 @@ async def tradingview(request: Request, services: ServicesDep) -> Response:
     if await services.feed.resolve(alert.ticker) is None:
         return _reject(422, f"unknown symbol {alert.ticker!r}", "unknown_symbol")
 
-    if not engine.started:
+    targets = services.intake.route(alert)
+    if not targets:
         return _reject(
-            503,
-            "execution engine starting (waiting for Redis); nothing was placed, retry later",
-            "unavailable",
+            422, f"no route for strategy {alert.strategy!r} in the accounts file", "no_route"
         )
     try:
-        decision = await engine.handle_alert(alert)
-    except RetryLaterError as exc:
-        log.error("webhook: alert not decided now: %s", exc)
-        return _reject(503, str(exc), "unavailable")
+        taken = await services.intake.submit(alert, targets)
     except (RedisError, OSError) as exc:
         log.error("webhook: state store unavailable: %s", exc)
         return _reject(
             503, "state store unavailable; nothing was placed, retry later", "unavailable"
         )
+    decision = _answer(taken)
     WEBHOOK_ALERTS.labels("duplicate" if decision.duplicate else decision.status).inc()
     WEBHOOK_LATENCY.observe(time.perf_counter() - started)
     return Response(
         decision.model_dump_json(exclude_none=True),
-        status_code=202 if decision.status == "accepted" else 200,
+        status_code=202 if decision.status in ("accepted", "queued") else 200,
         media_type="application/json",
+    )
+
+
+def _answer(taken: TakenIn) -> WebhookAnswer:
+    """The first routed account's decision on top (as with one account), every account's
+    in ``decisions``; an account whose engine has not decided yet is ``queued``."""
+    now = time.time()
+    parts: list[Decision] = [
+        d
+        if d is not None
+        else Decision(
+            alert_id=taken.alert_id,
+            account=account,
+            status="queued",
+            message="taken in; not decided yet: GET /api/v1/alerts/{alert_id} for the decision",
+            time=now,
+            duplicate=taken.duplicate,
+        )
+        for account, d in zip(taken.accounts, taken.decisions, strict=True)
+    ]
+    return WebhookAnswer(
+        **parts[0].model_dump(),
+        decisions=[
+            AccountDecision(
+                account=d.account or account,
+                status=d.status,
+                order_id=d.order_id,
+                check=d.check,
+                reason=d.reason,
+            )
+            for account, d in zip(taken.accounts, parts, strict=True)
+        ],
     )
