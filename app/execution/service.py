@@ -14,6 +14,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import socket
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -216,6 +218,8 @@ class AccountRunner:
                 "account %s: alert %s not decided: %s", self.account.id, alert.alert_id, exc
             )
             return False
+        if decision.reason == "in_progress":  # a claim of a dead holder's, not yet lapsed
+            return False
         if decision.duplicate:  # decided before (a replay): tell whoever waits again
             await self._publish(decision.model_dump_json().encode())
         return True
@@ -284,7 +288,8 @@ class ExecutionService:
         *,
         lease_seconds: float,
     ) -> None:
-        self.instance = uuid.uuid4().hex[:12]
+        # host and pid in the lease value: `GET /api/v1/accounts` says who holds what
+        self.instance = f"{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex[:6]}"
         self.runners = {
             a.id: AccountRunner(
                 a, redis, factory, instance=self.instance, lease_seconds=lease_seconds

@@ -52,11 +52,23 @@ quantity: {min_quantity: 1, max_quantity: 50}
 
 
 class Datahub:
-    """``trader-ops datahub`` in its own process; ``kill()`` is SIGKILL (no clean-up runs)."""
+    """``trader-ops datahub`` (or another ``command``) in its own process; ``kill()`` is
+    SIGKILL (no clean-up runs). ``env`` adds settings; ``name`` tells its logs apart."""
 
-    def __init__(self, redis_url: str, tmp: Path, port: int | None = None) -> None:
+    def __init__(
+        self,
+        redis_url: str,
+        tmp: Path,
+        port: int | None = None,
+        *,
+        command: tuple[str, ...] = ("datahub",),
+        env: dict[str, str] | None = None,
+        name: str = "datahub",
+    ) -> None:
         self.port = port or free_port()
         self.tmp = tmp
+        self.command = command
+        self.name = name
         risk = tmp / "risk.yaml"
         risk.write_text(RISK)
         self.env = {
@@ -75,6 +87,7 @@ class Datahub:
             # the load comes from one address: lift the per-source webhook limit
             "TRADEROPS_WEBHOOK_RATE_PER_SOURCE": "100000",
             "TRADEROPS_WEBHOOK_BURST_PER_SOURCE": "100000",
+            **(env or {}),
         }
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
@@ -84,10 +97,10 @@ class Datahub:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        log = (self.tmp / f"datahub-{self.starts}.log").open("wb")
+        log = (self.tmp / f"{self.name}-{self.starts}.log").open("wb")
         self.starts += 1
         self.proc = subprocess.Popen(
-            [str(BIN / "trader-ops"), "datahub"],
+            [str(BIN / "trader-ops"), *self.command],
             env=self.env,
             cwd=ROOT,
             stdout=log,
@@ -95,6 +108,10 @@ class Datahub:
         )
         log.close()
         wait_for_port(self.port, timeout=60, proc=self.proc)
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc is not None else None
 
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -110,7 +127,8 @@ class Datahub:
 
     def logs(self) -> str:
         return "\n".join(
-            p.read_text(errors="replace")[-4000:] for p in sorted(self.tmp.glob("datahub-*.log"))
+            p.read_text(errors="replace")[-4000:]
+            for p in sorted(self.tmp.glob(f"{self.name}-*.log"))
         )
 
 
@@ -187,8 +205,8 @@ async def wait_http(base: str, path: str = "/health", timeout: float = 60.0) -> 
 
 
 # -- what Redis holds -----------------------------------------------------------------
-async def all_orders(redis: Redis) -> list[dict[str, Any]]:
-    ids = await redis.zrange(Keys.RECENT_ORDERS, 0, -1)
+async def all_orders(redis: Redis, account: str = "default") -> list[dict[str, Any]]:
+    ids = await redis.zrange(Keys.account(account).recent_orders, 0, -1)
     if not ids:
         return []
     raws = await redis.mget([Keys.order(i.decode()) for i in ids])
@@ -200,8 +218,10 @@ async def fill_entries(redis: Redis) -> list[dict[str, Any]]:
     return [json.loads(fields[b"fill"]) for _, fields in entries]
 
 
-async def decision(redis: Redis, alert_id: str) -> dict[str, Any] | str | None:
-    raw = await redis.get(Keys.alert(alert_id))
+async def decision(
+    redis: Redis, alert_id: str, account: str = "default"
+) -> dict[str, Any] | str | None:
+    raw = await redis.get(Keys.account(account).alert(alert_id))
     if raw is None:
         return None
     if raw.startswith(b"pending"):  # a claim not yet decided (b"pending:<token>")

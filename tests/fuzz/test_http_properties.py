@@ -158,7 +158,7 @@ async def test_webhook_never_5xx_and_never_an_unauthorised_or_invalid_order(
             headers["X-Signature"] = "0" * 64
         elif sig == "garbage":
             headers["X-Signature"] = b"sha256=\xe9\xe8"  # latin-1 bytes, not hex
-        before = store.zcard(Keys.RECENT_ORDERS)
+        before = store.zcard(Keys.account("default").recent_orders)
         r = client.post(
             "/webhook/tradingview",
             content=raw,
@@ -166,7 +166,7 @@ async def test_webhook_never_5xx_and_never_an_unauthorised_or_invalid_order(
         )
         seen[str(r.status_code)] = seen.get(str(r.status_code), 0) + 1
         assert r.status_code < 500, (r.status_code, r.text, body, sig)
-        after = store.zcard(Keys.RECENT_ORDERS)
+        after = store.zcard(Keys.account("default").recent_orders)
         if after > before:
             assert r.status_code == 202, (r.status_code, r.text, body, sig)
         if r.status_code in (200, 202):

@@ -15,6 +15,7 @@ from redis.asyncio import Redis
 from app.brokers.base import BrokerEvent
 from app.brokers.paper import PaperBroker
 from app.bus import Keys
+from app.datahub.marks import FillMarks
 from app.execution.engine import MAX_HOLD_SECONDS, ExecutionEngine, RetryLaterError
 from app.execution.store import ExecutionStore
 from app.models.alerts import Alert, Decision
@@ -149,12 +150,13 @@ async def test_streams_hold_every_transition_and_each_fill_once(
     assert orders[1].broker_order_id and orders[1].broker_order_id == orders[2].broker_order_id
     fills = await eng.store.fills()
     assert [(f.order_id, f.quantity) for f in fills] == [(d.order_id, 2)]
-    assert await redis.sismember(Keys.FILLS_SEEN, fills[0].id)
-    assert not await redis.smembers(Keys.OPEN_ORDERS)
-    assert await redis.zscore(Keys.RECENT_ORDERS, d.order_id or "") == orders[0].created_at
+    keys = Keys.account("default")
+    assert await redis.sismember(keys.fills_seen, fills[0].id)
+    assert not await redis.smembers(keys.open_orders)
+    assert await redis.zscore(keys.recent_orders, d.order_id or "") == orders[0].created_at
     decision = await eng.store.alert_decision("s1")
     assert isinstance(decision, Decision) and decision.order_id == d.order_id
-    ledger = await eng.store.load_ledger(eng.broker.account)
+    ledger = await eng.store.load_ledger()
     assert ledger is not None and ledger.position("AAPL") == 2
 
 
@@ -210,6 +212,8 @@ async def test_daily_loss_limit_blocks_new_risk_but_not_exits(redis: Redis) -> N
 class BookKeepingBroker(PaperBroker):
     """A paper broker that also reports its own book, as Tradier does."""
 
+    keeps_book = True
+
     def __init__(self, redis: Redis, tape: Tape, positions: list[Position], cash: float) -> None:
         super().__init__(redis, tape.get, slippage_bps=0, account="live")
         self._positions, self._cash = positions, cash
@@ -264,16 +268,20 @@ async def test_marks_come_from_the_symbol_index_and_older_fills_are_indexed_at_s
     eng = make_engine(redis, tape)
     await eng.start()
     try:
-        assert [m["id"] for m in await eng.marks("MSFT", 1_699_999_000, 1_700_001_000)] == ["old-1"]
-        assert await eng.marks("MSFT", 1_700_000_001, 1_700_001_000) == []  # to the second
-        assert await eng.marks("AAPL", 0, 2_000_000_000) == []
+        assert [
+            m["id"] for m in await FillMarks(redis).marks("MSFT", 1_699_999_000, 1_700_001_000)
+        ] == ["old-1"]
+        assert (
+            await FillMarks(redis).marks("MSFT", 1_700_000_001, 1_700_001_000) == []
+        )  # to the second
+        assert await FillMarks(redis).marks("AAPL", 0, 2_000_000_000) == []
         d = await eng.handle_alert(Alert(ticker="AAPL", action="buy", quantity=2, alert_id="m1"))
         await settle(eng)
         now = int(time.time())
-        marks = await eng.marks("AAPL", now - 60, now + 60)
+        marks = await FillMarks(redis).marks("AAPL", now - 60, now + 60)
         assert [(m["label"], m["color"]) for m in marks] == [("B", "green")]
         assert "buy 2 @" in marks[0]["text"] and d.order_id
-        assert await eng.marks("AAPL", now + 60, now + 120) == []  # `to` is exclusive
+        assert await FillMarks(redis).marks("AAPL", now + 60, now + 120) == []  # `to` is exclusive
     finally:
         await eng.close()
     again = make_engine(redis, tape)  # a restart does not index twice
