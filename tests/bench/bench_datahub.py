@@ -46,7 +46,7 @@ circuit_breaker: null  # the bench buys at the ask and sells at the bid: a stead
 """
 
 
-def start_datahub(redis_url: str, tmp: Path, quote_rate: float) -> Process:
+def start_datahub(redis_url: str, tmp: Path, quote_rate: float, workers: int = 1) -> Process:
     port = free_port()
     risk = tmp / "risk.yaml"
     risk.write_text(RISK)
@@ -63,7 +63,7 @@ def start_datahub(redis_url: str, tmp: Path, quote_rate: float) -> Process:
         "TRADEROPS_LOG_LEVEL": "WARNING",
         "TRADEROPS_DATA_DIR": str(tmp),
     }
-    return Process([str(BIN / "trader-ops"), "datahub"], env, port)
+    return Process([str(BIN / "trader-ops"), "datahub", "--workers", str(workers)], env, port)
 
 
 async def bench_history(
@@ -149,12 +149,33 @@ async def bench_webhook(
     lat, el, err = await open_loop(hit_base, rate, seconds)
     open_base = summarize("baseline", lat, el, err)
     lat, el, err = await closed_loop(lambda i: hit(i + 10_000_000), 32, min(seconds, 10))
-    sat = summarize("webhook saturation (32 in flight)", lat, el, err)
+    sat = summarize("webhook saturation, 1 worker (32 in flight)", lat, el, err)
     lat, el, err = await closed_loop(hit_base, 32, min(seconds, 10))
     sat_base = summarize("baseline", lat, el, err)
     if refusals:
         print("webhook refusals:", dict(refusals.most_common(5)))
     return [(open_res, open_base), (sat, sat_base)]
+
+
+async def bench_webhook_saturation(
+    session: aiohttp.ClientSession, base: str, seconds: float, tag: str
+) -> Result:
+    """Closed loop, 32 in flight, against ``trader-ops datahub --workers 2``."""
+
+    async def hit(i: int) -> bool:
+        body = {
+            "passphrase": PASS,
+            "ticker": SYMBOLS[i % len(SYMBOLS)],
+            "action": "buy" if (i // len(SYMBOLS)) % 2 == 0 else "sell",
+            "quantity": 1,
+            "alert_id": f"bench-{tag}-{i}",
+        }
+        async with session.post(f"{base}/webhook/tradingview", data=json.dumps(body)) as r:
+            payload = await r.json()
+            return r.status == 202 and payload.get("status") in ("accepted", "queued")
+
+    lat, el, err = await closed_loop(hit, 32, min(seconds, 10))
+    return summarize("webhook saturation, 2 workers (32 in flight)", lat, el, err)
 
 
 async def bench_ws(base: str, clients: int, seconds: float, observers: int = 20) -> Result:
@@ -210,6 +231,21 @@ async def main(quick: bool) -> None:
                 rows.append(await bench_quotes(s, base, bare, 500, min(seconds, 10)))
                 rows.append((await bench_ws(base, 200, 5 if quick else 10), None))
                 rows += await bench_webhook(s, base, bare, 300, seconds, tag=str(int(time.time())))
+                bare_sat = rows[-1][1]
+            hub.stop()
+            # intake in two worker processes (one of them also runs the account's engine)
+            hub = start_datahub(redis.url, tmp, quote_rate=100, workers=2)
+            async with aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=200, keepalive_timeout=2)
+            ) as s:
+                base = f"http://127.0.0.1:{hub.port}"
+                for _ in range(200):  # until an engine holds the account
+                    async with s.get(f"{base}/ready") as r:
+                        if r.status == 200:
+                            break
+                    await asyncio.sleep(0.1)
+                two = await bench_webhook_saturation(s, base, seconds, tag=f"w2-{time.time():.0f}")
+                rows.append((two, bare_sat))
         finally:
             hub.stop()
             baseline.stop()
