@@ -157,6 +157,10 @@ def datahub(
         # every worker builds its app from the environment: pass the options on
         os.environ["TRADEROPS_HTTP_HOST"] = settings.http_host
         os.environ["TRADEROPS_HTTP_PORT"] = str(settings.http_port)
+        # /metrics of any worker reports every worker's (prometheus_client multiprocess)
+        import tempfile
+
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="trader-ops-metrics-")
         setup_logging(settings.log_level, settings.log_format)
         uvicorn.run(
             "app.datahub.app:app_from_env",

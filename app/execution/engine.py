@@ -149,7 +149,7 @@ class ExecutionEngine:
         kill = await self.store.load_kill_switch()
         if kill:
             self.risk.set_kill_switch(kill, reason="restored")
-        KILL_SWITCH.set(KillState(self.risk.kill_switch.state).level)
+        KILL_SWITCH.labels(self.label).set(KillState(self.risk.kill_switch.state).level)
         self._sync_risk()
         await self.broker.start(self.on_broker_event)
         await self.reconcile()
@@ -915,7 +915,7 @@ class ExecutionEngine:
     async def set_kill_switch(self, state: str, reason: str | None = None) -> KillState:
         new = self.risk.set_kill_switch(state, reason=reason)
         await self.store.save_kill_switch(new.value)
-        KILL_SWITCH.set(new.level)
+        KILL_SWITCH.labels(self.label).set(new.level)
         return new
 
     def risk_snapshot(self) -> dict[str, Any]:

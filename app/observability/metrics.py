@@ -70,7 +70,9 @@ EXECUTION_UNRESOLVED = Gauge(
     "Alerts held unsent and orders awaiting reconciliation: a Redis write's outcome is unknown",
 )
 BROKER_ERRORS = Counter("traderops_broker_errors_total", "Broker call failures", ["broker", "op"])
-KILL_SWITCH = Gauge("traderops_kill_switch_engaged", "Kill switch: 0 ACTIVE, 1 REDUCING, 2 HALTED")
+KILL_SWITCH = Gauge(
+    "traderops_kill_switch_engaged", "Kill switch: 0 ACTIVE, 1 REDUCING, 2 HALTED", ["account"]
+)
 CIRCUIT_BREAKER = Gauge("traderops_circuit_breaker_open", "1 while the circuit breaker is open")
 DAILY_PNL = Gauge("traderops_daily_pnl_dollars", "Realised + unrealised P&L today", ["account"])
 DAILY_LOSS_LIMIT = Gauge(

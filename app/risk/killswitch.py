@@ -5,8 +5,6 @@ from __future__ import annotations
 import time
 from enum import StrEnum
 
-from app.observability.metrics import KILL_SWITCH
-
 
 class KillState(StrEnum):
     """ACTIVE trades normally; REDUCING only lets exposure shrink; HALTED denies all."""
@@ -33,7 +31,6 @@ class KillSwitch:
         self.state = state
         self.changed_at = time.time() if now is None else now
         self.reason: str | None = None
-        KILL_SWITCH.set(state.level)
 
     def set(self, state: KillState | str, now: float, reason: str | None = None) -> KillState:
         """Switch state (accepts the API's strings, case-insensitive); returns the old one."""
@@ -42,7 +39,6 @@ class KillSwitch:
         self.state = new
         self.changed_at = now
         self.reason = reason
-        KILL_SWITCH.set(new.level)
         return old
 
     def snapshot(self) -> dict[str, object]:

@@ -23,7 +23,7 @@ from tests.servers import IN_CI
 
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 SERVICES: dict[str, dict[str, Any]] = COMPOSE["services"]
-CORE = {"datahub", "kairos", "redis"}
+CORE = {"datahub", "execution", "kairos", "redis"}
 PROFILES = {
     "journal": {"journal", "tradenote", "mongo"},
     "observability": {"prometheus", "grafana"},
@@ -68,15 +68,18 @@ def test_only_datahub_grafana_tradenote_published_on_loopback_by_default() -> No
 
 
 def test_app_services_share_one_image_chosen_by_command() -> None:
-    for name, cmd in (("datahub", "datahub"), ("kairos", "kairos"), ("journal", "journal")):
+    for name in ("datahub", "execution", "kairos", "journal"):
         svc = SERVICES[name]
         assert svc["image"] == "${TRADEROPS_IMAGE:-localhost/trader-ops:latest}"
-        assert svc["command"] == [cmd]
+        assert svc["command"][0] == name
         assert svc["read_only"] is True and svc["cap_drop"] == ["ALL"]
         env = svc["environment"]
         assert env["TRADEROPS_REDIS_URL"] == "redis://redis:6379/0"
         assert env["TRADEROPS_HTTP_HOST"] == "0.0.0.0"
     assert SERVICES["kairos"]["environment"]["TRADEROPS_DATAHUB_URL"] == "http://datahub:8000"
+    # intake in the datahub's workers; the account engines in their own service
+    assert SERVICES["datahub"]["environment"]["TRADEROPS_EXECUTION_IN_DATAHUB"] == "false"
+    assert SERVICES["datahub"]["command"][1:] == ["--workers", "${TRADEROPS_DATAHUB_WORKERS:-2}"]
 
 
 def test_redis_aof_and_volume() -> None:

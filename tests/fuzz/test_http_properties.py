@@ -165,9 +165,8 @@ async def test_webhook_never_5xx_and_never_an_unauthorised_or_invalid_order(
             if (
                 not store.exists(acct.alerts_in)
                 or not store.xpending(acct.alerts_in, Keys.EXECUTION_GROUP)["pending"]
-            ):
-                if store.xlen(acct.alerts_in) == 0 or _all_read(store, acct.alerts_in):
-                    break
+            ) and (store.xlen(acct.alerts_in) == 0 or _all_read(store, acct.alerts_in)):
+                break
             time.sleep(0.025)
         before = store.zcard(Keys.account("default").recent_orders)
         r = client.post(

@@ -43,6 +43,7 @@ def _settings(unit: Path) -> dict[str, list[str]]:
 def test_units_exist() -> None:
     assert {u.name for u in UNITS} == {
         "trader-ops-datahub.service",
+        "trader-ops-execution.service",
         "trader-ops-kairos.service",
         "trader-ops-journal.service",
     }
