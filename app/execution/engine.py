@@ -381,8 +381,15 @@ class ExecutionEngine:
             await self.on_broker_event(BrokerEvent(order.id, state.status, state.broker_order_id))
 
     # -- alerts ----------------------------------------------------------------
-    async def handle_alert(self, alert: Alert, rule: SizingRule | None = None) -> Decision:
-        """Decide one alert for this account (``rule``: the route's sizing, if it has one)."""
+    async def handle_alert(
+        self, alert: Alert, rule: SizingRule | None = None, *, fresh: bool = False
+    ) -> Decision:
+        """Decide one alert for this account (``rule``: the route's sizing, if it has one).
+
+        ``fresh``: delivered for the first time from the account's stream to the lease
+        holder. Intake appends an alert id once, ever, and only the holder writes (fenced),
+        so no earlier decision or rival decider can exist: the claim round trip is skipped.
+        A redelivery (after a crash or a failed attempt) takes the full claim path."""
         alert_id = alert_key(alert)
         inflight = self._inflight.get(alert_id)
         if inflight is not None:  # a copy is being decided in this process: share its answer
@@ -399,10 +406,10 @@ class ExecutionEngine:
                 if earlier is not None:
                     future.set_result(earlier.model_copy(update={"duplicate": True}))
                     return future.result()
-            token = f"{self.instance}:{uuid.uuid4().hex}"
+            token = "" if fresh else f"{self.instance}:{uuid.uuid4().hex}"
             # (a claim of this engine's that we find is an orphan: copies in flight here
             # were answered above, so ours is taken over; see ExecutionStore.claim_alert)
-            if not await self.store.claim_alert(alert_id, token):
+            if not fresh and not await self.store.claim_alert(alert_id, token):
                 found = await self._previous_decision(alert_id, token)
                 if found is not None:
                     future.set_result(found)

@@ -181,7 +181,8 @@ class AccountRunner:
                 else:
                     failed += 1
             if alerts:
-                results = await asyncio.gather(*(self._alert(engine, f) for _, f in alerts))
+                fresh = cursor == ">"  # first delivery (a pending one may be half-done)
+                results = await asyncio.gather(*(self._alert(engine, f, fresh) for _, f in alerts))
                 done = [eid for (eid, _), ok in zip(alerts, results, strict=True) if ok]
                 failed += len(alerts) - len(done)
                 if done:
@@ -192,7 +193,9 @@ class AccountRunner:
             elif cursor == "0" and len(commands) < BATCH and len(alerts) < BATCH:
                 cursor = ">"
 
-    async def _alert(self, engine: ExecutionEngine, fields: dict[bytes, bytes]) -> bool:
+    async def _alert(
+        self, engine: ExecutionEngine, fields: dict[bytes, bytes], fresh: bool = False
+    ) -> bool:
         """Decide one entry; True when its decision is stored (ack it)."""
         try:
             alert = Alert.model_validate_json(fields[b"alert"])
@@ -207,7 +210,7 @@ class AccountRunner:
                 context=extract_context(fields),
                 attributes={"account": self.account.id, "alert.id": alert.alert_id or ""},
             ):
-                decision = await engine.handle_alert(alert, rule)
+                decision = await engine.handle_alert(alert, rule, fresh=fresh)
         except FencedError:
             raise
         except RetryLaterError as exc:

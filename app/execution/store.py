@@ -236,7 +236,7 @@ class ExecutionStore:
         by the claim: False, and nothing written, when the claim ``token`` is no longer
         ours (our lease ran out, or our heartbeat stopped and another engine took over).
         ``OrderExistsError`` when an order id is stored already (nothing written)."""
-        return await self._write(orders, decision, ttl, PENDING + token.encode())
+        return await self._write(orders, decision, ttl, PENDING + token.encode() if token else None)
 
     async def _write(
         self, orders: list[Order], decision: Decision | None, ttl: int, claim: bytes | None

@@ -296,7 +296,7 @@ async def test_state_survives_a_restart(
         assert fills == 1
 
 
-async def test_redis_down_means_503_and_nothing_placed(risk_file: Path) -> None:
+async def test_redis_down_means_503_retry_later(risk_file: Path) -> None:
     srv_dir = Path(risk_file).parent / "redis-down"
     server = RedisServer(srv_dir)
     server.start()
@@ -305,7 +305,8 @@ async def test_redis_down_means_503_and_nothing_placed(risk_file: Path) -> None:
         async with serve(app) as url, httpx.AsyncClient(base_url=url, timeout=20) as c:
             server.stop()
             r = await post(c, alert(alert_id="down-1"))
-            assert r.status_code == 503 and "nothing was placed" in r.json()["error"]
+            assert r.status_code == 503 and "retry later" in r.json()["error"]
+            assert "nothing is placed twice" in r.json()["error"]
     finally:
         server.stop()
 

@@ -433,8 +433,10 @@ async def check_every_panel_query(prom: httpx.AsyncClient) -> None:
         found = values(body)
         if not found:
             empty.append(f"{uid} / {title}: no data for {expr}")
-        elif want in ("finite", "positive") and not all(math.isfinite(v) for v in found):
-            empty.append(f"{uid} / {title}: not all finite {found} from {expr}")
+        elif want in ("finite", "positive") and not any(math.isfinite(v) for v in found):
+            # (a series of an idle label, e.g. a broker with no orders in the window, is
+            # NaN in a quantile: the panel needs data for what traded, not for every label)
+            empty.append(f"{uid} / {title}: nothing finite in {found} from {expr}")
         elif want == "positive" and not any(v > 0 for v in found):
             empty.append(f"{uid} / {title}: nothing above 0 {found} from {expr}")
     assert not failures, "dashboard queries Prometheus rejects:\n" + "\n".join(failures)

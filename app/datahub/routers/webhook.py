@@ -160,10 +160,13 @@ async def tradingview(request: Request, services: ServicesDep) -> Response:
         )
     try:
         taken = await services.intake.submit(alert, targets)
-    except (RedisError, OSError) as exc:
+    except (RedisError, OSError) as exc:  # the take-in may have landed (a lost reply)
         log.error("webhook: state store unavailable: %s", exc)
         return _reject(
-            503, "state store unavailable; nothing was placed, retry later", "unavailable"
+            503,
+            "state store unavailable while taking the alert in: retry later (a retry "
+            "answers with what was stored; nothing is placed twice)",
+            "unavailable",
         )
     decision = _answer(taken)
     WEBHOOK_ALERTS.labels("duplicate" if decision.duplicate else decision.status).inc()
