@@ -7,6 +7,7 @@ missing chromium or playwright fails; locally it skips.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import subprocess
@@ -361,3 +362,65 @@ def test_committed_bundle_matches_the_sources(tmp_path: Path) -> None:
     committed = {p.name: p.read_bytes() for p in static.iterdir() if p.is_file()}
     assert sorted(built) == sorted(committed), "stale bundle: run `make web` and commit it"
     assert built == committed, "stale bundle: run `make web` and commit it"
+
+
+@pytest.fixture
+async def two_accounts(
+    redis_srv: RedisServer, redis: Redis, tmp_path: Path, browser: Browser
+) -> AsyncIterator[Console]:
+    risk = tmp_path / "risk.yaml"
+    risk.write_text(RISK_YAML)
+    accounts = tmp_path / "accounts.yaml"
+    accounts.write_text(
+        "accounts: [{id: swing, broker: paper}, {id: mirror, broker: paper}]\n"
+        "routes: [{strategy: '*', accounts: [{account: swing}, {account: mirror, multiplier: 2}]}]\n"
+    )
+    settings = settings_for(
+        redis_srv.url,
+        symbols=SYMBOLS,
+        webhook_passphrase=PASS,
+        admin_api_key=ADMIN,
+        risk_config=risk,
+        accounts=accounts,
+        sim_quote_rate=10,
+    )
+    async with serve(create_app(settings)) as url, httpx.AsyncClient(base_url=url) as http:
+        context = await browser.new_context(viewport={"width": 1600, "height": 1060})
+        c = Console(url, http, await context.new_page())
+        c.page.on("pageerror", lambda exc: c.errors.append(f"page error: {exc}"))
+        try:
+            yield c
+        finally:
+            await context.close()
+
+
+async def test_the_account_selector_switches_every_admin_panel(two_accounts: Console) -> None:
+    c = two_accounts
+    for _ in range(100):  # both accounts held by their engines
+        accounts = (await c.admin("/api/v1/accounts"))["accounts"]
+        if all(a["held_by"] for a in accounts):
+            break
+        await asyncio.sleep(0.05)
+    r = await c.webhook(quantity=3, alert_id="sel-1")
+    assert [d["status"] for d in r.json()["decisions"]] == ["accepted", "accepted"], r.text
+    page = await open_unlocked(c)
+    select = page.locator("#account-select")
+    assert await select.is_visible()
+    assert await select.locator("option").all_inner_texts() == [
+        "swing (paper)",
+        "mirror (paper)",
+    ]
+    row = page.locator('#positions tr[data-symbol="AAPL"]')
+
+    async def shown_quantity(want: str) -> None:
+        for _ in range(100):
+            if await row.count() and await row.locator("td").nth(1).inner_text() == want:
+                return
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"positions panel never showed {want} AAPL")
+
+    await shown_quantity("3")  # the default (first) account
+    await select.select_option("mirror")
+    await shown_quantity("6")  # the other account's book: twice the quantity
+    await page.wait_for_selector('#alerts tr[data-alert-id="sel-1"][data-status="accepted"]')
+    c.assert_no_console_errors()

@@ -23,6 +23,25 @@ export const auth = {
   onUnauthorized: () => {},
 };
 
+/** The account the admin panels show (`?account=`); null: the datahub's default. */
+export const account = {
+  get id() {
+    return sessionStorage.getItem("traderops.account");
+  },
+  set(id) {
+    if (id) sessionStorage.setItem("traderops.account", id);
+    else sessionStorage.removeItem("traderops.account");
+  },
+};
+
+/** Account-bound admin paths get ?account= (the accounts list and analytics span all). */
+function withAccount(path) {
+  const id = account.id;
+  if (!id || !path.startsWith("/api/v1/")) return path;
+  if (path.startsWith("/api/v1/accounts") || path.startsWith("/api/v1/analytics")) return path;
+  return `${path}${path.includes("?") ? "&" : "?"}account=${encodeURIComponent(id)}`;
+}
+
 function detail(body, status) {
   if (body && typeof body === "object") {
     if (typeof body.detail === "string") return body.detail;
@@ -42,6 +61,7 @@ export async function api(path, { method = "GET", body, admin = false, timeout =
       throw new ApiError(401, "locked");
     }
     headers["X-API-Key"] = key;
+    path = withAccount(path);
   }
   if (body !== undefined) headers["Content-Type"] = "application/json";
   const ctrl = new AbortController();

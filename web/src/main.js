@@ -1,6 +1,6 @@
 // trader-ops console: wiring of chart, stream, panels and the admin API.
 import "./style.css";
-import { api, auth, tryApi } from "./api.js";
+import { account, api, auth, tryApi } from "./api.js";
 import { PriceChart } from "./chart.js";
 import { $, h, num, pct, sign, toast } from "./dom.js";
 import {
@@ -523,9 +523,25 @@ function lock(message) {
   if (!dlg.open) dlg.showModal();
 }
 
+/** The account selector: every declared account, hidden when there is only one. */
+function renderAccounts(accounts) {
+  const select = $("#account-select");
+  const ids = accounts.map((a) => a.id);
+  if (!ids.includes(account.id)) account.set(accounts.find((a) => a.default)?.id || ids[0]);
+  select.replaceChildren(
+    ...accounts.map((a) => {
+      const label = `${a.id} (${a.broker}${a.kill_switch !== "ACTIVE" ? `, ${a.kill_switch}` : ""})`;
+      const option = h("option", { value: a.id }, label);
+      if (a.id === account.id) option.selected = true;
+      return option;
+    }),
+  );
+  select.hidden = accounts.length < 2;
+}
+
 async function unlock(key) {
   auth.set(key);
-  const r = await tryApi("/api/v1/account", { admin: true });
+  const r = await tryApi("/api/v1/accounts", { admin: true });
   if (!r.ok) {
     if (r.status === 401) return lock("That key was refused (401).");
     auth.clear();
@@ -534,6 +550,7 @@ async function unlock(key) {
     return;
   }
   state.unlocked = true;
+  renderAccounts(r.data.accounts);
   stream.authenticate();
   if ($("#login").open) $("#login").close();
   await Promise.all([refresh(), refreshJournal()]);
@@ -585,6 +602,10 @@ async function start() {
   });
   $("#flatten-all").addEventListener("click", flattenAll);
   $("#orders-open-only").addEventListener("change", () => refresh());
+  $("#account-select").addEventListener("change", (e) => {
+    account.set(e.target.value);
+    refresh();
+  });
   $("#journal").replaceChildren(h("p", { class: "muted" }, "loading…"));
 
   if (auth.key) unlock(auth.key);
