@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from app.execution.fifo import Lots, match
 from app.models.orders import Fill
 from app.models.portfolio import AccountState, Position
 
@@ -25,53 +26,37 @@ def trading_day(ts: float) -> str:
 
 
 @dataclass
-class Lot:
-    quantity: int  # signed
-    price: float
-
-
-@dataclass
 class Book:
     """One symbol's open lots and lifetime realised P&L."""
 
     symbol: str
-    lots: deque[Lot] = field(default_factory=deque)
+    lots: Lots = field(default_factory=deque)  # [signed quantity, price], oldest first
     realized: float = 0.0
     last: float | None = None
 
     @property
     def quantity(self) -> int:
-        return sum(lot.quantity for lot in self.lots)
+        return int(sum(lot[0] for lot in self.lots))
 
     @property
     def avg_price(self) -> float:
         qty = self.quantity
         if qty == 0:
             return 0.0
-        return sum(lot.quantity * lot.price for lot in self.lots) / qty
+        return sum(lot[0] * lot[1] for lot in self.lots) / qty
 
     def apply(self, signed_qty: int, price: float) -> float:
         """Add a fill; returns the P&L it realised (FIFO against opposite lots)."""
-        realized = 0.0
-        remaining = signed_qty
-        while remaining and self.lots and (self.lots[0].quantity > 0) != (remaining > 0):
-            lot = self.lots[0]
-            closing = min(abs(remaining), abs(lot.quantity))
-            direction = 1 if lot.quantity > 0 else -1
-            realized += (price - lot.price) * closing * direction
-            lot.quantity -= closing * direction
-            remaining += closing * direction
-            if lot.quantity == 0:
-                self.lots.popleft()
+        realized, remaining = match(self.lots, signed_qty, price)
         if remaining:
-            self.lots.append(Lot(remaining, price))
+            self.lots.append([remaining, price])
         self.realized += realized
         return realized
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "symbol": self.symbol,
-            "lots": [[lot.quantity, lot.price] for lot in self.lots],
+            "lots": [[lot[0], lot[1]] for lot in self.lots],
             "realized": self.realized,
             "last": self.last,
         }
@@ -80,7 +65,7 @@ class Book:
     def from_dict(cls, data: dict[str, Any]) -> Book:
         return cls(
             symbol=data["symbol"],
-            lots=deque(Lot(int(q), float(p)) for q, p in data["lots"]),
+            lots=deque([int(q), float(p)] for q, p in data["lots"]),
             realized=float(data.get("realized", 0.0)),
             last=data.get("last"),
         )
@@ -158,7 +143,7 @@ class Ledger:
     def set_position(self, symbol: str, quantity: int, avg_price: float) -> None:
         """Replace a symbol's lots with one lot (reconciliation with the broker's book)."""
         book = self.books.setdefault(symbol, Book(symbol))
-        book.lots = deque([Lot(quantity, avg_price)]) if quantity else deque()
+        book.lots = deque([[quantity, avg_price]]) if quantity else deque()
 
     def mark(self, symbol: str, last: float) -> None:
         book = self.books.get(symbol)

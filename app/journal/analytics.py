@@ -23,6 +23,7 @@ import orjson
 from redis.asyncio import Redis
 
 from app.bus import Keys
+from app.execution.fifo import Lots, match
 from app.journal.ledger import read_fills
 from app.journal.tradenote import trading_day
 from app.models.orders import Fill
@@ -50,7 +51,7 @@ class Trip:
 
 @dataclass
 class _Book:
-    lots: deque[list[float]] = field(default_factory=deque)  # [signed qty, price]
+    lots: Lots = field(default_factory=deque)  # [signed qty, price]
     trip: Trip | None = None
 
 
@@ -93,18 +94,10 @@ def realise(fills: Sequence[Fill], tz: ZoneInfo) -> Realised:
                 book.lots.append([remaining, fill.price])
                 remaining = 0.0
                 break
-            while abs(remaining) > 1e-9 and book.lots:
-                lot = book.lots[0]
-                closing = min(abs(remaining), abs(lot[0]))
-                direction = 1.0 if lot[0] > 0 else -1.0
-                pnl = (fill.price - lot[1]) * closing * direction
-                trip.gross += pnl
-                out.daily[day] += pnl
-                out.daily_gross[day] += pnl
-                lot[0] -= closing * direction
-                remaining += closing * direction
-                if abs(lot[0]) <= 1e-9:
-                    book.lots.popleft()
+            pnl, remaining = match(book.lots, remaining, fill.price)
+            trip.gross += pnl
+            out.daily[day] += pnl
+            out.daily_gross[day] += pnl
             if not book.lots:
                 trip.exit_time = fill.time
                 trip.exit_day = day

@@ -15,6 +15,7 @@ lots in ``openLots``.
 from __future__ import annotations
 
 import copy
+import functools
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from app.execution.fifo import match
 from app.models.orders import Fill, Intent
 
 SIDES: dict[Intent, str] = {
@@ -334,16 +336,10 @@ def build_day(executions: list[Document], carry_in: Positions, td: int) -> DayBu
                 remaining = 0.0
                 continue
             # closing FIFO against the open lots
-            while abs(remaining) > EPS and trip.lots:
-                lot = trip.lots[0]
-                closing = min(abs(remaining), abs(lot[0]))
-                direction = 1.0 if lot[0] > 0 else -1.0
-                dt.realized += (price - lot[1]) * closing * direction
-                lot[0] -= closing * direction
-                remaining += closing * direction
-                _count(trip, -closing * direction, price, entry=False)
-                if abs(lot[0]) <= EPS:
-                    trip.lots.popleft()
+            realised, remaining = match(
+                trip.lots, remaining, price, functools.partial(_closed, trip, price)
+            )
+            dt.realized += realised
             if not trip.lots:
                 dt.closed = True
                 dt.exit_time = exec_time
@@ -364,6 +360,10 @@ def build_day(executions: list[Document], carry_in: Positions, td: int) -> DayBu
         carry_out=positions,
         closed_carried=closed_carried,
     )
+
+
+def _closed(trip: OpenTrip, price: float, signed: float) -> None:
+    _count(trip, signed, price, entry=False)
 
 
 def _count(trip: OpenTrip, signed: float, price: float, *, entry: bool) -> None:
