@@ -23,6 +23,7 @@ from redis.exceptions import RedisError
 
 from app.brokers.base import Broker, BrokerError, BrokerEvent, BrokerTimeoutError
 from app.execution.accounts import DEFAULT_ACCOUNT
+from app.execution.brackets import REASONS, Brackets, exit_alert_id
 from app.execution.ledger import Checkpoint, Ledger
 from app.execution.planner import plan
 from app.execution.sizing import SizingConfig, SizingError, SizingRule
@@ -120,7 +121,7 @@ class ExecutionEngine:
         self.ledger.day_of = risk.trading_day  # one trading day: the risk calendar's session
         risk.on_day_roll = self._day_rolled
         self.orders: dict[str, Order] = {}  # open orders
-        self.brackets: dict[str, dict[str, Any]] = {}  # entry order id -> exits to manage
+        self.brackets = Brackets()  # stop-loss / take-profit exits of filled entries
         self._lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
         self._inflight: dict[str, asyncio.Future[Decision]] = {}
@@ -167,11 +168,28 @@ class ExecutionEngine:
             self.ledger.roll(self.clock())
             await self.store.save_ledger(self.ledger)
             self._sync_risk()
+        await self._restore_brackets()
         self._update_gauges()
         await self.store.heartbeat(self.instance)
         self._heartbeat = asyncio.create_task(self._beat(), name="engine-heartbeat")
         self._watcher = asyncio.create_task(self._watch_unknown(), name="unknown-orders")
         self.started = True
+
+    async def _restore_brackets(self, scan: int = 1000) -> None:
+        """Brackets of entries still held whose exit was not placed (an engine that took
+        the account over, or a restart, keeps managing the stops)."""
+        for order in await self.store.recent_orders(scan):
+            req = order.request
+            if order.status is not OrderStatus.FILLED or not (req.stop_loss or req.take_profit):
+                continue
+            held = self.ledger.position(req.symbol)
+            if held == 0 or (held > 0) != (req.side.sign > 0):
+                continue
+            exits = [await self.store.alert_decision(exit_alert_id(order.id, r)) for r in REASONS]
+            if all(e is None for e in exits):
+                self.brackets.add(order)
+        if self.brackets.open:
+            log.info("restored %d brackets (stop/target exits)", len(self.brackets.open))
 
     async def _beat(self) -> None:
         """Keep our heartbeat key alive: while it is, no other engine takes our claims."""
@@ -829,15 +847,7 @@ class ExecutionEngine:
         if order.status.terminal:
             self.orders.pop(order.id, None)
             self.risk.on_order_done(order.id)
-            req = order.request
-            if req.stop_loss or req.take_profit:
-                self.brackets[order.id] = {
-                    "symbol": req.symbol,
-                    "long": req.side.sign > 0,
-                    "stop": req.stop_loss,
-                    "target": req.take_profit,
-                    "strategy": req.strategy,
-                }
+            self.brackets.add(order)
         self._update_gauges()
 
     def _undo_fill(
@@ -855,26 +865,8 @@ class ExecutionEngine:
         self.ledger.mark(quote.symbol, quote.last)
         self.risk.on_quote(quote.symbol, quote.last, quote.time)
         await self.broker.on_quote(quote)
-        for entry_id, b in list(self.brackets.items()):
-            if b["symbol"] != quote.symbol:
-                continue
-            last = quote.last
-            hit_stop = b["stop"] is not None and (
-                last <= b["stop"] if b["long"] else last >= b["stop"]
-            )
-            hit_target = b["target"] is not None and (
-                last >= b["target"] if b["long"] else last <= b["target"]
-            )
-            if hit_stop or hit_target:
-                del self.brackets[entry_id]
-                reason = "stop_loss" if hit_stop else "take_profit"
-                alert = Alert(
-                    ticker=b["symbol"],
-                    action=AlertAction.EXIT,
-                    strategy=b["strategy"],
-                    alert_id=f"{entry_id}-{reason}",
-                )
-                self._spawn(self._bracket_exit(alert))
+        for alert in self.brackets.triggered(quote.symbol, quote.last):
+            self._spawn(self._bracket_exit(alert))
 
     async def _bracket_exit(self, alert: Alert) -> None:
         decision = await self.handle_alert(alert)

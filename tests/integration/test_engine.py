@@ -110,6 +110,37 @@ async def test_bracket_stop_loss_on_a_short(engine: tuple[ExecutionEngine, Tape]
     assert eng.ledger.position("AAPL") == 0
 
 
+async def test_a_bracket_survives_a_takeover_of_the_account(redis: Redis) -> None:
+    """The engine that takes the account over (or a restart) keeps managing the stop of a
+    filled entry, and an exit already placed is not placed again."""
+    tape = Tape()
+    tape.set("AAPL", 100.0)
+    tape.set("MSFT", 60.0)
+    first = make_engine(redis, tape)
+    await first.start()
+    await first.handle_alert(
+        Alert(ticker="AAPL", action="buy", quantity=4, stop_loss=95, alert_id="keep-stop")
+    )
+    await first.handle_alert(  # a second entry whose stop has fired already
+        Alert(ticker="MSFT", action="buy", quantity=2, stop_loss=50, alert_id="fired")
+    )
+    await settle(first)
+    await first.on_quote(tape.set("MSFT", 49.0))
+    await settle(first)
+    assert first.ledger.position("MSFT") == 0
+    await first.close()
+
+    second = make_engine(redis, tape)
+    await second.start()
+    try:
+        assert [b.symbol for b in second.brackets.open.values()] == ["AAPL"]
+        await second.on_quote(tape.set("AAPL", 94.0))  # the stop, managed by the new engine
+        await settle(second)
+        assert second.ledger.position("AAPL") == 0
+    finally:
+        await second.close()
+
+
 async def test_resting_limit_fills_when_the_market_crosses(
     engine: tuple[ExecutionEngine, Tape],
 ) -> None:
