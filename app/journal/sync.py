@@ -1,8 +1,10 @@
 """Journal fills into TradeNote: upsert each touched day document, batched.
 
-One ``sync(fills)`` call: find the user (cached), make sure its accounts list names our
-accounts, load the touched day documents in one query, merge the new executions by
-fill id, rebuild round trips / blotter / P&L and write every day in one Parse ``/batch``.
+One ``sync(fills)`` call loads (the user, cached; the touched day documents in one query;
+the positions open at the end of the days it continues from), plans
+(``app/journal/plan.py``: a pure function from the stored days and the new fills to the
+documents to write) and applies the plan (the user's accounts first, every day in one
+Parse ``/batch``, then the end-of-day positions in Redis).
 
 Positions open at the end of a day are kept in Redis (``Keys.JOURNAL_EOD``, one entry
 per journaled day) so the next day's round trips continue them. When a day's closing
@@ -20,7 +22,6 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import orjson
 from redis.asyncio import Redis
@@ -32,39 +33,23 @@ from app.journal.client import (
     TradeNoteRejected,
     TradeNoteUser,
 )
-from app.journal.tradenote import (
-    Positions,
-    build_day,
-    check_day_document,
-    close_carried_trade,
-    day_fields,
-    day_from_unix,
-    day_unix,
-    merge_executions,
-    positions_from_json,
-    positions_to_json,
-    trading_day,
+from app.journal.plan import (
+    JournalConfig,
+    Plan,
+    Stored,
+    fills_by_day,
+    needed_days,
+    plan_sync,
 )
+from app.journal.tradenote import close_carried_trade, positions_from_json, positions_to_json
 from app.models.orders import Fill
+
+__all__ = ["Journal", "JournalConfig", "JournalLockBusy", "SyncResult"]
 
 log = logging.getLogger("app.journal")
 
 LOCK_TTL_MS = 30_000
 TAKEOVER_GRACE_SECONDS = 2.0
-MAX_CASCADE_DAYS = 400
-
-
-@dataclass(frozen=True)
-class JournalConfig:
-    username: str
-    tz: ZoneInfo = field(default_factory=lambda: ZoneInfo("America/New_York"))
-
-    def account_for(self, fill: Fill) -> str:
-        """TradeNote account name: each trading account is its own TradeNote account."""
-        return fill.account
-
-    def date_unix(self, fill: Fill) -> int:
-        return day_unix(trading_day(fill.time, self.tz), self.tz)
 
 
 @dataclass
@@ -140,114 +125,69 @@ class Journal:
     async def _sync(
         self, fills: Sequence[Fill], rebuild_days: Sequence[int], result: SyncResult
     ) -> SyncResult:
-        config = self.config
         user = await self.user()
-        await self.client.ensure_accounts(user, sorted({config.account_for(f) for f in fills}))
+        by_day = fills_by_day(fills, self.config, rebuild_days)
+        stored = await self._load(user, by_day)
+        plan = plan_sync(stored, by_day, self.config, user)
+        while not plan.complete:  # a cascade reached a day not loaded yet
+            await self._load_more(user, stored, plan.missing_docs, plan.missing_eod)
+            plan = plan_sync(stored, by_day, self.config, user)
+        return await self._apply(user, plan, result)
 
-        by_day: dict[int, list[Fill]] = defaultdict(list)
-        for fill in fills:
-            by_day[config.date_unix(fill)].append(fill)
-        for d in rebuild_days:
-            by_day.setdefault(int(d), [])
-
+    # -- load ---------------------------------------------------------------------------
+    async def _load(self, user: TradeNoteUser, by_day: dict[int, list[Fill]]) -> Stored:
+        """The journaled days (Redis), the touched day documents (TradeNote) and the
+        positions open at the end of the days the plan continues from (Redis)."""
         days_raw: Any = await self.redis.zrange(Keys.JOURNAL_DAYS, 0, -1, withscores=True)
-        journaled = [int(float(score)) for _, score in days_raw]
-        known_days = set(journaled)
-        to_build = set(by_day)
-        docs = await self.client.find_days(user, sorted(to_build))
-        eod_cache: dict[int, Positions] = {}
-        built_carry: dict[int, Positions] = {}
-        requests: list[dict[str, Any]] = []
-        request_days: list[int] = []
-        closed_carried: list[tuple[int, str, int]] = []
-        stale: list[str] = []  # duplicate day documents, deleted once their merge is written
+        stored = Stored(journaled={int(float(score)) for _, score in days_raw})
+        docs, eod = needed_days(by_day, stored.journaled)
+        await self._load_more(user, stored, docs, eod)
+        return stored
 
-        cascades = 0
-        while to_build:
-            day = min(to_build)
-            to_build.discard(day)
-            earlier = [d for d in known_days | set(built_carry) if d < day]
-            carry_in: Positions = {}
-            if earlier:
-                prev = max(earlier)
-                if prev in built_carry:
-                    carry_in = built_carry[prev]
-                else:
-                    carry_in = await self._eod(prev, eod_cache)
-            if day not in docs:
-                docs.update(await self.client.find_days(user, [day]))
-            doc = docs.get(day)
-            existing = list((doc or {}).get("executions") or [])
-            for dup in (doc or {}).pop("_duplicates", []):
-                log.warning(
-                    "TradeNote has two documents for day %s: merging %s into %s",
-                    day,
-                    dup.get("objectId"),
-                    (doc or {}).get("objectId"),
-                )
-                existing = _unique_executions([*existing, *(dup.get("executions") or [])])
-                stale.append(str(dup.get("objectId")))
-            executions, added = merge_executions(
-                existing,
-                by_day.get(day, []),
-                config.account_for,
-                config.tz,
-            )
-            result.executions_added += added
-            build = build_day(executions, carry_in, day)
-            built_carry[day] = build.carry_out
-            closed_carried.extend(build.closed_carried)
-            fields = day_fields(build, day_from_unix(day, config.tz))
-            check_day_document(fields, day)
-            if doc is None:
-                body = {
-                    **fields,
-                    "user": user.pointer,
-                    "ACL": user.acl,
-                    "dateUnix": day,
-                }
-                requests.append({"method": "POST", "path": "classes/trades", "body": body})
-            else:
-                requests.append(
-                    {"method": "PUT", "path": f"classes/trades/{doc['objectId']}", "body": fields}
-                )
-            request_days.append(day)
-            # closing positions changed: the next journaled day must continue from them
-            before = (
-                positions_to_json(await self._eod(day, eod_cache)) if day in known_days else None
-            )
-            if before != positions_to_json(build.carry_out):
-                later = [d for d in known_days if d > day]
-                if later and cascades < MAX_CASCADE_DAYS:
-                    nxt = min(later)
-                    if nxt not in built_carry:
-                        to_build.add(nxt)
-                        cascades += 1
+    async def _load_more(
+        self, user: TradeNoteUser, stored: Stored, docs: set[int], eod: set[int]
+    ) -> None:
+        docs, eod = docs - stored.docs_loaded, eod - stored.eod_loaded
+        if docs:
+            stored.docs.update(await self.client.find_days(user, sorted(docs)))
+            stored.docs_loaded |= docs
+        if eod:
+            days = sorted(eod)
+            raws: list[Any] = await self.redis.hmget(Keys.JOURNAL_EOD, [str(d) for d in days])
+            for day, raw in zip(days, raws, strict=True):
+                stored.eod[day] = positions_from_json(orjson.loads(raw)) if raw else {}
+            stored.eod_loaded |= eod
 
-        outcomes = await self.client.batch(requests)
+    # -- apply --------------------------------------------------------------------------
+    async def _apply(self, user: TradeNoteUser, plan: Plan, result: SyncResult) -> SyncResult:
+        """Accounts first (TradeNote shows a trade only if its account is in the user's
+        accounts when the user logs in), then every day in one /batch, then the end-of-day
+        positions of the days TradeNote took, the duplicate documents, swing closures."""
+        await self.client.ensure_accounts(user, plan.accounts)
+        for day, dup, kept in plan.duplicates_merged:
+            log.warning(
+                "TradeNote has two documents for day %s: merging %s into %s", day, dup, kept
+            )
+        result.executions_added += plan.executions_added
+        outcomes = await self.client.batch([w.request for w in plan.writes])
         pipe = self.redis.pipeline(transaction=True)
-        for day, outcome in zip(request_days, outcomes, strict=True):
+        for write, outcome in zip(plan.writes, outcomes, strict=True):
             if outcome.error is not None:
-                result.rejected[day] = outcome.error
-                log.error("TradeNote rejected the day %s: %s", day, outcome.error)
+                result.rejected[write.day] = outcome.error
+                log.error("TradeNote rejected the day %s: %s", write.day, outcome.error)
                 continue
-            result.days_written.append(day)
-            pipe.hset(Keys.JOURNAL_EOD, str(day), orjson.dumps(positions_to_json(built_carry[day])))
-            pipe.zadd(Keys.JOURNAL_DAYS, {str(day): day})
+            result.days_written.append(write.day)
+            carry = orjson.dumps(positions_to_json(write.carry_out))
+            pipe.hset(Keys.JOURNAL_EOD, str(write.day), carry)
+            pipe.zadd(Keys.JOURNAL_DAYS, {str(write.day): write.day})
         await pipe.execute()
-        if stale and not result.rejected:
-            deletes = [{"method": "DELETE", "path": f"classes/trades/{oid}"} for oid in stale]
+        if plan.stale and not result.rejected:
+            deletes = [{"method": "DELETE", "path": f"classes/trades/{oid}"} for oid in plan.stale]
             for outcome in await self.client.batch(deletes):
                 if outcome.error is not None:
                     log.error("could not delete a duplicate day document: %s", outcome.error)
-        await self._close_origins(user, closed_carried, set(result.days_written))
+        await self._close_origins(user, plan.closed_carried, set(result.days_written))
         return result
-
-    async def _eod(self, day: int, cache: dict[int, Positions]) -> Positions:
-        if day not in cache:
-            raw = await self.redis.hget(Keys.JOURNAL_EOD, str(day))
-            cache[day] = positions_from_json(orjson.loads(raw)) if raw else {}
-        return cache[day]
 
     async def _close_origins(
         self, user: TradeNoteUser, closed: list[tuple[int, str, int]], written: set[int]
@@ -282,18 +222,6 @@ class Journal:
                 await self.client.batch(requests)
         except TradeNoteError as exc:  # cosmetic: the P&L is already right
             log.warning("could not mark swing trades closed on their opening day: %s", exc)
-
-
-def _unique_executions(executions: list[Any]) -> list[Any]:
-    """First occurrence of each execution (by fill id, else by execution id)."""
-    seen: set[str] = set()
-    out = []
-    for e in executions:
-        key = str(e.get("fillId") or e.get("id"))
-        if key not in seen:
-            seen.add(key)
-            out.append(e)
-    return out
 
 
 def _text(value: Any) -> str | None:
