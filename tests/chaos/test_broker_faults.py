@@ -29,6 +29,7 @@ from app.risk.limits import parse_limits
 from app.tradier.client import RetryPolicy
 from tests.chaos.common import LONG
 from tests.fakes.tradier_orders import TradierAccount, running_account
+from tests.support.poll import until
 
 pytestmark = pytest.mark.timeout(300 if LONG else 60)
 
@@ -99,18 +100,6 @@ async def engine(redis: Redis, account: TradierAccount) -> AsyncIterator[Executi
         yield eng
     finally:
         await eng.close()
-
-
-async def until(predicate: Any, timeout: float = 5.0, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if not isinstance(result, bool):
-            result = await result
-        if result:
-            return
-        assert time.monotonic() < deadline, f"condition not met in {timeout}s: {what}"
-        await asyncio.sleep(0.01)
 
 
 def breaker(engine: ExecutionEngine) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from app.execution.store import ExecutionStore
 from tests.apps import serve, settings_for
 from tests.fakes.tradier_orders import TradierAccount, running_account
 from tests.servers import RedisServer
+from tests.support.poll import until_json
 
 PASS = "accounts-passphrase"
 ADMIN = "accounts-admin-key"
@@ -98,21 +99,10 @@ async def api(
         httpx.AsyncClient(base_url=url, timeout=10, headers={"X-API-Key": ADMIN}) as client,
     ):
         client.app = app  # type: ignore[attr-defined]
-        await until(client, "/api/v1/accounts", lambda b: all(a["held_by"] for a in b["accounts"]))
+        await until_json(
+            client, "/api/v1/accounts", lambda b: all(a["held_by"] for a in b["accounts"]), 10
+        )
         yield client
-
-
-async def until(
-    client: httpx.AsyncClient, path: str, ok: Any, timeout: float = 10.0, **kw: Any
-) -> Any:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        r = await client.get(path, **kw)
-        if r.status_code == 200 and ok(r.json()):
-            return r.json()
-        assert loop.time() < deadline, f"{path}: {r.status_code} {r.text[:400]}"
-        await asyncio.sleep(0.05)
 
 
 async def post(client: httpx.AsyncClient, **alert: Any) -> httpx.Response:
@@ -123,7 +113,7 @@ async def post(client: httpx.AsyncClient, **alert: Any) -> httpx.Response:
 async def test_a_tradier_account_with_its_own_cash_buys_on_its_first_day(
     api: httpx.AsyncClient,
 ) -> None:
-    risk = await until(api, "/api/v1/risk", lambda b: True, params={"account": "live"})
+    risk = await until_json(api, "/api/v1/risk", lambda b: True, params={"account": "live"})
     assert risk["daily"]["day_start_equity"] == 60_000.0
     assert risk["daily"]["pnl"] == 0.0 and risk["account"]["cash"] == 60_000.0
     r = await post(api, strategy="mirror", alert_id="first-buy")
@@ -144,7 +134,9 @@ async def test_one_alert_places_one_order_per_routed_account_and_halting_one_lea
     ]
     assert body["account"] == "pap" and body["order_id"] == body["decisions"][0]["order_id"]
     # one order in each: the paper book fills it, the Tradier fake received one POST
-    await until(api, "/api/v1/positions", lambda b: b["positions"] != [], params={"account": "pap"})
+    await until_json(
+        api, "/api/v1/positions", lambda b: b["positions"] != [], params={"account": "pap"}
+    )
     for _ in range(100):
         if live.posts():
             break

@@ -25,8 +25,9 @@ from app.models.portfolio import AccountState, Position
 from app.risk.engine import RiskEngine
 from app.risk.limits import parse_limits
 from tests.faults import Lost, down_while, fails, reply_lost
+from tests.support.limits import PERMISSIVE
 
-LIMITS = {"rate_limit": None, "duplicate": None, "price_collar": None, "volatility": None}
+LIMITS = PERMISSIVE
 
 
 class Tape:

@@ -18,6 +18,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from app.datahub.app import create_app
 from tests.apps import serve, settings_for
 from tests.servers import RedisServer, free_port
+from tests.support.poll import until_json
 
 PASS = "correct horse battery staple"
 HMAC_KEY = "kairos-signing-key"
@@ -78,18 +79,6 @@ async def post(client: httpx.AsyncClient, body: Any, **kw: Any) -> httpx.Respons
     return await client.post("/webhook/tradingview", content=json.dumps(body), **kw)
 
 
-async def wait_for(
-    client: httpx.AsyncClient, path: str, predicate: Any, timeout: float = 5.0
-) -> Any:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        body = (await client.get(path)).json()
-        if predicate(body):
-            return body
-        assert asyncio.get_running_loop().time() < deadline, f"{path}: condition not met: {body}"
-        await asyncio.sleep(0.05)
-
-
 async def until_engine(client: httpx.AsyncClient, account: str = "default") -> Any:
     """The engine this app's process runs for ``account``, once it holds the account."""
     for _ in range(200):
@@ -109,14 +98,14 @@ async def test_long_round_trip_to_realised_pnl(api: httpx.AsyncClient) -> None:
     assert r.status_code == 202, r.text
     decision = r.json()
     assert decision["status"] == "accepted" and decision["order_id"]
-    order = await wait_for(
+    order = await until_json(
         api, f"/api/v1/orders/{decision['order_id']}", lambda o: o["status"] == "filled"
     )
     assert order["filled_quantity"] == 10 and order["avg_fill_price"] > 0
-    await wait_for(api, "/api/v1/positions", lambda b: position(b, "AAPL") == 10)
+    await until_json(api, "/api/v1/positions", lambda b: position(b, "AAPL") == 10)
     r = await post(api, alert(action="exit", alert_id="long-2", quantity=None))
     assert r.status_code == 202 and r.json()["quantity"] == 10
-    await wait_for(api, "/api/v1/positions", lambda b: position(b, "AAPL") == 0)
+    await until_json(api, "/api/v1/positions", lambda b: position(b, "AAPL") == 0)
     account = (await api.get("/api/v1/account")).json()
     assert account["open_positions"] == 0
     # bought at the ask, sold at the bid, with slippage: a small realised loss
@@ -127,11 +116,11 @@ async def test_long_round_trip_to_realised_pnl(api: httpx.AsyncClient) -> None:
 async def test_short_and_reversal(api: httpx.AsyncClient) -> None:
     r = await post(api, alert(ticker="MSFT", action="sell", quantity=5, alert_id="short-1"))
     assert r.status_code == 202
-    await wait_for(api, "/api/v1/positions", lambda b: position(b, "MSFT") == -5)
+    await until_json(api, "/api/v1/positions", lambda b: position(b, "MSFT") == -5)
     # a buy of 8 while short 5 covers 5 and opens 3 long: two orders
     r = await post(api, alert(ticker="MSFT", action="buy", quantity=8, alert_id="short-2"))
     assert r.status_code == 202 and "2 orders" in r.json()["message"]
-    await wait_for(api, "/api/v1/positions", lambda b: position(b, "MSFT") == 3)
+    await until_json(api, "/api/v1/positions", lambda b: position(b, "MSFT") == 3)
     orders = (await api.get("/api/v1/orders")).json()["orders"]
     intents = sorted(o["request"]["intent"] for o in orders if o["request"]["symbol"] == "MSFT")
     assert intents == ["buy", "buy_to_cover", "sell_short"]
@@ -153,7 +142,7 @@ async def test_hundred_concurrent_copies_place_one_order(api: httpx.AsyncClient)
     decisions = [r.json() for r in responses]
     assert {d["order_id"] for d in decisions} == {decisions[0]["order_id"]}
     assert sum(not d["duplicate"] for d in decisions) == 1
-    await wait_for(api, "/api/v1/positions", lambda b: position(b, "AAPL") == 3)
+    await until_json(api, "/api/v1/positions", lambda b: position(b, "AAPL") == 3)
     orders = (await api.get("/api/v1/orders")).json()["orders"]
     assert len([o for o in orders if o["request"]["alert_id"] == "storm-1"]) == 1
 
@@ -235,7 +224,7 @@ async def test_admin_api_needs_the_key(api: httpx.AsyncClient) -> None:
 
 async def test_kill_switch_halts_then_reducing_allows_exits(api: httpx.AsyncClient) -> None:
     await post(api, alert(ticker="TSLA", quantity=2, alert_id="ks-1"))
-    await wait_for(api, "/api/v1/positions", lambda b: position(b, "TSLA") == 2)
+    await until_json(api, "/api/v1/positions", lambda b: position(b, "TSLA") == 2)
     assert (await api.post("/api/v1/risk/kill-switch", json={"state": "HALTED"})).json()[
         "state"
     ] == "HALTED"
@@ -246,7 +235,7 @@ async def test_kill_switch_halts_then_reducing_allows_exits(api: httpx.AsyncClie
     assert (await post(api, alert(ticker="TSLA", action="exit", alert_id="ks-4"))).json()[
         "status"
     ] == "accepted"
-    await wait_for(api, "/api/v1/positions", lambda b: position(b, "TSLA") == 0)
+    await until_json(api, "/api/v1/positions", lambda b: position(b, "TSLA") == 0)
     risk = (await api.get("/api/v1/risk")).json()
     assert risk["kill_switch"]["state"] == "REDUCING"
     alerts = (await api.get("/api/v1/alerts")).json()["alerts"]
@@ -256,18 +245,18 @@ async def test_kill_switch_halts_then_reducing_allows_exits(api: httpx.AsyncClie
 async def test_flatten_all_and_cancel_a_resting_order(api: httpx.AsyncClient) -> None:
     await post(api, alert(ticker="AAPL", quantity=2, alert_id="fl-1"))
     await post(api, alert(ticker="SPY", action="sell", quantity=2, alert_id="fl-2"))
-    await wait_for(api, "/api/v1/positions", lambda b: len(b["positions"]) == 2)
+    await until_json(api, "/api/v1/positions", lambda b: len(b["positions"]) == 2)
     result = (await api.post("/api/v1/flatten", json={})).json()
     assert len(result["orders"]) == 2
-    await wait_for(api, "/api/v1/positions", lambda b: b["positions"] == [])
+    await until_json(api, "/api/v1/positions", lambda b: b["positions"] == [])
     # a buy limit far under the market rests until canceled
     r = await post(
         api, alert(ticker="AAPL", order_type="limit", price=1.0, quantity=1, alert_id="lim-1")
     )
     order_id = r.json()["order_id"]
-    await wait_for(api, f"/api/v1/orders/{order_id}", lambda o: o["status"] == "submitted")
+    await until_json(api, f"/api/v1/orders/{order_id}", lambda o: o["status"] == "submitted")
     canceled = (await api.delete(f"/api/v1/orders/{order_id}")).json()
-    await wait_for(api, f"/api/v1/orders/{order_id}", lambda o: o["status"] == "canceled")
+    await until_json(api, f"/api/v1/orders/{order_id}", lambda o: o["status"] == "canceled")
     assert canceled["id"] == order_id
     assert (await api.delete(f"/api/v1/orders/{order_id}")).status_code == 409
     assert (await api.delete("/api/v1/orders/nope")).status_code == 404
@@ -282,7 +271,7 @@ async def test_state_survives_a_restart(
         httpx.AsyncClient(base_url=url, headers={"X-API-Key": ADMIN}) as c,
     ):
         await post(c, alert(quantity=4, alert_id="restart-1"))
-        await wait_for(c, "/api/v1/positions", lambda b: position(b, "AAPL") == 4)
+        await until_json(c, "/api/v1/positions", lambda b: position(b, "AAPL") == 4)
         await c.post("/api/v1/risk/kill-switch", json={"state": "REDUCING"})
     async with (
         serve(create_app(settings)) as url,
@@ -341,9 +330,9 @@ _ = free_port
 
 async def test_analytics_and_calendar_from_our_fills(api: httpx.AsyncClient) -> None:
     await post(api, alert(quantity=5, alert_id="an-1"))
-    await wait_for(api, "/api/v1/positions", lambda b: position(b, "AAPL") == 5)
+    await until_json(api, "/api/v1/positions", lambda b: position(b, "AAPL") == 5)
     await post(api, alert(action="exit", alert_id="an-2", quantity=None))
-    await wait_for(api, "/api/v1/positions", lambda b: position(b, "AAPL") == 0)
+    await until_json(api, "/api/v1/positions", lambda b: position(b, "AAPL") == 0)
     account = (await api.get("/api/v1/account")).json()
     body = (await api.get("/api/v1/analytics")).json()
     assert body["fills"] == 2
@@ -373,7 +362,7 @@ async def test_a_flooding_source_gets_429_with_retry_after(
 
 async def test_fills_show_as_udf_marks(api: httpx.AsyncClient) -> None:
     await post(api, alert(quantity=3, alert_id="mark-1"))
-    await wait_for(api, "/api/v1/positions", lambda b: position(b, "AAPL") == 3)
+    await until_json(api, "/api/v1/positions", lambda b: position(b, "AAPL") == 3)
     import time as _time
 
     now = int(_time.time())
@@ -422,14 +411,14 @@ async def test_a_write_with_an_unknown_outcome_is_queued_and_decided_once(
     assert first.status_code == 202 and first.json()["status"] in ("queued", "accepted"), first.text
     assert "nothing was placed" not in first.text
     failing[0] = False
-    decided = await wait_for(
+    decided = await until_json(
         api, "/api/v1/alerts/unknown-1", lambda b: b["decisions"][0]["status"] != "queued"
     )
     assert decided["decisions"][0]["status"] == "accepted", decided
     again = await post(api, alert(quantity=2, alert_id="unknown-1"))
     assert again.status_code == 202 and again.json()["duplicate"] is True, again.text
     assert again.json()["order_id"] == decided["decisions"][0]["order_id"]
-    await wait_for(api, "/api/v1/positions", lambda b: position(b, "AAPL") == 2)
+    await until_json(api, "/api/v1/positions", lambda b: position(b, "AAPL") == 2)
     orders = (await api.get("/api/v1/orders")).json()["orders"]
     assert [
         o["request"]["quantity"] for o in orders if o["request"]["alert_id"] == "unknown-1"

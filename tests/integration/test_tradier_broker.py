@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -28,6 +28,7 @@ from app.models.orders import (
 from app.risk.engine import RiskEngine
 from app.tradier.client import RetryPolicy
 from tests.fakes.tradier_orders import TradierAccount, running_account
+from tests.support.poll import until
 
 ACCOUNT = "VA000001"
 ORDERS = f"/accounts/{ACCOUNT}/orders"
@@ -116,19 +117,6 @@ def order(
     return Order(
         id=oid, broker="tradier", account=ACCOUNT, request=request, created_at=now, updated_at=now
     )
-
-
-async def until(predicate: Callable[[], bool | Awaitable[bool]], timeout: float = 3.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if not isinstance(result, bool):
-            result = await result
-        if result:
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.01)
 
 
 # -- protocol and settings --------------------------------------------------------------

@@ -1,0 +1,1 @@
+"""The tests' shared kit: pollers, HTTP waiters, permissive risk limits."""
