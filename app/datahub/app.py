@@ -56,13 +56,7 @@ def create_app(settings: Settings, *, feed: Feed | None = None) -> FastAPI:
         redis = create_redis(settings.redis_url)
         the_feed = feed or make_feed(settings)
         await the_feed.start()
-        market = MarketData(
-            the_feed,
-            redis,
-            quote_ttl=settings.quote_ttl_seconds,
-            history_ttl=settings.history_ttl_seconds,
-            max_bars=settings.max_history_bars,
-        )
+        market = MarketData.from_settings(the_feed, redis, settings)
         hub = QuoteHub(redis)
         publisher = QuotePublisher(the_feed, redis, market.cache, settings.symbols)
         accounts = load_accounts(settings)

@@ -10,6 +10,7 @@ import orjson
 from redis.asyncio import Redis
 
 from app.bus import Keys, QuoteCache
+from app.config import Settings
 from app.feeds.base import Feed
 from app.models.market import History, Quote, Resolution
 from app.observability.metrics import CACHE_REQUESTS, FEED_LATENCY
@@ -55,6 +56,16 @@ class MarketData:
         self.max_bars = max_bars
         self.quote_ttl = quote_ttl
         self.fresh: dict[str, tuple[float, dict[str, Any]]] = {}  # from the fan-out: no round trip
+
+    @classmethod
+    def from_settings(cls, feed: Feed, redis: Redis, settings: Settings) -> MarketData:
+        return cls(
+            feed,
+            redis,
+            quote_ttl=settings.quote_ttl_seconds,
+            history_ttl=settings.history_ttl_seconds,
+            max_bars=settings.max_history_bars,
+        )
 
     def offer(self, quote: dict[str, Any]) -> None:
         """Hub listener: remember the latest fan-out quote per symbol."""

@@ -28,10 +28,10 @@ import re
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
 from app.config import Settings
+from app.execution.config import read_yaml_mapping
 from app.execution.sizing import SizingRule
 
 DEFAULT_ACCOUNT = "default"
@@ -171,12 +171,7 @@ def load_accounts(settings: Settings) -> AccountsConfig:
             accounts=[AccountConfig(id=DEFAULT_ACCOUNT, broker=settings.broker)],
             routes=[Route(strategy="*", accounts=[RouteTarget(account=DEFAULT_ACCOUNT)])],
         )
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except OSError as exc:
-        raise AccountsConfigError(f"{path}: cannot read: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise AccountsConfigError(f"{path}: invalid YAML: {exc}") from None
+    data = read_yaml_mapping(path, AccountsConfigError)
     try:
         config = AccountsConfig.model_validate(data)
     except ValidationError as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import yaml
 from pydantic import ValidationError
@@ -11,17 +12,23 @@ from app.execution.sizing import SizingConfig
 from app.risk.limits import RiskConfigError, RiskLimits, parse_limits
 
 
-def load_execution_config(path: Path | None) -> tuple[RiskLimits, SizingConfig]:
-    if path is None:
-        return RiskLimits(), SizingConfig()
+def read_yaml_mapping(path: Path, error: type[ValueError]) -> dict[str, Any]:
+    """A YAML file whose top level is a mapping; ``error`` with one line naming the file."""
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except OSError as exc:
-        raise RiskConfigError(f"{path}: cannot read: {exc.strerror}") from None
+        raise error(f"{path}: cannot read: {exc.strerror}") from None
     except yaml.YAMLError as exc:
-        raise RiskConfigError(f"{path}: invalid YAML: {exc}") from None
+        raise error(f"{path}: invalid YAML: {exc}") from None
     if not isinstance(data, dict):
-        raise RiskConfigError(f"{path}: expected a mapping at the top level")
+        raise error(f"{path}: expected a mapping at the top level")
+    return data
+
+
+def load_execution_config(path: Path | None) -> tuple[RiskLimits, SizingConfig]:
+    if path is None:
+        return RiskLimits(), SizingConfig()
+    data = read_yaml_mapping(path, RiskConfigError)
     sizing_raw = data.pop("sizing", None) or {}
     try:
         sizing = SizingConfig.model_validate(sizing_raw)

@@ -30,13 +30,7 @@ async def run_execution(settings: Settings, stop: asyncio.Event | None = None) -
     redis = create_redis(settings.redis_url)
     feed = make_feed(settings)  # reference prices when no quote is cached
     await feed.start()
-    market = MarketData(
-        feed,
-        redis,
-        quote_ttl=settings.quote_ttl_seconds,
-        history_ttl=settings.history_ttl_seconds,
-        max_bars=settings.max_history_bars,
-    )
+    market = MarketData.from_settings(feed, redis, settings)
     accounts = load_accounts(settings)
     service = ExecutionService(
         accounts.accounts,

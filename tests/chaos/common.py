@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -174,9 +175,17 @@ async def post_alert(client: httpx.AsyncClient, base: str, body: dict[str, Any])
 
 
 async def open_loop_alerts(
-    base: str, tag: str, count: int, rate: float, *, timeout: float = 3.0
+    base: str | list[str],
+    tag: str,
+    count: int,
+    rate: float,
+    *,
+    timeout: float = 3.0,
+    body: Callable[[int, str], dict[str, Any]] = alert_body,
 ) -> list[Told]:
-    """Fire ``count`` alerts at ``rate``/s on a fixed schedule (no waiting on answers)."""
+    """Fire ``count`` alerts at ``rate``/s on a fixed schedule (no waiting on answers),
+    round-robin over ``base`` when it is several datahubs."""
+    bases = [base] if isinstance(base, str) else base
     limits = httpx.Limits(max_connections=64, max_keepalive_connections=32)
     async with httpx.AsyncClient(timeout=timeout, limits=limits) as client:
         start = time.perf_counter()
@@ -185,7 +194,8 @@ async def open_loop_alerts(
             delay = start + i / rate - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(post_alert(client, base, alert_body(i, tag))))
+            target = bases[i % len(bases)]
+            tasks.append(asyncio.create_task(post_alert(client, target, body(i, tag))))
         return list(await asyncio.gather(*tasks))
 
 

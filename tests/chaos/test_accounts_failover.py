@@ -29,11 +29,10 @@ from tests.chaos.common import (
     PASS,
     SYMBOLS,
     Datahub,
-    Told,
     all_orders,
     decision,
     fill_entries,
-    post_alert,
+    open_loop_alerts,
     wait_http,
 )
 from tests.servers import RedisServer
@@ -60,7 +59,7 @@ def routed(i: int) -> list[str]:
     return ["alpha"] if i % 3 == 0 else ["alpha", "beta"]
 
 
-def body(i: int) -> dict[str, Any]:
+def body(i: int, tag: str = "fo") -> dict[str, Any]:
     """Buys and sells of 1-3 shares (x2 in beta); every 7th asks for 100 (beta: 200) and
     is denied by the quantity check (max 50)."""
     return {
@@ -69,7 +68,7 @@ def body(i: int) -> dict[str, Any]:
         "action": "sell" if i % 4 == 1 else "buy",
         "quantity": 100 if i % 7 == 3 else 1 + i % 3,
         "strategy": "solo" if i % 3 == 0 else "mirror",
-        "alert_id": f"fo-{i:05d}",
+        "alert_id": f"{tag}-{i:05d}",
     }
 
 
@@ -118,20 +117,6 @@ async def wait_held(redis: Redis, accounts: list[str], timeout: float = 60.0) ->
         await asyncio.sleep(0.1)
 
 
-async def load(hubs: list[Datahub]) -> list[Told]:
-    limits = httpx.Limits(max_connections=64, max_keepalive_connections=32)
-    async with httpx.AsyncClient(timeout=3.0, limits=limits) as client:
-        start = time.perf_counter()
-        tasks = []
-        for i in range(COUNT):
-            delay = start + i / RATE - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            hub = hubs[i % len(hubs)]
-            tasks.append(asyncio.create_task(post_alert(client, hub.url, body(i))))
-        return list(await asyncio.gather(*tasks))
-
-
 async def test_many_intake_workers_two_accounts_lease_holder_killed(
     stack: dict[str, list[Datahub]], rclient: Redis
 ) -> None:
@@ -151,7 +136,7 @@ async def test_many_intake_workers_two_accounts_lease_holder_killed(
         return victim
 
     killing = asyncio.create_task(kill_the_holder())
-    told = await load(hubs)
+    told = await open_loop_alerts([h.url for h in hubs], "fo", COUNT, RATE, body=body)
     victim = await killing
     survivor = next(e for e in engines if e is not victim)
     victim.proc = None  # dead; nothing restarts it
