@@ -199,11 +199,17 @@ def intended(difference: str, carried_symbols: set[str]) -> bool:
 
 async def run_oracle(
     redis: Redis, tradenote: TradeNoteServer, journal_user: tuple[dict[str, Any], JournalWorker],
-    fills: list[Fill],
+    fills: list[Fill], mode: str,
 ) -> tuple[dict[int, dict[str, Any]], dict[int, dict[str, Any]]]:  # fmt: skip
     user_a, worker = journal_user
     await journal_one_by_one(redis, worker, sorted(fills, key=lambda f: f.time))
-    user_b = import_as_tradenote(tradenote, [fills])  # one import after the close
+    if mode == "one file":  # one import after the last close
+        user_b = import_as_tradenote(tradenote, [fills])
+    else:  # an import after each day's close (the next one continues the open position)
+        day_of = {f.id: datetime.fromtimestamp(f.time, NY).date() for f in fills}
+        days = sorted(set(day_of.values()))
+        user_b = import_as_tradenote(tradenote, [[f for f in fills if day_of[f.id] == d]
+                                                 for d in days])  # fmt: skip
     ours = by_day(tradenote.day_documents(user_a), user_a["objectId"])
     theirs = by_day(tradenote.day_documents(user_b), user_b["objectId"])
     assert sorted(ours) == sorted(theirs)
@@ -214,12 +220,19 @@ async def run_oracle(
     return ours, theirs
 
 
+MODES = pytest.mark.parametrize("mode", ["one file", "day by day"])
+
+
+@MODES
 async def test_intraday_journal_matches_tradenotes_import_field_for_field(
-    redis: Redis, tradenote: TradeNoteServer, journal_user: tuple[dict[str, Any], JournalWorker]
+    mode: str,
+    redis: Redis,
+    tradenote: TradeNoteServer,
+    journal_user: tuple[dict[str, Any], JournalWorker],
 ) -> None:
     """Two days, two accounts, no position held overnight: every field equal."""
     fills = [f for f in session_fills() if f.symbol != "MSFT"]
-    ours, theirs = await run_oracle(redis, tradenote, journal_user, fills)
+    ours, theirs = await run_oracle(redis, tradenote, journal_user, fills, mode)
     assert len(ours) == 2
     found = [d for day in sorted(ours) for d in differences(ours[day], theirs[day], f"[{day}]")]
     assert [d for d in found if not intended(d, set())] == [], "\n".join(found)
@@ -229,11 +242,15 @@ async def test_intraday_journal_matches_tradenotes_import_field_for_field(
     assert day1["executions"][1]["id"].endswith("_AAPL_stock_B_2")  # same second
 
 
+@MODES
 async def test_position_carried_overnight_differs_only_as_documented(
-    redis: Redis, tradenote: TradeNoteServer, journal_user: tuple[dict[str, Any], JournalWorker]
+    mode: str,
+    redis: Redis,
+    tradenote: TradeNoteServer,
+    journal_user: tuple[dict[str, Any], JournalWorker],
 ) -> None:
     fills = session_fills()
-    ours, theirs = await run_oracle(redis, tradenote, journal_user, fills)
+    ours, theirs = await run_oracle(redis, tradenote, journal_user, fills, mode)
     d1, d2 = sorted(ours)
     found = [d for day in (d1, d2) for d in differences(ours[day], theirs[day], f"[{day}]")]
     left = []
