@@ -201,3 +201,32 @@ async def test_a_day_document_with_a_wrong_td_fails_the_check(
     with pytest.raises((AssertionError, PlaywrightTimeout)) as caught:
         await check_pages_match_analytics(browser, tradenote, user, redis)
     print(f"the check failed as it should: {str(caught.value)[:300]}")
+
+
+async def test_an_account_added_after_login_shows_after_a_fresh_login(
+    browser: Browser, tradenote: TradeNoteServer, journal_user: JournalUser, redis: Redis
+) -> None:
+    """What docs/JOURNAL.md tells the trader: TradeNote reads the user's accounts at login,
+    so a trading account the journal adds later appears after logging out and in."""
+    user, worker = journal_user
+    day1 = [f for f in session_fills() if f.time < day_unix(D2, NY)]
+    first = [f for f in day1 if f.account == "acct-a" and f.symbol != "MSFT"]
+    later = [f for f in day1 if f.account == "acct-b"]
+    await journal_one_by_one(redis, worker, first)
+    page = await logged_in(browser, tradenote, user)
+    try:
+        body = await show(page, tradenote.base_url, "daily", "gross", "P&L(g)")
+        before = daily_figures(body, D1, "P&L(g)")["P&L(g)"]
+        await journal_one_by_one(redis, worker, later)  # adds acct-b to _User.accounts
+        body = await show(page, tradenote.base_url, "daily", "gross", "P&L(g)")
+        assert daily_figures(body, D1, "P&L(g)")["P&L(g)"] == pytest.approx(before)
+    finally:
+        await page.close()
+    page = await logged_in(browser, tradenote, user)  # a fresh login
+    try:
+        body = await show(page, tradenote.base_url, "daily", "gross", "P&L(g)")
+        expected = (await analytics(redis, start=D1, end=D1))["total"]["gross_pnl"]
+        shown = daily_figures(body, D1, "P&L(g)")["P&L(g)"]
+        assert shown == pytest.approx(expected, abs=0.01) and shown != pytest.approx(before)
+    finally:
+        await page.close()
