@@ -309,6 +309,23 @@ class ExecutionEngine:
         self.ledger.roll(now)
         if self.ledger.day_start_equity is not None:
             self.risk.book.day_start_equity = self.ledger.day_start_equity
+        if self.broker.keeps_book and self.started:  # the day starts from the broker's equity
+            self._spawn(self._adopt_at_session_start())
+
+    async def _adopt_at_session_start(self) -> None:
+        """The new day's loss budget is measured from the broker's equity at the open
+        (positions are reconciled at start-up, not here: fills may be in flight)."""
+        try:
+            account = await self.broker.balances()  # (no lock held over the network)
+            if account.equity <= 0:
+                return
+            async with self._lock:
+                self.ledger.day_start_equity = account.equity
+                self.risk.set_day_start_equity(account.equity)
+                await self.store.save_ledger(self.ledger)
+        except (BrokerError, RedisError, OSError) as exc:
+            log.warning("session start: the broker's equity could not be read (%s)", exc)
+        self._update_gauges()
 
     async def adopt_broker_book(self, *, first_seen: bool = False) -> None:
         """A broker that keeps its own book (Tradier) is the truth at start-up: positions

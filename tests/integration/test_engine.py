@@ -278,6 +278,32 @@ async def test_start_up_adopts_the_brokers_positions_and_cash(redis: Redis) -> N
     await eng.close()
 
 
+async def test_a_book_keeping_brokers_day_starts_from_its_equity_at_the_open(
+    redis: Redis,
+) -> None:
+    """First seen: the day starts from the broker's equity, not a default; at the next
+    session start the new day's budget is measured from the broker's equity again."""
+    tape = Tape()
+    broker = BookKeepingBroker(redis, tape, [], cash=60_000.0)
+    now = [time.time()]
+    risk = RiskEngine(parse_limits(LIMITS), clock=lambda: now[0], market_hours="always")
+    eng = ExecutionEngine(ExecutionStore(redis), broker, risk, tape.get, clock=lambda: now[0])
+    await eng.start()
+    try:
+        assert eng.ledger.day_start_equity == 60_000.0 and eng.ledger.daily_pnl == 0.0
+        broker._cash = 61_500.0  # overnight interest, a deposit: the broker's figure counts
+        now[0] = risk._next_reset + 60  # the next session's open
+        day = eng.risk_snapshot()["daily"]["day"]
+        await settle(eng)
+        assert day == risk.trading_day(now[0]) != risk.trading_day(now[0] - 86_400 * 4)
+        assert eng.ledger.day_start_equity == 61_500.0
+        assert risk.book.day_start_equity == 61_500.0
+        stored = await eng.store.load_ledger()
+        assert stored is not None and stored.day_start_equity == 61_500.0
+    finally:
+        await eng.close()
+
+
 async def test_marks_come_from_the_symbol_index_and_older_fills_are_indexed_at_start(
     redis: Redis,
 ) -> None:
