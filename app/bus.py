@@ -36,6 +36,11 @@ class Keys:
     ) -> str:
         return f"{PREFIX}:history:{feed}:{symbol}:{resolution}:{start}:{end}:{countback or 0}"
 
+    # the bounded history cache: entry key -> expiry (ms), entry key -> size, total bytes
+    HISTORY_INDEX = f"{PREFIX}:history-cache:index"
+    HISTORY_SIZES = f"{PREFIX}:history-cache:sizes"
+    HISTORY_BYTES = f"{PREFIX}:history-cache:bytes"
+
     # execution: global streams (every account's entries carry an ``account`` field) ----
     ORDERS_STREAM = f"{PREFIX}:stream:orders"  # every order transition, in order
     FILLS_STREAM = f"{PREFIX}:stream:fills"  # every fill: the journal consumes this

@@ -171,6 +171,15 @@ class Settings(BaseSettings):
     allowed_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="extra Origins allowed to open /stream"
     )
+    max_symbols_per_request: int = Field(
+        200, gt=0, le=10_000, description="symbols in one quotes request"
+    )
+    history_cache_mb: int = Field(
+        64, gt=0, description="bytes of cached history bodies in Redis; oldest evicted first"
+    )
+    history_busy_seconds: float = Field(
+        2.0, gt=0, description="wait for a history worker before answering 503"
+    )
     metrics_token: SecretStr | None = Field(
         None, description="when set, /metrics needs Authorization: Bearer <token>"
     )

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import math
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from app.feeds.bar_worker import BarWorker
 from app.feeds.base import UnknownSymbolError
 from app.feeds.universe import Instrument, instrument_for
 from app.models.market import Bar, History, Quote, Resolution, SymbolInfo
@@ -92,13 +94,15 @@ class SimulatedFeed:
         self._daily: dict[str, dict[int, tuple[float, float, float, float, float]]] = {}
         self._cache_days = cache_days
         self._now = clock or time.time
+        self._days_lock = threading.Lock()  # history runs in a worker thread, quotes on the loop
+        self._worker = BarWorker(symbols, seed)
 
     # -- protocol ---------------------------------------------------------------
     async def start(self) -> None:
         return None
 
     async def close(self) -> None:
-        return None
+        await self._worker.close()
 
     async def ping(self) -> None:
         return None
@@ -129,7 +133,24 @@ class SimulatedFeed:
         end: int,
         countback: int | None = None,
     ) -> History:
-        return self.history_at(symbol, resolution, start, end, countback, now=self._now())
+        """Bars are CPU work (up to ~2 s for decades of days): done in a worker thread so
+        the event loop keeps answering; the datahub bounds how many run at once."""
+        now = self._now()
+        return await asyncio.to_thread(
+            self.history_at, symbol, resolution, start, end, countback, now=now
+        )
+
+    async def history_body(
+        self,
+        symbol: str,
+        resolution: Resolution,
+        start: int,
+        end: int,
+        countback: int | None = None,
+    ) -> bytes:
+        """The UDF JSON body, computed in the bar worker process (see app/feeds/bar_worker.py)."""
+        self._inst(symbol)
+        return await self._worker.body(symbol, resolution, start, end, countback, self._now())
 
     async def stream(self, symbols: Sequence[str]) -> AsyncIterator[list[Quote]]:
         wanted = [s for s in symbols if s in self.instruments]
@@ -172,10 +193,11 @@ class SimulatedFeed:
 
     def day_path(self, symbol: str, day: int) -> DayPath:
         key = (symbol, day)
-        path = self._days.get(key)
-        if path is not None:
-            self._days.move_to_end(key)
-            return path
+        with self._days_lock:
+            path = self._days.get(key)
+            if path is not None:
+                self._days.move_to_end(key)
+                return path
         inst = self._inst(symbol)
         prev_close = self._close_of_day(symbol, day - 1)
         target = self._close_of_day(symbol, day)
@@ -203,9 +225,10 @@ class SimulatedFeed:
             open_, high, low, close, volume, cum_volume, run_high, run_low,
             prev_close, float(rng.uniform(0, 2 * math.pi)),
         )  # fmt: skip
-        self._days[key] = path
-        if len(self._days) > self._cache_days:
-            self._days.popitem(last=False)
+        with self._days_lock:
+            self._days[key] = path
+            if len(self._days) > self._cache_days:
+                self._days.popitem(last=False)
         return path
 
     def _price_in_minute(self, path: DayPath, minute: int, frac: float) -> float:
@@ -344,6 +367,7 @@ class SimulatedFeed:
         step = int(res.value)
         out: list[Bar] = []
         for day in range(start // DAY, (end - 1) // DAY + 1):
+            time.sleep(0)  # let the event loop's thread have the GIL between days
             day_bars = self._minute_bars(symbol, day, now)
             if day_bars is None:
                 break
@@ -368,6 +392,8 @@ class SimulatedFeed:
             nxt = res.next_bar_start(period)
             agg: list[float] | None = None
             for day in range(period // DAY, nxt // DAY):
+                if day not in self._daily.get(symbol, ()):
+                    time.sleep(0)  # a day to compute: let the event loop have the GIL first
                 bar = self._daily_bar(symbol, day, now)
                 if bar is None:
                     break

@@ -136,3 +136,21 @@ class History(BaseModel):
 
     bars: list[Bar]
     next_time: int | None = None
+
+    def udf_columns(self) -> dict[str, object]:
+        """UDF's columnar form: equal-length arrays, ascending time."""
+        if not self.bars:
+            body: dict[str, object] = {"s": "no_data"}
+            if self.next_time is not None:
+                body["nextTime"] = self.next_time
+            return body
+        bars = self.bars
+        return {
+            "s": "ok",
+            "t": [b.time for b in bars],
+            "o": [b.open for b in bars],
+            "h": [b.high for b in bars],
+            "l": [b.low for b in bars],
+            "c": [b.close for b in bars],
+            "v": [b.volume for b in bars],
+        }

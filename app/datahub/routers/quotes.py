@@ -50,7 +50,7 @@ def _symbols(raw: str, limit: int = 200) -> list[str]:
 async def quotes(
     services: ServicesDep, symbols: str = Query(..., description="comma-separated")
 ) -> Any:
-    wanted = _symbols(symbols)
+    wanted = _symbols(symbols, services.settings.max_symbols_per_request)
     try:
         found = await services.market.quotes(wanted)
     except FeedError as exc:
@@ -79,7 +79,7 @@ async def history(
     if from_ is None and countback is None:
         raise HTTPException(400, "give from (Unix seconds) or countback")
     end = to if to is not None else int(time.time()) + 1
-    if await services.feed.resolve(sym) is None:
+    if await services.market.symbols.resolve(sym) is None:
         raise HTTPException(404, f"unknown symbol {sym!r}")
     try:
         body = await services.market.history_body(sym, res, from_ or 0, end, countback)

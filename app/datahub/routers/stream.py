@@ -73,7 +73,7 @@ async def _handle(client: StreamClient, services: Services, raw: str) -> None:
     known: list[str] = []
     unknown: list[str] = []
     for symbol in wanted:
-        ok = is_valid_symbol(symbol) and await services.feed.resolve(symbol) is not None
+        ok = is_valid_symbol(symbol) and await services.market.symbols.resolve(symbol) is not None
         (known if ok else unknown).append(symbol)
     limit = services.settings.ws_max_symbols
     if len(client.symbols | set(known)) > limit:

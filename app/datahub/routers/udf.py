@@ -89,7 +89,7 @@ def _symbol_payload(info: SymbolInfo) -> dict[str, Any]:
 async def symbols(services: ServicesDep, symbol: str = "") -> dict[str, Any] | JSONResponse:
     if not symbol.strip():
         return udf_error("symbol is required")
-    info = await services.feed.resolve(normalize_symbol(symbol))
+    info = await services.market.symbols.resolve(normalize_symbol(symbol))
     if info is None:
         return udf_error("unknown_symbol", 404)
     return _symbol_payload(info)
@@ -158,7 +158,7 @@ async def history(
         return udf_error(str(exc))
     assert end is not None
     sym = normalize_symbol(symbol)
-    if await services.feed.resolve(sym) is None:
+    if await services.market.symbols.resolve(sym) is None:
         return udf_error(f"unknown symbol {sym!r}", 404)
     try:
         body = await services.market.history_body(sym, res, start or 0, end, count)
@@ -178,9 +178,12 @@ async def server_time() -> str:
 
 @router.get("/quotes", response_model=None)
 async def quotes(services: ServicesDep, symbols: str = "") -> dict[str, Any] | JSONResponse:
-    wanted = [normalize_symbol(s) for s in symbols.split(",") if s.strip()]
+    wanted = list(dict.fromkeys(normalize_symbol(s) for s in symbols.split(",") if s.strip()))
     if not wanted:
         return udf_error("symbols is required")
+    cap = services.settings.max_symbols_per_request
+    if len(wanted) > cap:
+        return udf_error(f"at most {cap} symbols per request")
     try:
         found = await services.market.quotes(wanted)
     except FeedError as exc:
