@@ -3,7 +3,9 @@
 The source comes from ``TRADENOTE_SOURCE``: a path to a source tarball (upstream's
 ``TradeNote-<tag>.tar.gz``), a path to an unpacked source tree, or a git URL with the tag
 after ``#`` (``https://github.com/Eleven-Trading/TradeNote.git#19.0.3``). Unset, the
-tarball in ``../shared/peers/tradenote`` next to the repository is used when present.
+tarball in ``../shared/peers/tradenote`` next to the repository (or next to one of its
+parent directories) is used when present, else a build of the tested version already in
+the cache.
 
 The build (``npm install`` + ``vite build``, ~90 s) lands in
 ``$TRADEROPS_TEST_CACHE/tradenote/<version>-<hash of the source>`` (default
@@ -29,7 +31,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 TESTED_VERSION = "19.0.3"
 UPSTREAM = f"https://github.com/Eleven-Trading/TradeNote.git#{TESTED_VERSION}"
-PEER_TARBALL = REPO.parent / "shared" / "peers" / "tradenote" / f"TradeNote-{TESTED_VERSION}.tar.gz"
+PEER_TARBALL = Path("shared") / "peers" / "tradenote" / f"TradeNote-{TESTED_VERSION}.tar.gz"
 XLSX_FROM_NPM = "0.18.5"
 HERE = Path(__file__).resolve().parent
 
@@ -50,8 +52,9 @@ def source_setting() -> str:
     value = os.environ.get("TRADENOTE_SOURCE", "").strip()
     if value:
         return value
-    if PEER_TARBALL.is_file():
-        return str(PEER_TARBALL)
+    for parent in REPO.parents:  # ../shared/peers/tradenote next to the repository (or above)
+        if (parent / PEER_TARBALL).is_file():
+            return str(parent / PEER_TARBALL)
     raise SourceMissing(
         "TradeNote's source is not configured: set TRADENOTE_SOURCE to its tarball, an "
         f"unpacked tree, or {UPSTREAM}"
@@ -153,8 +156,16 @@ def _find_built(root: Path, key: str) -> Path | None:
 
 def ensure_built(source: str | None = None) -> Path:
     """The directory of a built TradeNote (``index.mjs``, ``node_modules``, ``dist``)."""
-    source = source or source_setting()
     root = cache_root()
+    if source is None:
+        try:
+            source = source_setting()
+        except SourceMissing:
+            # a clone elsewhere on this machine: the build an earlier run made of this version
+            cached = sorted(root.glob(f"{TESTED_VERSION}-*/.built"))
+            if cached:
+                return cached[0].parent
+            raise
     root.mkdir(parents=True, exist_ok=True)
     key = _quick_key(source)
     if key and (built := _find_built(root, key)):
