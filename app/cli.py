@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import os
 import secrets
+import signal
 import sys
 from collections.abc import Coroutine
 from pathlib import Path
@@ -211,22 +212,27 @@ def run(
     host: Annotated[str | None, typer.Option(help="bind address (default 127.0.0.1)")] = None,
 ) -> None:
     """Run everything in one process: datahub, kairos, journal (if TradeNote is set), own Redis."""
-    from app.embedded import EmbeddedRedis, EmbeddedRedisError
+    from app.embedded import EmbeddedRedisError, EmbeddedStackRedis
 
-    base = settings_or_exit(http_host=host, http_port=port)
-    embedded: EmbeddedRedis | None = None
+    base = settings_or_exit(discover_redis=False, http_host=host, http_port=port)
+    embedded: EmbeddedStackRedis | None = None
     overrides: dict[str, object] = {}
     if "redis_url" not in base.model_fields_set:
-        embedded = EmbeddedRedis(base.data_dir / "redis")
+        embedded = EmbeddedStackRedis(base.data_dir / "redis")
         try:
-            embedded.start()
+            overrides["redis_url"] = embedded.start()
         except EmbeddedRedisError as exc:
+            embedded.stop()
             typer.echo(f"trader-ops: {exc}", err=True)
             raise typer.Exit(1) from None
-        overrides["redis_url"] = embedded.url
+        for note in embedded.notes:
+            typer.echo(f"trader-ops: {note}", err=True)
+        # SIGTERM (systemd, a container engine, a closing terminal) stops like Ctrl-C,
+        # so the finally below stops Redis; SIGKILL is covered by its parent-death signal
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
     secrets_file = base.data_dir / "secrets.env"
     overrides.update(_embedded_secrets(base, secrets_file))
-    settings = settings_or_exit(http_host=host, http_port=port, **overrides)
+    settings = settings_or_exit(discover_redis=False, http_host=host, http_port=port, **overrides)
     setup_logging(settings.log_level, "text" if sys.stderr.isatty() else settings.log_format)
     setup_tracing("trader-ops")
     url = f"http://{settings.http_host}:{settings.http_port}"
@@ -237,7 +243,7 @@ def run(
         f"  UDF feed    {url}/udf\n"
         f"  stream      ws://{settings.http_host}:{settings.http_port}/stream\n"
         f"  metrics     {url}/metrics\n"
-        f"  redis       {settings.redis_url}  (data in {base.data_dir / 'redis'})\n"
+        f"  redis       {_redacted(settings.redis_url)}  (data in {base.data_dir / 'redis'})\n"
         f"  feed        {settings.feed}, broker {settings.broker}\n"
         f"  secrets     webhook passphrase and admin API key in {secrets_file}\n"
         "Press Ctrl-C to stop."
@@ -250,6 +256,11 @@ def run(
         if embedded is not None:
             embedded.stop()
         typer.echo("trader-ops stopped")
+
+
+def _redacted(url: str) -> str:
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://***@{rest.split('@', 1)[1]}" if "@" in rest else url
 
 
 def _embedded_secrets(settings: Settings, path: Path) -> dict[str, str]:

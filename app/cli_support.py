@@ -11,10 +11,22 @@ from app.config import ConfigError, Settings, load_settings
 from app.observability.logging import setup_logging
 
 
-def settings_or_exit(**overrides: object) -> Settings:
-    """Settings with the non-None ``overrides``; a bad setting exits 2 with one line."""
+def settings_or_exit(*, discover_redis: bool = True, **overrides: object) -> Settings:
+    """Settings with the non-None ``overrides``; a bad setting exits 2 with one line.
+
+    With TRADEROPS_REDIS_URL unset, a running ``trader-ops run`` on the same data
+    directory is used: it records its Redis URL there (``discover_redis``)."""
     try:
-        return load_settings(**{k: v for k, v in overrides.items() if v is not None})
+        settings = load_settings(**{k: v for k, v in overrides.items() if v is not None})
+        if discover_redis and "redis_url" not in settings.model_fields_set:
+            from app.embedded import recorded_url
+
+            url = recorded_url(settings.data_dir)
+            if url is not None:
+                settings = load_settings(
+                    **{k: v for k, v in overrides.items() if v is not None}, redis_url=url
+                )
+        return settings
     except ConfigError as exc:
         typer.echo(f"trader-ops: config error: {exc}", err=True)
         raise typer.Exit(2) from None
