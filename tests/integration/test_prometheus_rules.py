@@ -42,6 +42,7 @@ def run_script(env: dict[str, str] | None = None) -> subprocess.CompletedProcess
 
 def test_observability_script_passes() -> None:
     require_binary("promtool")
+    require_binary("amtool")
     result = run_script()
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
