@@ -136,7 +136,7 @@ select_services() {
   # had. Upstream images that cannot be pulled (no registry) drop their services with a
   # warning instead of failing the whole stack.
   local profiles="${TRADEROPS_PROFILES:-journal observability}"
-  local services=(redis datahub kairos)
+  local services=(redis datahub execution kairos)
   image_exists "${TRADEROPS_IMAGE:-localhost/trader-ops:latest}" || die "app image missing: run \`make images\`"
   image_available "${REDIS_IMAGE:-docker.io/library/redis:7.2-bookworm}" ||
     die "Redis image ${REDIS_IMAGE:-docker.io/library/redis:7.2-bookworm} not available: run \`make images\`"
