@@ -42,7 +42,7 @@ from app.journal.client import (
     TradeNoteRejected,
     TradeNoteUserNotFound,
 )
-from app.journal.sync import Journal
+from app.journal.sync import Journal, SyncResult
 from app.models.orders import Fill
 from app.observability import metrics
 from app.observability.tracing import links_from, tracer
@@ -241,43 +241,55 @@ class JournalWorker:
         config = self.journal.config
         ok = [e for e in good if e.fill is not None and result.fill_ok(e.fill, config)]
         rejected = [e for e in good if e not in ok]
-        now = time.time()
-        if ok:
-            pipe = self.redis.pipeline(transaction=True)
-            pipe.xack(Keys.FILLS_STREAM, Keys.JOURNAL_GROUP, *[e.entry_id for e in ok])
-            pipe.hdel(Keys.JOURNAL_ATTEMPTS, *[e.entry_id for e in ok])
-            pipe.hset(
-                Keys.JOURNAL_STATUS,
-                mapping={"last_sync": f"{now:.3f}", "last_sync_count": str(len(ok))},
-            )
-            pipe.hincrby(Keys.JOURNAL_STATUS, "synced_total", len(ok))
-            await pipe.execute()
-            metrics.JOURNAL_SYNCED.inc(len(ok))
-            metrics.JOURNAL_LAST_SYNC.set(now)
-            metrics.JOURNAL_BATCH_LATENCY.observe(time.perf_counter() - started)
-            for entry in ok:
-                if entry.fill is not None:
-                    metrics.JOURNAL_SYNC_LATENCY.observe(max(0.0, now - entry.fill.time))
-            self.last_sync = now
-            self.synced_total += len(ok)
-            done += len(ok)
+        done += await self._acknowledge(ok, started)
         if rejected:
-            self._drain_own = True
-            waiting = 0
-            for entry in rejected:
-                assert entry.fill is not None
-                error = result.rejected[config.date_unix(entry.fill)]
-                attempts = int(await self.redis.hincrby(Keys.JOURNAL_ATTEMPTS, entry.entry_id, 1))
-                if attempts >= self.max_attempts:
-                    await self.dead_letter(entry, str(error), attempts=attempts)
-                    done += 1
-                else:
-                    waiting += 1
-            if waiting:
-                raise TradeNoteRejected(
-                    f"TradeNote rejected {waiting} fill(s) (attempt < {self.max_attempts}); "
-                    "they wait and are retried"
-                )
+            done += await self._retry_or_dead_letter(rejected, result)
+        return done
+
+    async def _acknowledge(self, ok: Sequence[Entry], started: float) -> int:
+        """The fills TradeNote took: acknowledged, counted, their latency measured."""
+        if not ok:
+            return 0
+        now = time.time()
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.xack(Keys.FILLS_STREAM, Keys.JOURNAL_GROUP, *[e.entry_id for e in ok])
+        pipe.hdel(Keys.JOURNAL_ATTEMPTS, *[e.entry_id for e in ok])
+        pipe.hset(
+            Keys.JOURNAL_STATUS,
+            mapping={"last_sync": f"{now:.3f}", "last_sync_count": str(len(ok))},
+        )
+        pipe.hincrby(Keys.JOURNAL_STATUS, "synced_total", len(ok))
+        await pipe.execute()
+        metrics.JOURNAL_SYNCED.inc(len(ok))
+        metrics.JOURNAL_LAST_SYNC.set(now)
+        metrics.JOURNAL_BATCH_LATENCY.observe(time.perf_counter() - started)
+        for entry in ok:
+            if entry.fill is not None:
+                metrics.JOURNAL_SYNC_LATENCY.observe(max(0.0, now - entry.fill.time))
+        self.last_sync = now
+        self.synced_total += len(ok)
+        return len(ok)
+
+    async def _retry_or_dead_letter(self, rejected: Sequence[Entry], result: SyncResult) -> int:
+        """Fills whose day TradeNote rejected: retried (the batch is read again first)
+        until ``max_attempts``, then parked in the dead-letter stream."""
+        self._drain_own = True
+        config = self.journal.config
+        done = waiting = 0
+        for entry in rejected:
+            assert entry.fill is not None
+            error = result.rejected[config.date_unix(entry.fill)]
+            attempts = int(await self.redis.hincrby(Keys.JOURNAL_ATTEMPTS, entry.entry_id, 1))
+            if attempts >= self.max_attempts:
+                await self.dead_letter(entry, str(error), attempts=attempts)
+                done += 1
+            else:
+                waiting += 1
+        if waiting:
+            raise TradeNoteRejected(
+                f"TradeNote rejected {waiting} fill(s) (attempt < {self.max_attempts}); "
+                "they wait and are retried"
+            )
         return done
 
     async def dead_letter(self, entry: Entry, reason: str, *, attempts: int = 1) -> None:
