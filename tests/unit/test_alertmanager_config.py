@@ -11,30 +11,15 @@
 from __future__ import annotations
 
 import datetime as dt
-import importlib.util
 import stat
-import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 import yaml
 
-AM_DIR = Path(__file__).resolve().parents[2] / "deployment" / "alertmanager"
+from tests.alertmanager import AM_DIR, gen, render
 
-
-def _load(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(f"am_{name}", AM_DIR / f"{name}.py")
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
-gen = _load("generate_time_intervals")
-render = _load("render")
 COMMITTED: dict[str, Any] = yaml.safe_load((AM_DIR / "exchange_closed.yml").read_text())
 
 
