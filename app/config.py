@@ -109,7 +109,9 @@ class Settings(BaseSettings):
     webhook_rate_per_source: float = Field(50.0, gt=0, description="alerts/s per source address")
     webhook_burst_per_source: int = Field(200, gt=0)
     webhook_max_age_seconds: float | None = Field(
-        None, gt=0, description="reject stale alert times"
+        None,
+        gt=0,
+        description="refuse alerts whose time is older (default: TRADEROPS_ALERT_TTL_SECONDS)",
     )
     alert_ttl_seconds: int = Field(7 * 86_400, gt=0, description="how long alert ids stay claimed")
     paper_cash: float = Field(100_000.0, gt=0)
@@ -180,6 +182,10 @@ class Settings(BaseSettings):
     history_busy_seconds: float = Field(
         2.0, gt=0, description="wait for a history worker before answering 503"
     )
+    scheduler_addresses: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["127.0.0.1", "::1"],
+        description="where kairos posts from: its signed alerts pass the webhook allow-list",
+    )
     metrics_token: SecretStr | None = Field(
         None, description="when set, /metrics needs Authorization: Bearer <token>"
     )
@@ -194,7 +200,12 @@ class Settings(BaseSettings):
         return value
 
     @field_validator(
-        "webhook_allow_ips", "trusted_proxies", "allowed_hosts", "allowed_origins", mode="before"
+        "webhook_allow_ips",
+        "trusted_proxies",
+        "allowed_hosts",
+        "allowed_origins",
+        "scheduler_addresses",
+        mode="before",
     )
     @classmethod
     def _split_list(cls, value: Any) -> Any:
@@ -202,7 +213,7 @@ class Settings(BaseSettings):
             return [s for s in value.replace(" ", ",").split(",") if s]
         return value
 
-    @field_validator("webhook_allow_ips", "trusted_proxies")
+    @field_validator("webhook_allow_ips", "trusted_proxies", "scheduler_addresses")
     @classmethod
     def _networks(cls, value: list[str], info: ValidationInfo) -> list[str]:
         """Addresses or CIDR networks (and ``tradingview`` for the allow-list), checked at start."""
@@ -239,6 +250,11 @@ class Settings(BaseSettings):
             )
         if not self.symbols:
             raise ValueError("TRADEROPS_SYMBOLS must name at least one symbol")
+        if (self.webhook_max_age_seconds or 0) > self.alert_ttl_seconds:
+            raise ValueError(
+                "TRADEROPS_WEBHOOK_MAX_AGE_SECONDS must not exceed TRADEROPS_ALERT_TTL_SECONDS: "
+                "an alert replayed after its id is forgotten would run again"
+            )
         return self
 
     @property

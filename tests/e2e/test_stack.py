@@ -131,7 +131,13 @@ def test_webhook_to_order_fill_and_position(stack: Stack) -> None:
 
         # An HMAC-signed alert (what kairos sends), and a bad signature refused.
         raw = json.dumps(
-            {"ticker": "MSFT", "action": "sell", "quantity": 3, "alert_id": f"e2e-{RUN_ID}-2"}
+            {
+                "ticker": "MSFT",
+                "action": "sell",
+                "quantity": 3,
+                "alert_id": f"e2e-{RUN_ID}-2",
+                "time": int(time.time()),  # signed alerts carry their time (freshness)
+            }
         ).encode()
         sig = hmac.new(
             stack.secrets["TRADEROPS_WEBHOOK_HMAC_KEY"].encode(), raw, hashlib.sha256

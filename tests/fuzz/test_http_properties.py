@@ -29,7 +29,9 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from app.bus import Keys
+from app.config import Settings
 from app.datahub.app import create_app
+from app.datahub.intake_guards import freshness_problem
 from app.models.alerts import Alert
 from tests.apps import serve
 from tests.fuzz.common import ADMIN, HMAC_KEY, PASS, SYMBOLS, fuzz_settings
@@ -123,12 +125,15 @@ def expected_auth(kind: str, payload: Any, sig: str) -> bool:
     return kind == "json" and isinstance(payload, dict) and payload.get("passphrase") == PASS
 
 
-def valid_alert(kind: str, payload: Any) -> bool:
+def valid_alert(kind: str, payload: Any, sig: str = "none") -> bool:
     if kind != "json" or not isinstance(payload, dict):
         return False
     try:
         alert = Alert.model_validate(payload)
     except ValidationError:
+        return False
+    # the freshness rules: a recent time (or none, unless signed), never far in the future
+    if freshness_problem(alert.time, sig == "good", Settings(_env_file=None)) is not None:
         return False
     return alert.ticker in SYMBOLS
 
@@ -193,7 +198,7 @@ async def test_webhook_never_5xx_and_never_an_unauthorised_or_invalid_order(
             assert r.status_code == 202, (r.status_code, r.text, body, sig, newest)
         if r.status_code in (200, 202):
             assert expected_auth(kind, payload, sig), (r.text, body, sig)
-            assert valid_alert(kind, payload), (r.text, body, sig)
+            assert valid_alert(kind, payload, sig), (r.text, body, sig)
         if not expected_auth(kind, payload, sig):
             assert r.status_code in (401, 413, 422, 429), (r.status_code, r.text, body, sig)
             assert after == before

@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import hmac
 import json
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -148,16 +149,15 @@ async def test_hundred_concurrent_copies_place_one_order(api: httpx.AsyncClient)
 
 
 async def test_alert_without_id_is_deduplicated_by_content(api: httpx.AsyncClient) -> None:
-    body = alert(time="2026-11-20T15:30:00Z", strategy="s1", quantity=2)
+    body = alert(time=int(time.time()) - 60, strategy="s1", quantity=2)
     body.pop("alert_id", None)
     first, second = (await post(api, body)).json(), (await post(api, body)).json()
     assert first["order_id"] == second["order_id"] and second["duplicate"] is True
 
 
 async def test_hmac_signed_alert(api: httpx.AsyncClient) -> None:
-    raw = json.dumps(
-        {"ticker": "SPY", "action": "buy", "quantity": 1, "alert_id": "signed-1"}
-    ).encode()
+    signed = {"ticker": "SPY", "action": "buy", "quantity": 1, "alert_id": "signed-1"}
+    raw = json.dumps({**signed, "time": int(time.time())}).encode()
     sig = hmac.new(HMAC_KEY.encode(), raw, hashlib.sha256).hexdigest()
     r = await api.post("/webhook/tradingview", content=raw, headers={"X-Signature": sig})
     assert r.status_code == 202
@@ -423,3 +423,53 @@ async def test_a_write_with_an_unknown_outcome_is_queued_and_decided_once(
     assert [
         o["request"]["quantity"] for o in orders if o["request"]["alert_id"] == "unknown-1"
     ] == [2]
+
+
+def _signed(body: dict[str, Any]) -> tuple[bytes, dict[str, str]]:
+    raw = json.dumps(body).encode()
+    return raw, {"X-Signature": hmac.new(HMAC_KEY.encode(), raw, hashlib.sha256).hexdigest()}
+
+
+@pytest.mark.parametrize(
+    ("when", "fragment"),
+    [
+        ("2020-01-01T00:00:00Z", "stale alert"),
+        (int(time.time()) - 8 * 86_400, "stale alert"),  # past the 7-day idempotency window
+        ("9999-12-31T00:00:00Z", "in the future"),
+    ],
+)
+async def test_stale_and_future_alerts_are_refused(
+    api: httpx.AsyncClient, when: Any, fragment: str
+) -> None:
+    r = await post(api, alert(alert_id=f"stale-{when}", time=when))
+    assert r.status_code == 422 and fragment in r.json()["error"], r.text
+    raw, headers = _signed(
+        {"ticker": "SPY", "action": "buy", "alert_id": f"s-{when}", "time": when}
+    )
+    r = await api.post("/webhook/tradingview", content=raw, headers=headers)
+    assert r.status_code == 422 and fragment in r.json()["error"], r.text
+    assert (await api.get("/api/v1/orders")).json()["orders"] == []
+
+
+async def test_a_signed_alert_must_carry_its_time(api: httpx.AsyncClient) -> None:
+    raw, headers = _signed({"ticker": "SPY", "action": "buy", "alert_id": "signed-no-time"})
+    r = await api.post("/webhook/tradingview", content=raw, headers=headers)
+    assert r.status_code == 422 and '"time"' in r.json()["error"]
+
+
+async def test_the_scheduler_passes_the_allow_list_with_a_signature(
+    redis_srv: RedisServer, redis: Redis, risk_file: Path
+) -> None:
+    """TRADEROPS_WEBHOOK_ALLOW_IPS=tradingview (the README's advice): kairos, signing from
+    127.0.0.1, still gets through; an unsigned alert from there does not; a bad
+    signature from there is 401."""
+    app = create_app(make_settings(redis_srv.url, risk_file, webhook_allow_ips="tradingview"))
+    async with serve(app) as url, httpx.AsyncClient(base_url=url, timeout=10) as c:
+        raw, headers = _signed(
+            {"ticker": "SPY", "action": "buy", "alert_id": "kairos-x", "time": int(time.time())}
+        )
+        r = await c.post("/webhook/tradingview", content=raw, headers=headers)
+        assert r.status_code == 202, r.text
+        assert (await post(c, alert(alert_id="unsigned-local"))).status_code == 403
+        bad = await c.post("/webhook/tradingview", content=raw, headers={"X-Signature": "0" * 64})
+        assert bad.status_code == 401

@@ -121,3 +121,39 @@ def test_cli_reports_config_errors_without_traceback(monkeypatch: pytest.MonkeyP
         in result.output
     )
     assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("env", "value"),
+    [
+        ("TRADEROPS_TRUSTED_PROXIES", "localhost"),
+        ("TRADEROPS_WEBHOOK_ALLOW_IPS", "tradingveiw"),
+        ("TRADEROPS_WEBHOOK_ALLOW_IPS", "10.0.0.0/8,nonsense"),
+        ("TRADEROPS_SCHEDULER_ADDRESSES", "kairos"),
+    ],
+)
+def test_a_bad_address_setting_is_a_one_line_start_up_error(
+    monkeypatch: pytest.MonkeyPatch, env: str, value: str
+) -> None:
+    """These passed start-up and then made every webhook answer 500 (issue 15)."""
+    monkeypatch.setenv(env, value)
+    with pytest.raises(ConfigError) as exc:
+        load_settings(_env_file=None)
+    message = str(exc.value)
+    assert env in message and "not an IP address or CIDR network" in message
+    assert "\n" not in message
+
+
+def test_good_address_settings_pass(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRADEROPS_WEBHOOK_ALLOW_IPS", "tradingview,10.0.0.0/8,::1")
+    monkeypatch.setenv("TRADEROPS_TRUSTED_PROXIES", "127.0.0.1,172.16.0.0/12")
+    settings = load_settings(_env_file=None)
+    assert settings.webhook_allow_ips == ["tradingview", "10.0.0.0/8", "::1"]
+
+
+def test_the_freshness_window_cannot_outlive_the_idempotency_window(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TRADEROPS_WEBHOOK_MAX_AGE_SECONDS", str(8 * 86_400))
+    with pytest.raises(ConfigError, match="TRADEROPS_ALERT_TTL_SECONDS"):
+        load_settings(_env_file=None)

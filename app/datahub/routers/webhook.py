@@ -19,8 +19,9 @@ from redis.exceptions import RedisError
 from app.config import Settings
 from app.datahub.deps import ServicesDep
 from app.datahub.errors import WebhookRejection
+from app.datahub.intake_guards import freshness_problem, source_refusal
 from app.datahub.ratelimit import SourceRateLimiter
-from app.datahub.security import client_address, constant_time_equals, source_allowed, verify_hmac
+from app.datahub.security import client_address, constant_time_equals, verify_hmac
 from app.execution.intake import TakenIn
 from app.models.alerts import AccountDecision, Alert, Decision, WebhookAnswer
 from app.observability.metrics import WEBHOOK_ALERTS, WEBHOOK_LATENCY
@@ -91,9 +92,10 @@ async def tradingview(request: Request, services: ServicesDep) -> Response:
     started = time.perf_counter()
     settings = services.settings
     addr = client_address(request, settings.trusted_proxies)
-    if settings.webhook_allow_ips and not source_allowed(addr, settings.webhook_allow_ips):
+    refusal = source_refusal(addr, "x-signature" in request.headers, settings)
+    if refusal is not None:
         log.warning("webhook from a source not on the allow-list", extra={"source": addr})
-        return _reject(403, f"source address {addr} is not allowed", "forbidden")
+        return _reject(403, refusal, "forbidden")
     wait = _limiter(request, settings).allow(addr)
     if wait:
         WEBHOOK_ALERTS.labels("rate_limited").inc()
@@ -142,14 +144,9 @@ async def tradingview(request: Request, services: ServicesDep) -> Response:
             for e in exc.errors(include_url=False, include_input=False)
         ]
         return _reject(422, "invalid alert", "invalid", errors=errors)
-    if settings.webhook_max_age_seconds and alert.time is not None:
-        age = time.time() - alert.time.timestamp()
-        if age > settings.webhook_max_age_seconds:
-            return _reject(
-                422,
-                f"stale alert: time is {age:.0f}s old (max {settings.webhook_max_age_seconds:.0f}s)",
-                "stale",
-            )
+    stale = freshness_problem(alert.time, signature is not None, settings)
+    if stale is not None:
+        return _reject(422, stale, "stale")
     if await services.feed.resolve(alert.ticker) is None:
         return _reject(422, f"unknown symbol {alert.ticker!r}", "unknown_symbol")
 
