@@ -23,9 +23,10 @@ from redis.exceptions import RedisError
 
 from app.brokers.base import Broker, BrokerError, BrokerEvent, BrokerTimeoutError
 from app.execution.accounts import DEFAULT_ACCOUNT
-from app.execution.brackets import REASONS, Brackets, exit_alert_id
+from app.execution.brackets import Brackets
 from app.execution.ledger import Checkpoint, Ledger
 from app.execution.planner import plan
+from app.execution.reconcile import Reconciler
 from app.execution.sizing import SizingConfig, SizingError, SizingRule
 from app.execution.store import (
     INSTANCE_TTL_SECONDS,
@@ -39,7 +40,6 @@ from app.observability.metrics import (
     BROKER_ERRORS,
     DAILY_LOSS_LIMIT,
     DAILY_PNL,
-    EXECUTION_UNRESOLVED,
     EXPOSURE,
     FILLS,
     KILL_SWITCH,
@@ -122,6 +122,7 @@ class ExecutionEngine:
         risk.on_day_roll = self._day_rolled
         self.orders: dict[str, Order] = {}  # open orders
         self.brackets = Brackets()  # stop-loss / take-profit exits of filled entries
+        self.reconciler = Reconciler(self)  # in line with the broker and Redis
         self._lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
         self._inflight: dict[str, asyncio.Future[Decision]] = {}
@@ -153,10 +154,10 @@ class ExecutionEngine:
         KILL_SWITCH.labels(self.label).set(KillState(self.risk.kill_switch.state).level)
         self._sync_risk()
         await self.broker.start(self.on_broker_event)
-        await self.reconcile()
+        await self.reconciler.reconcile()
         if self.adopt_book and self.broker.keeps_book:
             try:
-                await self.adopt_broker_book(first_seen=first_seen)
+                await self.reconciler.adopt_broker_book(first_seen=first_seen)
             except BrokerError as exc:
                 log.error(
                     "reconcile: could not read the broker's book (%s); using the last persisted one",
@@ -168,28 +169,12 @@ class ExecutionEngine:
             self.ledger.roll(self.clock())
             await self.store.save_ledger(self.ledger)
             self._sync_risk()
-        await self._restore_brackets()
+        await self.reconciler._restore_brackets()
         self._update_gauges()
         await self.store.heartbeat(self.instance)
         self._heartbeat = asyncio.create_task(self._beat(), name="engine-heartbeat")
-        self._watcher = asyncio.create_task(self._watch_unknown(), name="unknown-orders")
+        self._watcher = asyncio.create_task(self.reconciler._watch_unknown(), name="unknown-orders")
         self.started = True
-
-    async def _restore_brackets(self, scan: int = 1000) -> None:
-        """Brackets of entries still held whose exit was not placed (an engine that took
-        the account over, or a restart, keeps managing the stops)."""
-        for order in await self.store.recent_orders(scan):
-            req = order.request
-            if order.status is not OrderStatus.FILLED or not (req.stop_loss or req.take_profit):
-                continue
-            held = self.ledger.position(req.symbol)
-            if held == 0 or (held > 0) != (req.side.sign > 0):
-                continue
-            exits = [await self.store.alert_decision(exit_alert_id(order.id, r)) for r in REASONS]
-            if all(e is None for e in exits):
-                self.brackets.add(order)
-        if self.brackets.open:
-            log.info("restored %d brackets (stop/target exits)", len(self.brackets.open))
 
     async def _beat(self) -> None:
         """Keep our heartbeat key alive: while it is, no other engine takes our claims."""
@@ -199,72 +184,6 @@ class ExecutionEngine:
                 await self.store.heartbeat(self.instance)
             except (RedisError, OSError) as exc:  # claims may be taken over; writes are fenced
                 log.warning("engine heartbeat failed: %s", exc)
-
-    async def _watch_unknown(self, every: float = 5.0) -> None:
-        """Orders left UNKNOWN by a broker timeout: ask the broker by tag until it knows.
-        Orders still NEW long after acceptance (their submit failed with Redis, maybe
-        after the broker had stored it), and orders whose fill could not be stored:
-        reconcile them, sending those it never saw. Alerts whose write had an unknown
-        outcome: look up the stored decision."""
-        while True:
-            await asyncio.sleep(every)
-            try:
-                await self._watch_once()
-            except Exception:  # the watcher must outlive any one bad order
-                log.exception("order watcher round failed; next round in %.0fs", every)
-
-    async def _watch_once(self) -> None:
-        stale = self.clock() - 2 * self.broker_timeout
-        for alert_id in list(self._unresolved):
-            with contextlib.suppress(RedisError, OSError):
-                await self._resolve(alert_id)
-        retry, self._reconcile_later = self._reconcile_later, set()
-        for order_id in retry:
-            try:  # Redis is the truth for a fill whose write may or may not have landed
-                await self._reload(order_id)
-            except (RedisError, OSError) as exc:
-                log.warning("reloading order %s failed, will retry: %s", order_id, exc)
-                self._reconcile_later.add(order_id)
-        for order in [
-            o
-            for o in self.orders.values()
-            if o.id not in self._sending
-            and o.request.alert_id not in self._unresolved
-            and (
-                (o.status is OrderStatus.NEW and o.created_at < stale)
-                or o.status is OrderStatus.UNKNOWN
-                or o.id in retry
-            )
-        ]:
-            try:
-                await self._reconcile_order(order)
-            except (BrokerError, RedisError, OSError) as exc:
-                log.warning("reconciling order %s failed, will retry: %s", order.id, exc)
-                if order.id in retry:
-                    self._reconcile_later.add(order.id)
-        self._count_unresolved()
-
-    def _count_unresolved(self) -> None:
-        EXECUTION_UNRESOLVED.set(len(self._unresolved) + len(self._reconcile_later))
-
-    async def _reload(self, order_id: str) -> None:
-        """Take one order and the ledger back from Redis (every fill's write stores the
-        whole ledger, so Redis never runs behind what was booked)."""
-        async with self._lock:
-            order = await self.store.get_order(order_id)
-            ledger = await self.store.load_ledger()
-            if ledger is not None:
-                ledger.day_of = self.risk.trading_day
-                self.ledger = ledger
-                self._sync_risk()
-            if order is None:
-                return
-            if order.status.terminal:
-                self.orders.pop(order_id, None)
-                self.risk.on_order_done(order_id)
-            else:
-                self.orders[order_id] = order
-        self._update_gauges()
 
     async def close(self) -> None:
         if not self.started:
@@ -310,112 +229,8 @@ class ExecutionEngine:
         if self.ledger.day_start_equity is not None:
             self.risk.book.day_start_equity = self.ledger.day_start_equity
         if self.broker.keeps_book and self.started:  # the day starts from the broker's equity
-            self._spawn(self._adopt_at_session_start())
+            self._spawn(self.reconciler._adopt_at_session_start())
 
-    async def _adopt_at_session_start(self) -> None:
-        """The new day's loss budget is measured from the broker's equity at the open
-        (positions are reconciled at start-up, not here: fills may be in flight)."""
-        try:
-            account = await self.broker.balances()  # (no lock held over the network)
-            if account.equity <= 0:
-                return
-            async with self._lock:
-                self.ledger.day_start_equity = account.equity
-                self.risk.set_day_start_equity(account.equity)
-                await self.store.save_ledger(self.ledger)
-        except (BrokerError, RedisError, OSError) as exc:
-            log.warning("session start: the broker's equity could not be read (%s)", exc)
-        self._update_gauges()
-
-    async def adopt_broker_book(self, *, first_seen: bool = False) -> None:
-        """A broker that keeps its own book (Tradier) is the truth at start-up: positions
-        and cash we disagree on are taken from it, loudly, before any alert is decided.
-        An account seen for the first time starts its day from the broker's equity."""
-        theirs = {p.symbol: p for p in await self.broker.positions()}
-        ours = {p.symbol: p for p in self.ledger.positions()}
-        changed = False
-        for symbol in sorted(set(theirs) | set(ours)):
-            want = theirs.get(symbol)
-            have = ours.get(symbol)
-            qty = want.quantity if want else 0
-            if (have.quantity if have else 0) == qty:
-                continue
-            log.warning(
-                "reconcile: %s position is %s at the broker, %s here; adopting the broker's",
-                symbol,
-                qty,
-                have.quantity if have else 0,
-            )
-            self.ledger.set_position(symbol, qty, want.avg_price if want else 0.0)
-            changed = True
-        account = await self.broker.balances()
-        if abs(account.cash - self.ledger.cash) > 0.01:
-            log.warning(
-                "reconcile: cash is %.2f at the broker, %.2f here; adopting the broker's",
-                account.cash,
-                self.ledger.cash,
-            )
-            self.ledger.cash = account.cash
-            changed = True
-        if first_seen or self.ledger.day_start_equity is None:
-            self.ledger.day = self.risk.trading_day(self.clock())
-            self.ledger.day_start_equity = self.ledger.equity - account.realized_pnl_today
-            changed = True
-        if changed:
-            await self.store.save_ledger(self.ledger)
-            self._sync_risk()
-
-    async def reconcile(self) -> None:
-        """At start-up, bring every open order in line with the broker."""
-        for order in await self.store.open_orders():
-            self.orders[order.id] = order
-            self.risk.on_order_submitted(order.request, order.created_at)
-            await self._reconcile_order(order, at_start=True)
-
-    async def _reconcile_order(self, order: Order, *, at_start: bool = False) -> None:
-        """Adopt the broker's status, replay fills we missed, submit an order that never
-        reached it, and never resubmit one the broker may have."""
-        state = await self.broker.find_by_tag(order.id)
-        if state is None:
-            if order.status is OrderStatus.NEW:
-                log.warning(
-                    "order %s was accepted but never reached the broker; sending it", order.id
-                )
-                if at_start:
-                    self._send([order])
-                else:
-                    await self._submit(order)
-            elif at_start:
-                await self._transition(
-                    order, OrderStatus.REJECTED, "not found at the broker on reconciliation"
-                )
-            return  # (an UNKNOWN order the broker does not know yet: ask again later)
-        # a broker that redelivers a fill we failed to book (Tradier's poller) is not
-        # replayed while running: both at once could book a partial fill twice
-        if at_start or not self.broker.redelivers_fills:
-            # what we already booked, so a broker that reports running totals
-            # (Tradier) replays only the part we missed
-            missed = await self.broker.fills_for(
-                order.id,
-                filled_quantity=order.filled_quantity,
-                avg_fill_price=order.avg_fill_price,
-            )
-            for fill in missed:
-                if fill.strategy != order.request.strategy:
-                    fill = fill.model_copy(update={"strategy": order.request.strategy})
-                await self.on_broker_event(
-                    BrokerEvent(order.id, state.status, state.broker_order_id, fill=fill)
-                )
-        current = self.orders.get(order.id)
-        if (
-            current is not None
-            and current.status != state.status
-            and not current.status.terminal
-            and state.status is not OrderStatus.UNKNOWN
-        ):
-            await self.on_broker_event(BrokerEvent(order.id, state.status, state.broker_order_id))
-
-    # -- alerts ----------------------------------------------------------------
     async def handle_alert(
         self, alert: Alert, rule: SizingRule | None = None, *, fresh: bool = False
     ) -> Decision:
@@ -627,7 +442,7 @@ class ExecutionEngine:
                 raise
         if stored is None:
             self._unresolved[alert_id] = _Parked(decision, orders, token, now)
-            self._count_unresolved()
+            self.reconciler._count_unresolved()
             if isinstance(exc, asyncio.CancelledError):
                 raise exc
             log.error(
@@ -848,7 +663,7 @@ class ExecutionEngine:
             # then reconciles whatever is still missing.
             self._undo_fill(order, before, checkpoint)
             self._reconcile_later.add(order.id)
-            self._count_unresolved()
+            self.reconciler._count_unresolved()
             raise
         if not booked:  # booked before: a replay or a redelivery
             self._undo_fill(order, before, checkpoint)

@@ -464,7 +464,7 @@ async def test_a_fill_that_could_not_be_stored_is_undone_then_reconciled_once(
         assert failed.hits and eng.ledger.position("AAPL") == 0  # undone in memory
         order = eng.orders[d.order_id or ""]
         assert order.status is OrderStatus.NEW and order.filled_quantity == 0
-        await eng._reconcile_order(order)  # what the watcher does on its next round
+        await eng.reconciler._reconcile_order(order)  # what the watcher does on its next round
         assert eng.ledger.position("AAPL") == 4
         stored = await eng.store.get_order(d.order_id or "")
         assert stored is not None and stored.status is OrderStatus.FILLED
@@ -538,7 +538,7 @@ async def test_an_alert_whose_write_outcome_is_unknown_is_held_then_resolved(
         assert again.status == "accepted" and again.duplicate
         await settle(eng)
         assert eng.ledger.position("AAPL") == 2 and len(await eng.store.fills()) == 1
-        await eng._watch_once()
+        await eng.reconciler._watch_once()
         assert REGISTRY.get_sample_value("traderops_execution_unresolved") == 0
 
 
@@ -574,9 +574,9 @@ async def test_a_held_alert_resolved_by_the_watcher_and_a_retry_at_once_is_sent_
         for held in eng.orders.values():  # held long enough to look "accepted, never sent"
             held.created_at -= 3600
         down[0] = False
-        answer, _ = await asyncio.gather(eng.handle_alert(alert), eng._watch_once())
+        answer, _ = await asyncio.gather(eng.handle_alert(alert), eng.reconciler._watch_once())
         assert answer.status == "accepted" and answer.duplicate
-        await eng._watch_once()
+        await eng.reconciler._watch_once()
         await settle(eng)
         assert submits == [answer.order_id]
         assert eng.ledger.position("AAPL") == 2 and len(await eng.store.fills()) == 1
@@ -599,7 +599,7 @@ async def test_a_fill_stored_but_whose_reply_was_lost_is_taken_back_from_redis(
         d = await eng.handle_alert(Alert(ticker="AAPL", action="buy", quantity=6, alert_id="l1"))
         await settle(eng)
         assert lost.hits and eng.ledger.position("AAPL") == 0  # undone: unknown here
-        await eng._watch_once()
+        await eng.reconciler._watch_once()
         assert eng.ledger.position("AAPL") == 6
         assert d.order_id not in eng.orders  # filled: no longer open here either
         stored = await eng.store.get_order(d.order_id or "")
