@@ -1,9 +1,11 @@
-"""The execution engine: alert -> sized, risk-checked order -> broker -> fills -> ledger.
+"""One account's engine: alert -> planned, risk-checked orders -> broker -> fills -> ledger.
 
-The webhook path does only in-memory work plus two Redis round trips (claim the
-alert id; persist order + decision atomically) and answers; broker calls run in
-the background and report through ``on_broker_event``. One engine per account
-(run execution in one datahub process).
+It runs in the process holding the account's lease (``service.py``), which feeds it the
+account's alert stream; every write is fenced by that lease. Deciding an alert is
+in-memory work plus one Redis round trip (orders + decision, one script); broker calls
+run in the background and report through ``on_broker_event``. The planner
+(``planner.py``), brackets (``brackets.py``) and reconciliation with the broker and
+Redis (``reconcile.py``) are its other parts.
 """
 
 from __future__ import annotations
