@@ -36,6 +36,24 @@ cli.add_typer(
 )
 
 
+def _version(value: bool) -> None:
+    if value:
+        from app import __version__
+
+        typer.echo(f"trader-ops {__version__}")
+        raise typer.Exit()
+
+
+@cli.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="print the version"),
+    ] = False,
+) -> None:
+    """trader-ops: TradingView webhooks, pre-trade risk, brokers, market data, journal."""
+
+
 def _run(main: Coroutine[Any, Any, None]) -> None:
     """Run on uvloop when it is installed (uvicorn[standard] brings it), else asyncio."""
     try:
@@ -292,7 +310,16 @@ def _embedded_secrets(settings: Settings, path: Path) -> dict[str, str]:
 
 
 def main() -> None:
-    cli()
+    from app.cli_errors import describe_failure
+
+    try:
+        cli()
+    except Exception as exc:  # a connection failure is one line; anything else a traceback
+        line = describe_failure(exc)
+        if line is None:
+            raise
+        typer.echo(f"trader-ops: {line}", err=True)
+        raise SystemExit(1) from None
 
 
 if __name__ == "__main__":

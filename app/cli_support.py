@@ -10,6 +10,12 @@ import typer
 from app.config import ConfigError, Settings, load_settings
 from app.observability.logging import setup_logging
 
+_redis_url: str | None = None  # what this command connects to, for error messages
+
+
+def current_redis_url() -> str | None:
+    return _redis_url
+
 
 def settings_or_exit(*, discover_redis: bool = True, **overrides: object) -> Settings:
     """Settings with the non-None ``overrides``; a bad setting exits 2 with one line.
@@ -26,6 +32,8 @@ def settings_or_exit(*, discover_redis: bool = True, **overrides: object) -> Set
                 settings = load_settings(
                     **{k: v for k, v in overrides.items() if v is not None}, redis_url=url
                 )
+        global _redis_url
+        _redis_url = settings.redis_url
         return settings
     except ConfigError as exc:
         typer.echo(f"trader-ops: config error: {exc}", err=True)
