@@ -186,6 +186,9 @@ class Settings(BaseSettings):
         default_factory=lambda: ["127.0.0.1", "::1"],
         description="where kairos posts from: its signed alerts pass the webhook allow-list",
     )
+    api_docs: bool = Field(
+        False, description="serve /docs (Swagger UI, local assets: trader-ops[docs])"
+    )
     metrics_token: SecretStr | None = Field(
         None, description="when set, /metrics needs Authorization: Bearer <token>"
     )

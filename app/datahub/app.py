@@ -19,6 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from app import __version__
 from app.bus import create_redis
 from app.config import Settings
+from app.datahub import openapi
 from app.datahub.guards import HostAllowList
 from app.datahub.market import MarketData
 from app.datahub.marks import FillMarks
@@ -123,7 +124,10 @@ def create_app(settings: Settings, *, feed: Feed | None = None) -> FastAPI:
         version=__version__,
         description="TradingView UDF datafeed, quotes, WebSocket stream, webhook intake and admin API.",
         lifespan=lifespan,
+        docs_url=None,  # app/datahub/openapi.py: local assets, only with TRADEROPS_API_DOCS
+        redoc_url=None,
     )
+    openapi.install(app, docs=settings.api_docs)
     app.state.settings = settings  # for the server's own options (app/datahub/server.py)
     # the hot routes first: Starlette tries routes in order, per request
     app.include_router(webhook.router)

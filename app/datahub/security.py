@@ -8,7 +8,8 @@ import ipaddress
 from collections.abc import Iterable
 from typing import Annotated
 
-from fastapi import Depends, Header, HTTPException, Request
+from fastapi import Depends, HTTPException, Request, Security
+from fastapi.security import APIKeyHeader
 
 from app.config import Settings
 from app.datahub.deps import get_settings
@@ -60,9 +61,12 @@ def source_allowed(addr: str, allow: Iterable[str]) -> bool:
     return not networks or _in(addr, networks)
 
 
+API_KEY = APIKeyHeader(name="X-API-Key", auto_error=False, description="TRADEROPS_ADMIN_API_KEY")
+
+
 async def require_admin(
     settings: Annotated[Settings, Depends(get_settings)],
-    x_api_key: Annotated[str | None, Header()] = None,
+    x_api_key: Annotated[str | None, Security(API_KEY)] = None,
 ) -> None:
     """Every admin/read endpoint: ``X-API-Key`` compared in constant time."""
     configured = settings.admin_api_key

@@ -120,3 +120,17 @@ async def test_metrics_need_the_token_when_one_is_set(hub: str) -> None:
         assert r.status_code == 401 and "traderops_" not in r.text
         ok = await c.get("/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
         assert ok.status_code == 200 and "traderops_" in ok.text
+
+
+async def test_api_docs_load_nothing_from_a_cdn(hub: str, redis_srv: RedisServer) -> None:
+    async with httpx.AsyncClient(base_url=hub) as c:
+        assert (await c.get("/docs")).status_code == 404  # off unless TRADEROPS_API_DOCS
+        assert (await c.get("/redoc")).status_code == 404
+        assert (await c.get("/openapi.json")).status_code == 200
+    from tests.apps import settings_for
+
+    app = create_app(settings_for(redis_srv.url, api_docs=True))
+    async with serve(app) as url, httpx.AsyncClient(base_url=url) as c:
+        page = await c.get("/docs")
+        assert "cdn.jsdelivr.net" not in page.text and "unpkg" not in page.text
+        assert page.status_code in (200, 503)  # 503: trader-ops[docs] not installed

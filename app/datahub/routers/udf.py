@@ -13,7 +13,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from app.datahub.deps import ServicesDep
-from app.datahub.errors import InvalidRequest, UdfError, responses
+from app.datahub.errors import InvalidRequest, Problem, UdfError, responses
 from app.datahub.market import RangeError
 from app.datahub.security import AdminDep
 from app.feeds.base import FeedError, UnknownSymbolError
@@ -219,7 +219,12 @@ async def quotes(services: ServicesDep, symbols: str = "") -> dict[str, Any] | J
     return {"s": "ok", "d": data}
 
 
-@router.get("/marks", response_model=None, dependencies=[AdminDep])
+@router.get(
+    "/marks",
+    response_model=None,
+    dependencies=[AdminDep],
+    responses=responses(Problem, 401, 503),
+)
 async def marks(
     services: ServicesDep,
     symbol: str = "",

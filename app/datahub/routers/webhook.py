@@ -20,6 +20,7 @@ from app.config import Settings
 from app.datahub.deps import ServicesDep
 from app.datahub.errors import WebhookRejection
 from app.datahub.intake_guards import freshness_problem, source_refusal
+from app.datahub.openapi import alert_request_body
 from app.datahub.ratelimit import SourceRateLimiter
 from app.datahub.security import client_address, constant_time_equals, verify_hmac
 from app.execution.intake import TakenIn
@@ -69,6 +70,7 @@ async def _read_body(request: Request) -> bytes | None:
     "/webhook/tradingview",
     response_model=WebhookAnswer,
     status_code=200,
+    openapi_extra=alert_request_body(),
     responses={
         202: {
             "model": WebhookAnswer,
