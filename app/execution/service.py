@@ -154,19 +154,25 @@ class AccountRunner:
 
     async def _consume(self, engine: ExecutionEngine) -> None:
         cursor = "0"  # first what a previous holder (or we) left pending, then new entries
+        acks: dict[str, list[bytes]] = {}  # decided entries, acknowledged with the next read
         while True:
             try:
-                reply: Any = await self.redis.xreadgroup(
+                pipe = self.redis.pipeline(transaction=False)
+                for stream, ids in acks.items():
+                    pipe.xack(stream, Keys.EXECUTION_GROUP, *ids)
+                pipe.xreadgroup(
                     Keys.EXECUTION_GROUP,
                     Keys.EXECUTION_CONSUMER,
                     {self.keys.commands: cursor, self.keys.alerts_in: cursor},
                     count=BATCH,
                     block=None if cursor == "0" else 1000,
                 )
+                reply: Any = (await pipe.execute())[-1]
+                acks = {}
             except ResponseError as exc:  # the streams were deleted (FLUSHALL, a restore)
                 log.warning("account %s: %s; recreating its streams", self.account.id, exc)
                 await self._ensure_groups()
-                cursor = "0"
+                cursor, acks = "0", {}
                 continue
             entries = {_text(stream): items for stream, items in reply or []}
             commands = entries.get(self.keys.commands, [])
@@ -177,7 +183,7 @@ class AccountRunner:
             failed = 0
             for entry_id, fields in commands:  # commands first: a HALT jumps the queue
                 if await self._command(engine, fields):
-                    await self.redis.xack(self.keys.commands, Keys.EXECUTION_GROUP, entry_id)
+                    acks.setdefault(self.keys.commands, []).append(entry_id)
                 else:
                     failed += 1
             if alerts:
@@ -185,8 +191,8 @@ class AccountRunner:
                 results = await asyncio.gather(*(self._alert(engine, f, fresh) for _, f in alerts))
                 done = [eid for (eid, _), ok in zip(alerts, results, strict=True) if ok]
                 failed += len(alerts) - len(done)
-                if done:
-                    await self.redis.xack(self.keys.alerts_in, Keys.EXECUTION_GROUP, *done)
+                if done:  # (an ack lost with Redis only means a redelivery: decided once)
+                    acks.setdefault(self.keys.alerts_in, []).extend(done)
             if failed:  # retry what failed from the pending list, after a pause
                 await asyncio.sleep(0.5)
                 cursor = "0"
