@@ -142,6 +142,16 @@ async def console(datahub: Datahub, browser: Browser) -> AsyncIterator[Console]:
         await context.close()
 
 
+async def wait_js(page: Page, expression: str, timeout: float = 10.0) -> None:
+    """Poll a JavaScript condition from the test (Runtime.evaluate): Playwright's own
+    wait_for_function polls with eval() inside the page, which the console's CSP
+    (script-src 'self', no unsafe-eval) rightly refuses."""
+    deadline = time.monotonic() + timeout
+    while not await page.evaluate(expression):
+        assert time.monotonic() < deadline, f"not true within {timeout}s: {expression}"
+        await asyncio.sleep(0.05)
+
+
 async def open_unlocked(c: Console) -> Page:
     page = c.page
     await page.goto(c.url + "/")
@@ -187,14 +197,15 @@ async def test_page_loads_draws_bars_and_switches(console: Console) -> None:
     assert await page.evaluate("sessionStorage.getItem('traderops.apiKey')") == ADMIN
     assert await page.evaluate("localStorage.getItem('traderops.apiKey')") is None
 
-    await page.wait_for_function("Number(document.querySelector('#chart').dataset.bars) > 50")
+    await wait_js(page, "Number(document.querySelector('#chart').dataset.bars) > 50")
     assert await page.locator("#chart-symbol").inner_text() == "AAPL"
     await page.wait_for_timeout(300)  # one animation frame or two for the canvas
     assert await candle_pixels(page) > 500, "no candles painted on the chart"
 
     # the watchlist fills in from the stream, and the stream shows live
-    await page.wait_for_function(
-        "[...document.querySelectorAll('#watchlist td.last')].every(td => td.textContent !== '—')"
+    await wait_js(
+        page,
+        "[...document.querySelectorAll('#watchlist td.last')].every(td => td.textContent !== '—')",
     )
     assert await page.locator("#watchlist tr").count() == len(SYMBOLS)
     await page.wait_for_selector("#ws-status.live")
@@ -204,14 +215,14 @@ async def test_page_loads_draws_bars_and_switches(console: Console) -> None:
         await page.locator('#resolutions button[data-res="1D"]').click()
     bars = (await (await resp.value).json())["bars"]
     assert bars and bars[-1]["time"] - bars[-2]["time"] >= 86_400
-    await page.wait_for_function(f"document.querySelector('#chart').dataset.bars === '{len(bars)}'")
+    await wait_js(page, f"document.querySelector('#chart').dataset.bars === '{len(bars)}'")
 
     # symbol search: type, pick from the list, the chart follows
     await page.locator("#symbol-input").fill("ms")
     await page.wait_for_selector('#symbol-results li[data-symbol="MSFT"]')
     await page.locator("#symbol-input").press("Enter")
-    await page.wait_for_function("document.querySelector('#chart-symbol').textContent === 'MSFT'")
-    await page.wait_for_function("Number(document.querySelector('#chart').dataset.bars) > 50")
+    await wait_js(page, "document.querySelector('#chart-symbol').textContent === 'MSFT'")
+    await wait_js(page, "Number(document.querySelector('#chart').dataset.bars) > 50")
 
     # journal: rendered when the analytics API answers, else said to be unavailable
     analytics = await console.http.get("/api/v1/analytics", headers={"X-API-Key": ADMIN})
@@ -231,7 +242,7 @@ async def test_page_loads_draws_bars_and_switches(console: Console) -> None:
 
 async def test_webhook_shows_as_order_and_position_within_a_second(console: Console) -> None:
     page = await open_unlocked(console)
-    await page.wait_for_function("Number(document.querySelector('#chart').dataset.bars) > 50")
+    await wait_js(page, "Number(document.querySelector('#chart').dataset.bars) > 50")
     await page.wait_for_selector("#ws-status.live")
 
     r = await console.webhook(quantity=7, alert_id="browser-1")
@@ -246,7 +257,7 @@ async def test_webhook_shows_as_order_and_position_within_a_second(console: Cons
     assert (await row.locator("td").nth(1).inner_text()) == "7"
     await page.wait_for_selector(f'#orders tr[data-id="{order_id}"][data-status="filled"]')
     # our fill is drawn on the chart, the alert listed as accepted
-    await page.wait_for_function("Number(document.querySelector('#chart').dataset.markers) >= 1")
+    await wait_js(page, "Number(document.querySelector('#chart').dataset.markers) >= 1")
     await page.wait_for_selector('#alerts tr[data-alert-id="browser-1"][data-status="accepted"]')
 
     # a resting limit order can be cancelled from the orders panel
@@ -309,7 +320,7 @@ async def test_journal_unavailable_is_said_so(console: Console) -> None:
     await open_unlocked(console)
     await page.wait_for_selector("#journal-unavailable")
     assert "journal analytics unavailable" in await page.locator("#journal").inner_text()
-    await page.wait_for_function("Number(document.querySelector('#chart').dataset.bars) > 50")
+    await wait_js(page, "Number(document.querySelector('#chart').dataset.bars) > 50")
     console.assert_no_console_errors(allow=r"status of 503 .*/api/v1/analytics")
 
 
