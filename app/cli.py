@@ -233,6 +233,7 @@ def run(
     from app.embedded import EmbeddedRedisError, EmbeddedStackRedis
 
     base = settings_or_exit(discover_redis=False, http_host=host, http_port=port)
+    _accounts_or_exit(base)
     embedded: EmbeddedStackRedis | None = None
     overrides: dict[str, object] = {}
     if "redis_url" not in base.model_fields_set:

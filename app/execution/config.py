@@ -18,8 +18,11 @@ def read_yaml_mapping(path: Path, error: type[ValueError]) -> dict[str, Any]:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except OSError as exc:
         raise error(f"{path}: cannot read: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise error(f"{path}: invalid YAML: {exc}") from None
+    except yaml.YAMLError as exc:  # one line: where, and what (PyYAML's text spans lines)
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise error(f"{path}: invalid YAML{where}: {problem}") from None
     if not isinstance(data, dict):
         raise error(f"{path}: expected a mapping at the top level")
     return data
