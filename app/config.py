@@ -233,6 +233,12 @@ class Settings(BaseSettings):
                 ) from None
         return value
 
+    @field_validator("metrics_token", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        """``TRADEROPS_METRICS_TOKEN=`` (compose's default) means no token."""
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper_level(cls, value: Any) -> Any:

@@ -14,6 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from redis.exceptions import RedisError
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app import __version__
@@ -169,6 +170,9 @@ def create_app(settings: Settings, *, feed: Feed | None = None) -> FastAPI:
     return app
 
 
+CLIENT_ABORT = 499  # nginx's code for "client closed the request": no answer was sent
+
+
 class HTTPMetrics:
     """Request count and latency per route template (pure ASGI: no per-request task)."""
 
@@ -190,6 +194,9 @@ class HTTPMetrics:
 
         try:
             await self.app(scope, receive, send_wrapper)
+        except ClientDisconnect:  # the client went away mid-body: its abort, not our 500
+            status = CLIENT_ABORT
+            log.info("client disconnected before its request body was read: %s", scope["path"])
         finally:
             route: Any = scope.get("route")
             template = str(getattr(route, "path", "unmatched"))

@@ -134,3 +134,31 @@ async def test_api_docs_load_nothing_from_a_cdn(hub: str, redis_srv: RedisServer
         page = await c.get("/docs")
         assert "cdn.jsdelivr.net" not in page.text and "unpkg" not in page.text
         assert page.status_code in (200, 503)  # 503: trader-ops[docs] not installed
+
+
+async def test_a_client_gone_mid_body_is_an_abort_not_a_server_error(
+    hub: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    from prometheus_client import REGISTRY
+
+    def count(status: str) -> float:
+        labels = {"route": "/webhook/tradingview", "method": "POST", "status": status}
+        return REGISTRY.get_sample_value("traderops_http_requests_total", labels) or 0.0
+
+    aborts, errors = count("499"), count("500")
+    host, port = hub.removeprefix("http://").split(":")
+    _, writer = await asyncio.open_connection(host, int(port))
+    writer.write(
+        b"POST /webhook/tradingview HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        b'Content-Type: application/json\r\nContent-Length: 5000\r\n\r\n{"ticker": '
+    )
+    await writer.drain()
+    await asyncio.sleep(0.2)
+    writer.close()  # gone before the body is complete
+    await writer.wait_closed()
+    for _ in range(100):
+        if count("499") > aborts:
+            break
+        await asyncio.sleep(0.05)
+    assert count("499") == aborts + 1 and count("500") == errors
+    assert "Traceback" not in caplog.text and "Exception in ASGI" not in caplog.text
