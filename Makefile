@@ -13,12 +13,12 @@ PYTEST := $(BIN)/pytest
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON)"; exit 1; }
 	@$(PYTHON) -m venv --help >/dev/null 2>&1 && $(PYTHON) -c 'import ensurepip' 2>/dev/null || bash scripts/setup.sh
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'  # the versions in uv.lock
 	@touch $@
 
 .PHONY: install
@@ -104,3 +104,9 @@ bench: install ## Benchmarks: p50/p99/throughput against a same-run baseline (on
 .PHONY: clean
 clean: ## Remove the virtualenv and caches
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+
+.PHONY: lock
+lock: install ## Re-resolve uv.lock and export constraints.txt (what make install, the image and the playbook install)
+	$(BIN)/pip install -q uv
+	$(BIN)/uv lock
+	$(BIN)/uv export --frozen --no-hashes --all-extras --no-emit-project -o constraints.txt

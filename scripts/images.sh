@@ -131,17 +131,17 @@ build_wheels() {
     log "no .venv: the image build will download dependencies from PyPI itself"
     return
   fi
-  want="$(cat pyproject.toml | sha256sum | cut -c1-16)-$("$ROOT/.venv/bin/python" -c 'import sys; print("cp%d%d" % sys.version_info[:2])')"
+  want="$(cat pyproject.toml constraints.txt | sha256sum | cut -c1-16)-$("$ROOT/.venv/bin/python" -c 'import sys; print("cp%d%d" % sys.version_info[:2])')"
   if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then log "wheelhouse up to date"; return; fi
   log "building the wheelhouse (dependencies only) into ${WHEELS#"$ROOT"/}"
   local t0=$SECONDS
   find "$WHEELS" -name '*.whl' -delete
-  # The versions the tests ran with (.venv), as constraints for the wheelhouse and the image.
-  "$pip" freeze --exclude-editable | grep -Ev '^(trader-ops|trader_ops|-e |pip==|setuptools==|wheel==)' \
-    >"$WHEELS/constraints.txt" || true
+  # The locked versions (uv.lock, exported to constraints.txt by `make lock`): the same
+  # as make install and the playbook install.
+  grep -Ev '^(pip|setuptools|wheel)==' "$ROOT/constraints.txt" >"$WHEELS/constraints.txt"
   # setuptools and wheel too: the image builds the project wheel with --no-index.
   # async-timeout: redis needs it on Python < 3.11.3 (Debian 12 has 3.11.2), not on the host's.
-  "$pip" wheel -q -w "$WHEELS" -c "$WHEELS/constraints.txt" . 'setuptools>=69' wheel \
+  "$pip" wheel -q -w "$WHEELS" -c "$WHEELS/constraints.txt" . 'setuptools>=77' wheel \
     'async-timeout>=4.0.3' \
     2> >(grep -Ev 'is ignored: it is neither|README.md|return .\\n' >&2)
   rm -f "$WHEELS"/trader_ops-*.whl
