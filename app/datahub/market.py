@@ -69,6 +69,11 @@ class SymbolLookups:
         self.size = size
         self._known: OrderedDict[str, tuple[float, SymbolInfo | None]] = OrderedDict()
 
+    def cached(self, symbol: str) -> bool:
+        """Answered from the cache (no feed call) if asked now."""
+        hit = self._known.get(symbol)
+        return hit is not None and hit[0] > time.monotonic()
+
     async def resolve(self, symbol: str) -> SymbolInfo | None:
         now = time.monotonic()
         hit = self._known.get(symbol)

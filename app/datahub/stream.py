@@ -37,6 +37,7 @@ class StreamClient:
         self.wake = asyncio.Event()
         self.closed = False
         self.private = False  # presented the admin key: receives order and fill events
+        self.lookups = 0  # symbols this client made the datahub ask the feed about
         self.close_code: tuple[int, str] | None = None  # close once the control queue is sent
 
     def push_quote(self, symbol: str, quote: Any) -> None:

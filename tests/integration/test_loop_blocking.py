@@ -26,6 +26,7 @@ from app.datahub.market import MarketData
 from app.feeds.simulated import SimulatedFeed
 from app.models.market import Resolution, SymbolInfo
 from tests.chaos.common import Datahub, alert_body, post_alert, wait_http
+from tests.integration.test_stream import ws_url
 from tests.servers import RedisServer
 
 
@@ -224,3 +225,38 @@ async def test_the_bar_worker_process_computes_the_same_bars() -> None:
             assert json.loads(there) == json.loads(json.dumps(here.udf_columns()))
     finally:
         await feed.close()
+
+
+async def test_a_stream_client_cannot_make_the_feed_look_up_without_end(
+    redis_srv: RedisServer,
+) -> None:
+    """500 made-up symbols in one message used to cost 1,000 feed calls, every time."""
+    from app.datahub.app import create_app
+    from tests.apps import serve, settings_for
+
+    feed = CountingFeed()
+    app = create_app(settings_for(redis_srv.url, symbols=["AAPL", "MSFT"]), feed=feed)
+    async with serve(app) as url, websockets.connect(ws_url(url)) as ws:
+
+        async def answer(symbols: list[str]) -> dict[str, Any]:
+            await ws.send(json.dumps({"op": "subscribe", "symbols": symbols}))
+            while True:
+                msg = json.loads(await ws.recv())
+                if msg["type"] == "subscribed" or (
+                    msg["type"] == "error" and msg["error"] != "unknown symbols"
+                ):
+                    return msg  # the message's last answer
+
+        too_many = await answer([f"Q{i:03d}X" for i in range(201)])
+        assert "at most 200 symbols per message" in too_many["error"]
+        before = feed.resolves
+        batch = [f"Q{i:03d}X" for i in range(200)]
+        assert (await answer(batch))["symbols"] == []  # all unknown: nothing subscribed
+        assert feed.resolves - before == 200
+        await answer(batch)  # the same names again: answered from the cache
+        assert feed.resolves - before == 200
+        for n in (1, 2):
+            await answer([f"R{n}{i:03d}X" for i in range(200)])
+        refused = await answer([f"S{i:03d}X" for i in range(200)])
+        assert refused["error"] == "too many symbol lookups on this connection"
+        assert feed.resolves - before == 500

@@ -33,6 +33,7 @@ router = APIRouter(tags=["stream"])
 log = logging.getLogger(__name__)
 
 MAX_MESSAGE_BYTES = 64 * 1024
+MAX_LOOKUPS_PER_CONNECTION = 500  # symbols the feed is asked about (not cached) per client
 
 
 async def _handle(client: StreamClient, services: Services, raw: str) -> None:
@@ -72,9 +73,19 @@ async def _handle(client: StreamClient, services: Services, raw: str) -> None:
         return
     known: list[str] = []
     unknown: list[str] = []
+    lookups = services.market.symbols
     for symbol in wanted:
-        ok = is_valid_symbol(symbol) and await services.market.symbols.resolve(symbol) is not None
-        (known if ok else unknown).append(symbol)
+        if not is_valid_symbol(symbol):
+            unknown.append(symbol)
+            continue
+        if not lookups.cached(symbol):  # a feed call: each connection has a budget of them
+            if client.lookups >= MAX_LOOKUPS_PER_CONNECTION:
+                client.send_control(
+                    {"type": "error", "error": "too many symbol lookups on this connection"}
+                )
+                return
+            client.lookups += 1
+        (known if await lookups.resolve(symbol) is not None else unknown).append(symbol)
     limit = services.settings.ws_max_symbols
     if len(client.symbols | set(known)) > limit:
         client.send_control({"type": "error", "error": f"at most {limit} symbols per connection"})
