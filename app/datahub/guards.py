@@ -3,7 +3,8 @@ the metrics token. One pure-ASGI middleware (no per-request task) plus two small
 
 * ``Host``: a DNS-rebinding page reaches ``127.0.0.1`` under its own name; refusing
   unknown ``Host`` headers (``TRADEROPS_ALLOWED_HOSTS``, by default the loopback names
-  when the datahub listens on loopback) keeps such a page out of every route.
+  when the datahub listens on loopback with no ``TRADEROPS_TRUSTED_PROXIES``: behind a
+  reverse proxy the public name arrives as Host) keeps such a page out of every route.
 * ``Origin`` (WebSocket handshakes only; browsers always send it): the datahub's own
   origin (same host as the ``Host`` header) or one of ``TRADEROPS_ALLOWED_ORIGINS``.
 * ``/metrics`` with ``TRADEROPS_METRICS_TOKEN`` set: ``Authorization: Bearer <token>``.
@@ -39,9 +40,9 @@ def effective_allowed_hosts(settings: Settings) -> frozenset[str] | None:
         if "*" in settings.allowed_hosts:
             return None
         return frozenset(h.lower().strip("[]") for h in settings.allowed_hosts)
-    if _is_loopback(settings.http_host):
+    if _is_loopback(settings.http_host) and not settings.trusted_proxies:
         return frozenset(LOOPBACK_NAMES)
-    return None
+    return None  # all interfaces, or behind a proxy (nginx picks the Host): any
 
 
 def host_name(header: str) -> str:

@@ -162,3 +162,14 @@ async def test_a_client_gone_mid_body_is_an_abort_not_a_server_error(
         await asyncio.sleep(0.05)
     assert count("499") == aborts + 1 and count("500") == errors
     assert "Traceback" not in caplog.text and "Exception in ASGI" not in caplog.text
+
+
+def test_behind_a_proxy_the_public_host_name_is_not_refused_by_default() -> None:
+    """The playbook: datahub on 127.0.0.1 behind nginx, which sends Host: <public name>."""
+    from app.datahub.guards import effective_allowed_hosts
+    from tests.apps import settings_for
+
+    assert effective_allowed_hosts(settings_for("redis://x", trusted_proxies="127.0.0.1")) is None
+    assert effective_allowed_hosts(settings_for("redis://x")) == {"localhost", "127.0.0.1", "::1"}
+    pinned = settings_for("redis://x", trusted_proxies="127.0.0.1", allowed_hosts="trade.example")
+    assert effective_allowed_hosts(pinned) == {"trade.example"}
