@@ -73,7 +73,7 @@ async def test_order_and_fill_events_only_reach_clients_with_the_admin_key(hub: 
 async def test_a_wrong_stream_key_is_refused_and_closed(hub: str) -> None:
     async with websockets.connect(ws_url(hub)) as ws:
         await ws.send(json.dumps({"op": "auth", "key": "guess"}))
-        assert (await recv_type(ws, "error"))["error"] == "wrong admin key"
+        assert (await recv_type(ws, "error"))["error"] == "wrong admin key or token"
         with pytest.raises(ConnectionClosed) as closed:
             await asyncio.wait_for(ws.recv(), 5)
         assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
@@ -173,3 +173,19 @@ def test_behind_a_proxy_the_public_host_name_is_not_refused_by_default() -> None
     assert effective_allowed_hosts(settings_for("redis://x")) == {"localhost", "127.0.0.1", "::1"}
     pinned = settings_for("redis://x", trusted_proxies="127.0.0.1", allowed_hosts="trade.example")
     assert effective_allowed_hosts(pinned) == {"trade.example"}
+
+
+async def test_a_short_lived_token_opens_the_private_events(hub: str) -> None:
+    async with httpx.AsyncClient(base_url=hub) as c:
+        assert (await c.post("/api/v1/stream-token")).status_code == 401
+        r = await c.post("/api/v1/stream-token", headers={"X-API-Key": ADMIN})
+        assert r.status_code == 200 and r.json()["expires_in"] == 60
+        token = r.json()["token"]
+        assert ADMIN not in token
+    async with websockets.connect(ws_url(hub)) as ws:
+        await ws.send(json.dumps({"op": "auth", "token": token}))
+        await recv_type(ws, "authenticated")
+    expired = token.split(".")[0]
+    async with websockets.connect(ws_url(hub)) as ws:  # a forged expiry does not verify
+        await ws.send(json.dumps({"op": "auth", "token": f"{int(expired) + 3600}.{token[-64:]}"}))
+        assert "wrong" in (await recv_type(ws, "error"))["error"]

@@ -1,7 +1,8 @@
 """WebSocket ``/stream``: subscribe to symbols, receive conflated quote batches.
 
 Client -> server: ``{"op": "subscribe"|"unsubscribe", "symbols": [...]}``, ``{"op": "ping"}``,
-``{"op": "auth", "key": "<admin key>"}``.
+``{"op": "auth", "key": "<admin key>"}`` or ``{"op": "auth", "token": ...}`` (a 60 s token
+from ``POST /api/v1/stream-token`` with ``X-API-Key``).
 Server -> client: ``{"type": "quotes", "data": [quote, ...]}``, ``subscribed``,
 ``unsubscribed``, ``heartbeat``, ``pong``, ``authenticated``, ``order`` and ``fill`` (only
 after ``auth``) and ``error`` (the connection stays open, except after a wrong key or a
@@ -16,14 +17,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import hmac
 import logging
+import time
 from typing import Any
 
 import orjson
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from pydantic import BaseModel
 
+from app.datahub.deps import ServicesDep
+from app.datahub.errors import Problem, responses
 from app.datahub.guards import origin_allowed
-from app.datahub.security import constant_time_equals
+from app.datahub.security import AdminDep, constant_time_equals
 from app.datahub.services import Services
 from app.datahub.stream import StreamClient
 from app.feeds.base import FeedError
@@ -53,7 +60,7 @@ async def _handle(client: StreamClient, services: Services, raw: str) -> None:
         client.send_control({"type": "pong"})
         return
     if op == "auth":
-        await _authenticate(client, services, message.get("key"))
+        await _authenticate(client, services, message.get("key"), message.get("token"))
         return
     if op not in ("subscribe", "unsubscribe"):
         client.send_control({"type": "error", "error": f"unknown op {str(op)[:40]!r}"})
@@ -103,17 +110,60 @@ async def _handle(client: StreamClient, services: Services, raw: str) -> None:
             log.warning("no snapshot for new subscriber: %s", exc)
 
 
-async def _authenticate(client: StreamClient, services: Services, key: object) -> None:
+TOKEN_SECONDS = 60
+
+
+def stream_token(admin_key: str, expires: int) -> str:
+    """A short-lived stream credential: its expiry and an HMAC of it under the admin key
+    (stateless, so any datahub process accepts it; never the key itself)."""
+    mac = hmac.new(admin_key.encode(), f"stream:{expires}".encode(), hashlib.sha256)
+    return f"{expires}.{mac.hexdigest()}"
+
+
+def _token_ok(admin_key: str, token: str) -> bool:
+    expires, _, _ = token.partition(".")
+    if not expires.isdigit() or int(expires) < time.time():
+        return False
+    return constant_time_equals(token, stream_token(admin_key, int(expires)))
+
+
+class StreamToken(BaseModel):
+    token: str
+    expires_in: int
+
+
+@router.post(
+    "/api/v1/stream-token",
+    response_model=StreamToken,
+    dependencies=[AdminDep],
+    responses=responses(Problem, 401, 503),
+)
+async def new_stream_token(services: ServicesDep) -> StreamToken:
+    """A token for ``{"op": "auth", "token": ...}`` on /stream, valid for 60 s."""
+    key = services.settings.admin_api_key
+    assert key is not None  # AdminDep answered 503 otherwise
+    expires = int(time.time()) + TOKEN_SECONDS
+    return StreamToken(
+        token=stream_token(key.get_secret_value(), expires), expires_in=TOKEN_SECONDS
+    )
+
+
+async def _authenticate(
+    client: StreamClient, services: Services, key: object, token: object = None
+) -> None:
     configured = services.settings.admin_api_key
     if configured is None:
         client.send_control({"type": "error", "error": "private events disabled: no admin key"})
         return
-    if isinstance(key, str) and constant_time_equals(key, configured.get_secret_value()):
+    secret = configured.get_secret_value()
+    if (isinstance(key, str) and constant_time_equals(key, secret)) or (
+        isinstance(token, str) and _token_ok(secret, token)
+    ):
         client.private = True
         client.send_control({"type": "authenticated"})
         return
-    client.send_control({"type": "error", "error": "wrong admin key"})
-    client.close_after_control(1008, "wrong admin key")
+    client.send_control({"type": "error", "error": "wrong admin key or token"})
+    client.close_after_control(1008, "wrong admin key or token")
 
 
 async def _receive_text(ws: WebSocket) -> str | None:
