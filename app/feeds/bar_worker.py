@@ -14,6 +14,7 @@ import multiprocessing
 import os
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import TYPE_CHECKING
 
 import orjson
@@ -71,9 +72,13 @@ class BarWorker:
                 initargs=(self.symbols, self.seed),
             )
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(
-            self._pool, _body, symbol, resolution.value, start, end, countback, now
-        )
+        try:
+            return await loop.run_in_executor(
+                self._pool, _body, symbol, resolution.value, start, end, countback, now
+            )
+        except BrokenProcessPool:
+            self._pool = None  # the worker died (killed, OOM): a new one next time
+            raise
 
     async def close(self) -> None:
         pool, self._pool = self._pool, None

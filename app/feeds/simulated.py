@@ -15,14 +15,17 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import math
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Sequence
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 
 import numpy as np
+import orjson
 
 from app.feeds.bar_worker import BarWorker
 from app.feeds.base import UnknownSymbolError
@@ -34,6 +37,8 @@ DAY = 86_400
 EPOCH_DAY = 10_957  # 2000-01-01: no data before it
 REF_DAY = 20_089  # 2025-01-01: instruments sit at their reference price here
 HORIZON_DAYS = 40 * 365  # anchors computed up to 2040
+
+log = logging.getLogger(__name__)
 
 
 def _profile() -> tuple[np.ndarray, np.ndarray]:
@@ -150,7 +155,15 @@ class SimulatedFeed:
     ) -> bytes:
         """The UDF JSON body, computed in the bar worker process (see app/feeds/bar_worker.py)."""
         self._inst(symbol)
-        return await self._worker.body(symbol, resolution, start, end, countback, self._now())
+        now = self._now()
+        try:
+            return await self._worker.body(symbol, resolution, start, end, countback, now)
+        except (OSError, BrokenProcessPool) as exc:  # no worker process here: a thread, then
+            log.warning("bar worker process unavailable (%s); computing bars in a thread", exc)
+            history = await asyncio.to_thread(
+                self.history_at, symbol, resolution, start, end, countback, now=now
+            )
+            return orjson.dumps(history.udf_columns())
 
     async def stream(self, symbols: Sequence[str]) -> AsyncIterator[list[Quote]]:
         wanted = [s for s in symbols if s in self.instruments]

@@ -260,3 +260,19 @@ async def test_a_stream_client_cannot_make_the_feed_look_up_without_end(
         refused = await answer([f"S{i:03d}X" for i in range(200)])
         assert refused["error"] == "too many symbol lookups on this connection"
         assert feed.resolves - before == 500
+
+
+async def test_without_a_worker_process_bars_are_computed_in_a_thread() -> None:
+    """A sandbox that forbids the worker process (no /dev/shm, ...) still gets history."""
+    now = time.time()
+    feed = SimulatedFeed(["MSFT"], clock=lambda: now)
+
+    async def refused(*args: Any) -> bytes:
+        raise OSError("no worker processes here")
+
+    feed._worker.body = refused  # type: ignore[method-assign]
+    resolution = Resolution.parse("D")
+    body = await feed.history_body("MSFT", resolution, 0, int(now), 30)
+    expected = (await feed.history("MSFT", resolution, 0, int(now), 30)).udf_columns()
+    assert json.loads(body) == json.loads(json.dumps(expected))
+    await feed.close()
