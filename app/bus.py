@@ -96,6 +96,11 @@ class Keys:
     JOURNAL_EOD = f"{PREFIX}:journal:eod"  # hash: dateUnix -> positions open at day end
     JOURNAL_ANALYTICS = f"{PREFIX}:journal:analytics"  # hash: params -> cached analytics
 
+    # trade notifications (app/notify) ------------------------------------------------
+    NOTIFY_OUTBOX = f"{PREFIX}:stream:notify"  # kill switch, breaker, unresolved: to notify
+    NOTIFY_DEAD_LETTERS = f"{PREFIX}:stream:notify:dead"  # messages no channel took
+    NOTIFY_GROUP = "notify"  # the notifier's consumer group on fills, alerts and the outbox
+
 
 class AccountKeys:
     """One account's namespace, ``traderops:acct:<id>:``: nothing of one account's state

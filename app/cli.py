@@ -18,6 +18,8 @@ from app.cli_support import settings_or_exit
 from app.config import ConfigError, Settings, describe
 from app.journal.cli import journal_app
 from app.kairos.cli import kairos_app
+from app.notify.cli import notify as notify_command
+from app.notify.service import start_notifier
 from app.observability.logging import setup_logging
 from app.observability.tracing import setup_tracing
 
@@ -28,6 +30,7 @@ cli = typer.Typer(
 )
 config_app = typer.Typer(help="Inspect the effective configuration.", no_args_is_help=True)
 cli.add_typer(config_app, name="config")
+cli.command("notify")(notify_command)
 cli.add_typer(
     kairos_app, name="kairos", help="Strategy scheduler: run it, or validate/list/run-once jobs."
 )
@@ -91,7 +94,13 @@ async def _serve(settings: Settings, *, with_kairos: bool = False) -> None:
     side: list[asyncio.Task[None]] = []
     if server.started:
         side = [
-            t for t in (await _start_kairos(settings), _start_journal(settings)) if t is not None
+            t
+            for t in (
+                await _start_kairos(settings),
+                _start_journal(settings),
+                start_notifier(settings),
+            )
+            if t is not None
         ]
     try:
         await serving

@@ -158,6 +158,24 @@ class Settings(BaseSettings):
     journal_batch_size: int = Field(500, ge=1, le=10_000)
     journal_backoff_max_seconds: float = Field(30.0, gt=0)
     journal_port: int = Field(8002, ge=1, le=65535, description="journal /health and /metrics")
+    # -- trade notifications (app/notify) ------------------------------------
+    notify_urls: SecretStr | None = Field(
+        None,
+        description="apprise URLs (tgram://, discord://, mailtos://, json://...), space separated",
+    )
+    notify_fills: bool = Field(True, description="notify every fill")
+    notify_denials: bool = Field(True, description="notify risk denials (coalesced)")
+    notify_kill_switch: bool = Field(True, description="notify kill-switch changes")
+    notify_breaker: bool = Field(True, description="notify circuit-breaker trips and closes")
+    notify_unresolved: bool = Field(True, description="notify executions left unresolved")
+    notify_coalesce_seconds: float = Field(
+        2.0, gt=0, le=300, description="events in this window go out as one message per kind"
+    )
+    notify_max_attempts: int = Field(
+        30, ge=1, description="delivery attempts of one message before it is dead-lettered"
+    )
+    notify_backoff_max_seconds: float = Field(60.0, gt=0)
+    notify_port: int = Field(8003, ge=1, le=65535, description="notifier /metrics")
     # -- kairos -------------------------------------------------------------
     kairos_jobs: Path = Path("deployment/kairos/jobs")
     kairos_port: int = Field(8001, ge=1, le=65535, description="kairos /health and /metrics")

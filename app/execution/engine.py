@@ -38,6 +38,7 @@ from app.execution.store import (
 from app.models.alerts import Alert, AlertAction, Decision
 from app.models.market import Quote
 from app.models.orders import TRANSITIONS, Fill, Order, OrderRequest, OrderStatus
+from app.notify import outbox as notify_outbox
 from app.observability.metrics import (
     BROKER_ERRORS,
     DAILY_LOSS_LIMIT,
@@ -749,6 +750,9 @@ class ExecutionEngine:
         new = self.risk.set_kill_switch(state, reason=reason)
         await self.store.save_kill_switch(new.value)
         KILL_SWITCH.labels(self.label).set(new.level)
+        await notify_outbox.emit(
+            self.store.redis, "kill_switch", self.account, state=new.value, reason=reason
+        )
         return new
 
     def risk_snapshot(self) -> dict[str, Any]:
@@ -778,3 +782,6 @@ class ExecutionEngine:
             await self.store.save_ledger(self.ledger)
             snap = self.risk_snapshot()
         await self.store.save_snapshot(orjson.dumps(snap, option=orjson.OPT_NON_STR_KEYS))
+        await notify_outbox.watch_state(
+            self.store.redis, self.account, snap, len(self._unresolved) + len(self._reconcile_later)
+        )

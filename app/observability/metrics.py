@@ -106,3 +106,19 @@ KAIROS_RUN_LATENCY = Histogram(
 )
 KAIROS_SIGNALS = Counter("traderops_kairos_signals_total", "Signals posted", ["job", "action"])
 KAIROS_NEXT_RUN = Gauge("traderops_kairos_next_run_timestamp_seconds", "Next run", ["job"])
+
+# -- trade notifications (app/notify) ---------------------------------------------------
+NOTIFY_SENT = Counter(
+    "traderops_notify_messages_total", "Notification messages delivered", ["kind"]
+)
+NOTIFY_EVENTS = Counter(
+    "traderops_notify_events_total", "Events notified (several per coalesced message)", ["kind"]
+)
+NOTIFY_FAILURES = Counter(
+    "traderops_notify_failures_total", "Failed delivery attempts (retried)", ["kind"]
+)
+NOTIFY_DEAD_LETTERS = Counter(
+    "traderops_notify_dead_letters_total",
+    "Notification messages given up after the last retry (in the notify dead-letter stream)",
+    ["kind"],
+)
