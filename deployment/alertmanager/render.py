@@ -167,7 +167,8 @@ def build(env: Mapping[str, str], intervals: list[dict[str, Any]] | None = None)
         },
         "inhibit_rules": [
             {
-                "source_matchers": ['alertname="TargetDown"', 'job="datahub"'],
+                # compose names the job datahub, the Ansible role trader-ops-datahub
+                "source_matchers": ['alertname="TargetDown"', 'job=~"datahub|trader-ops-datahub"'],
                 "target_matchers": [f'alertname=~"{"|".join(DATAHUB_DEPENDENT)}"'],
             },
             {
