@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Build the container images for `make up` (docker or podman), offline when no registry is
-# reachable. Usage: scripts/images.sh [all|base|wheels|app|redis|prometheus|print-env]
+# reachable. Usage: scripts/images.sh [all|base|wheels|app|redis|prometheus|alertmanager|print-env]
 #
 #   registry reachable  -> the app image FROM python:3.11-slim-bookworm; Redis and Prometheus
 #                          from their official images (pulled).
@@ -46,6 +46,8 @@ UPSTREAM_PROMETHEUS="${UPSTREAM_PROMETHEUS_IMAGE:-docker.io/prom/prometheus:v2.5
 LOCAL_BASE="${LOCAL_BASE_IMAGE:-localhost/trader-ops-debian:bookworm}"
 LOCAL_REDIS="localhost/trader-ops-redis:bookworm"
 LOCAL_PROMETHEUS="localhost/trader-ops-prometheus:bookworm"
+LOCAL_ALERTMANAGER="localhost/trader-ops-alertmanager:bookworm"  # always built here (render.py inside)
+UPSTREAM_DEBIAN="${UPSTREAM_DEBIAN_IMAGE:-docker.io/library/debian:bookworm-slim}"
 APP_IMAGE="${TRADEROPS_IMAGE:-localhost/trader-ops:latest}"
 STATE="$ROOT/build/compose-images.env"
 WHEELS="$ROOT/deployment/compose/wheels"
@@ -172,12 +174,14 @@ all() {
     build_app "$LOCAL_BASE"
     build "$LOCAL_REDIS" deployment/compose/redis deployment/compose/redis/Containerfile --build-arg "BASE_IMAGE=$LOCAL_BASE"
     build "$LOCAL_PROMETHEUS" deployment/compose/prometheus deployment/compose/prometheus/Containerfile --build-arg "BASE_IMAGE=$LOCAL_BASE"
+    build "$LOCAL_ALERTMANAGER" deployment/alertmanager deployment/compose/alertmanager/Containerfile --build-arg "BASE_IMAGE=$LOCAL_BASE"
     write_state offline "$LOCAL_REDIS" "$LOCAL_PROMETHEUS"
   else
     build_app "$UPSTREAM_PYTHON"
     for img in "$UPSTREAM_REDIS" "$UPSTREAM_PROMETHEUS"; do
       image_exists "$img" || { log "pull $img"; "$ENGINE" pull -q "$img" >/dev/null; }
     done
+    build "$LOCAL_ALERTMANAGER" deployment/alertmanager deployment/compose/alertmanager/Containerfile --build-arg "BASE_IMAGE=$UPSTREAM_DEBIAN"
     write_state registry "$UPSTREAM_REDIS" "$UPSTREAM_PROMETHEUS"
   fi
 }
@@ -190,7 +194,8 @@ case "${1:-all}" in
   app) build_wheels; build_app "${BASE_IMAGE:-$(offline_mode && echo "$LOCAL_BASE" || echo "$UPSTREAM_PYTHON")}" ;;
   redis) build_base; build "$LOCAL_REDIS" deployment/compose/redis deployment/compose/redis/Containerfile --build-arg "BASE_IMAGE=$LOCAL_BASE" ;;
   prometheus) build_base; build "$LOCAL_PROMETHEUS" deployment/compose/prometheus deployment/compose/prometheus/Containerfile --build-arg "BASE_IMAGE=$LOCAL_BASE" ;;
+  alertmanager) build_base; build "$LOCAL_ALERTMANAGER" deployment/alertmanager deployment/compose/alertmanager/Containerfile --build-arg "BASE_IMAGE=$LOCAL_BASE" ;;
   print-env) cat "$STATE" 2>/dev/null || true ;;
-  *) die "usage: $0 [all|base|wheels|app|redis|prometheus|print-env]" ;;
+  *) die "usage: $0 [all|base|wheels|app|redis|prometheus|alertmanager|print-env]" ;;
 esac
 log "done in $((SECONDS - t_start)) s"

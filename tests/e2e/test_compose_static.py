@@ -26,13 +26,16 @@ SERVICES: dict[str, dict[str, Any]] = COMPOSE["services"]
 CORE = {"datahub", "execution", "kairos", "redis"}
 PROFILES = {
     "journal": {"journal", "tradenote", "mongo"},
-    "observability": {"prometheus", "grafana"},
+    "observability": {"prometheus", "grafana", "alertmanager"},
+    "notify": {"notify"},
 }
-PUBLISHED = {"datahub": 8000, "grafana": 3000, "tradenote": 8080}
+PUBLISHED = {"datahub": 8000, "grafana": 3000, "tradenote": 8080, "alertmanager": 9093}
+# Not published, but with a route out (frontend): the channels are on the internet.
+OUTBOUND = {"notify"}
 
 
 def test_services_and_profiles() -> None:
-    assert set(SERVICES) == CORE | PROFILES["journal"] | PROFILES["observability"]
+    assert set(SERVICES) == CORE.union(*PROFILES.values())
     for name in CORE:
         assert "profiles" not in SERVICES[name], f"{name} is core: no profile"
     for profile, names in PROFILES.items():
@@ -63,7 +66,8 @@ def test_only_datahub_grafana_tradenote_published_on_loopback_by_default() -> No
             assert "frontend" in svc["networks"] and "backend" in svc["networks"]
         else:
             assert not ports, f"{name} must not publish ports"
-            assert svc["networks"] == ["backend"], name
+            want = ["backend", "frontend"] if name in OUTBOUND else ["backend"]
+            assert svc["networks"] == want, name
     assert COMPOSE["networks"]["backend"]["internal"] is True
 
 
