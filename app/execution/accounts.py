@@ -67,8 +67,13 @@ class TradierCredentials(BaseModel):
             return SecretStr(_read_secret(self.token_file))
         assert self.token_env is not None
         value = os.environ.get(self.token_env)
+        creds = os.environ.get("CREDENTIALS_DIRECTORY")
+        if not value and creds and (Path(creds) / self.token_env).is_file():
+            value = _read_secret(Path(creds) / self.token_env)  # a systemd credential
         if not value:
-            raise AccountsConfigError(f"environment variable {self.token_env} is not set")
+            raise AccountsConfigError(
+                f"{self.token_env} is not set (environment or systemd credential)"
+            )
         return SecretStr(value)
 
     def resolved_account_id(self) -> str:

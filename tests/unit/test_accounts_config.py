@@ -77,3 +77,23 @@ def test_a_multiplier_gives_whole_shares_and_never_zero() -> None:
     assert scaled_quantity(3, 0.5) == 1
     assert scaled_quantity(1, 0.1) == 1
     assert scaled_quantity(None, 2.0) is None  # sized by the account's rules instead
+
+
+def test_a_token_named_by_env_is_read_from_systemd_credentials(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    creds = tmp_path / "creds"
+    creds.mkdir()
+    (creds / "TRADEROPS_TRADIER_TOKEN_LIVE").write_text("from-systemd\n")
+    path = write(
+        tmp_path,
+        "accounts: [{id: live, broker: tradier, tradier: "
+        "{token_env: TRADEROPS_TRADIER_TOKEN_LIVE, account_id: VA1}}]\n",
+    )
+    monkeypatch.delenv("TRADEROPS_TRADIER_TOKEN_LIVE", raising=False)
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(creds))
+    (live,) = load_accounts(settings(path)).accounts
+    assert live.tradier is not None and live.tradier.token().get_secret_value() == "from-systemd"
+    monkeypatch.delenv("CREDENTIALS_DIRECTORY")
+    with pytest.raises(AccountsConfigError, match="TRADEROPS_TRADIER_TOKEN_LIVE is not set"):
+        live.tradier.token()
