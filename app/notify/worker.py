@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 import stamina
 from redis.asyncio import Redis
-from redis.exceptions import ResponseError
+from redis.exceptions import RedisError, ResponseError
 
 from app.bus import Keys
 from app.notify.messages import Event, parse, render
@@ -156,28 +156,39 @@ class NotifyWorker:
         deadline: float | None = None
         log.info("notify: worker started (kinds: %s)", ", ".join(sorted(self.kinds)))
         while True:
-            now = time.monotonic()
-            if deadline is None:
-                block: int | None = 1000
+            try:
+                ids, batch, deadline = await self._round(ids, batch, deadline)
+            except (RedisError, OSError) as exc:  # Redis restarting: keep what was read, retry
+                log.warning("notify: redis unavailable, retrying in 1 s: %s", exc)
+                await asyncio.sleep(1.0)
+
+    async def _round(
+        self, ids: dict[str, str], batch: list[Event], deadline: float | None
+    ) -> tuple[dict[str, str], list[Event], float | None]:
+        """One read, and one delivery when the coalescing window is over."""
+        now = time.monotonic()
+        if deadline is None:
+            block: int | None = 1000
+        else:
+            block = min(1000, max(1, int((deadline - now) * 1000)))
+        items = await self._read(ids, None if ids[STREAMS[0]] == "0" else block)
+        if ids[STREAMS[0]] == "0":
+            ids = dict.fromkeys(STREAMS, ">")
+        skip = []
+        for item in items:
+            if isinstance(item, str):
+                stream, entry_id = item.split("|", 1)
+                skip.append((stream, entry_id))
             else:
-                block = min(1000, max(1, int((deadline - now) * 1000)))
-            items = await self._read(ids, None if ids[STREAMS[0]] == "0" else block)
-            if ids[STREAMS[0]] == "0":
-                ids = dict.fromkeys(STREAMS, ">")
-            skip = []
-            for item in items:
-                if isinstance(item, str):
-                    stream, entry_id = item.split("|", 1)
-                    skip.append((stream, entry_id))
-                else:
-                    batch.append(item)
-                    if deadline is None:
-                        deadline = time.monotonic() + self.coalesce
-            if skip:
-                await self._ack(skip)
-            if batch and deadline is not None and time.monotonic() >= deadline:
-                await self.deliver(batch)
-                batch, deadline = [], None
+                batch.append(item)
+                if deadline is None:
+                    deadline = time.monotonic() + self.coalesce
+        if skip:
+            await self._ack(skip)
+        if batch and deadline is not None and time.monotonic() >= deadline:
+            await self.deliver(batch)
+            batch, deadline = [], None
+        return ids, batch, deadline
 
 
 class AppriseChannel:
