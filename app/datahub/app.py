@@ -22,7 +22,7 @@ from app.bus import create_redis
 from app.config import Settings
 from app.datahub import openapi
 from app.datahub.guards import HostAllowList
-from app.datahub.market import MarketData
+from app.datahub.market import LookupLimitedError, MarketData
 from app.datahub.marks import FillMarks
 from app.datahub.publisher import QuotePublisher
 from app.datahub.routers import admin, console, health, quotes, stream, udf, webhook
@@ -153,6 +153,14 @@ def create_app(settings: Settings, *, feed: Feed | None = None) -> FastAPI:
             status_code=503,
             headers={"Retry-After": "1"},
         )
+
+    @app.exception_handler(LookupLimitedError)
+    async def _lookups_limited(request: Request, exc: LookupLimitedError) -> JSONResponse:
+        """A client naming many symbols the cache does not know: 429, no feed call."""
+        headers = {"Retry-After": str(max(1, round(exc.retry_after)))}
+        if request.url.path.startswith("/udf/"):
+            return JSONResponse({"s": "error", "errmsg": str(exc)}, 429, headers=headers)
+        return JSONResponse({"detail": str(exc)}, 429, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -13,6 +13,7 @@ from redis.asyncio import Redis
 
 from app.bus import Keys, QuoteCache
 from app.config import Settings
+from app.datahub.ratelimit import SourceRateLimiter
 from app.feeds.base import Feed, FeedError
 from app.models.market import History, Quote, Resolution, SymbolInfo
 from app.observability.metrics import CACHE_REQUESTS, FEED_LATENCY
@@ -57,16 +58,33 @@ return used
 """
 
 
+class LookupLimitedError(Exception):
+    """A client asked the feed about too many symbols not in the cache (``retry_after`` s)."""
+
+    def __init__(self, retry_after: float) -> None:
+        super().__init__(f"too many symbol lookups from this client; retry in {retry_after:.0f}s")
+        self.retry_after = retry_after
+
+
 class SymbolLookups:
     """``feed.resolve`` with a bounded cache of answers, unknown symbols included.
 
     A client naming 500 made-up symbols costs the feed (Tradier: the operator's quota)
-    each name once per ``ttl``, not once per message."""
+    each name once per ``ttl``, not once per message; and the lookups a client may cause
+    (answers not in the cache) are rate-limited per client address."""
 
-    def __init__(self, feed: Feed, *, ttl: float = 300.0, size: int = 10_000) -> None:
+    def __init__(
+        self,
+        feed: Feed,
+        *,
+        ttl: float = 300.0,
+        size: int = 10_000,
+        per_client: SourceRateLimiter | None = None,
+    ) -> None:
         self.feed = feed
         self.ttl = ttl
         self.size = size
+        self.per_client = per_client or SourceRateLimiter(rate=2.0, burst=60)
         self._known: OrderedDict[str, tuple[float, SymbolInfo | None]] = OrderedDict()
 
     def cached(self, symbol: str) -> bool:
@@ -74,13 +92,17 @@ class SymbolLookups:
         hit = self._known.get(symbol)
         return hit is not None and hit[0] > time.monotonic()
 
-    async def resolve(self, symbol: str) -> SymbolInfo | None:
+    async def resolve(self, symbol: str, client: str | None = None) -> SymbolInfo | None:
+        """``client``: the caller's address; its uncached lookups are rate-limited
+        (LookupLimitedError)."""
         now = time.monotonic()
         hit = self._known.get(symbol)
         if hit is not None and hit[0] > now:
             self._known.move_to_end(symbol)
             CACHE_REQUESTS.labels("symbol", "hit").inc()
             return hit[1]
+        if client is not None and (wait := self.per_client.allow(client)):
+            raise LookupLimitedError(wait)
         CACHE_REQUESTS.labels("symbol", "miss").inc()
         info = await self.feed.resolve(symbol)
         self._known[symbol] = (now + self.ttl, info)

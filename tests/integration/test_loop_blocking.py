@@ -276,3 +276,34 @@ async def test_without_a_worker_process_bars_are_computed_in_a_thread() -> None:
     expected = (await feed.history("MSFT", resolution, 0, int(now), 30)).udf_columns()
     assert json.loads(body) == json.loads(json.dumps(expected))
     await feed.close()
+
+
+async def test_an_http_client_cannot_make_the_feed_look_up_without_end(
+    redis_srv: RedisServer,
+) -> None:
+    """Made-up symbols over HTTP (UDF and REST) cost the feed once per name per client
+    budget: past it the client gets 429 with Retry-After, known symbols still answer."""
+    from app.datahub.app import create_app
+    from tests.apps import serve, settings_for
+
+    feed = CountingFeed()
+    app = create_app(settings_for(redis_srv.url, symbols=["AAPL", "MSFT"]), feed=feed)
+    async with serve(app) as url, httpx.AsyncClient(base_url=url) as c:
+        assert (await c.get("/udf/symbols", params={"symbol": "AAPL"})).status_code == 200
+        before = feed.resolves
+        statuses = [
+            (await c.get("/udf/symbols", params={"symbol": f"ZZ{i:03d}"})).status_code
+            for i in range(100)
+        ]
+        assert statuses.count(404) >= 55 and statuses[-1] == 429, statuses
+        assert feed.resolves - before == statuses.count(404)  # a 429 asked the feed nothing
+        r = await c.get("/api/v1/history", params={"symbol": "ZZZZ", "countback": 5})
+        assert r.status_code == 429 and int(r.headers["retry-after"]) >= 1
+        r = await c.get(
+            "/udf/history",
+            params={"symbol": "NEWX", "resolution": "D", "to": 2_000_000_000, "countback": 5},
+        )
+        assert r.status_code == 429 and r.json()["s"] == "error"
+        # names already answered cost nothing and still answer
+        assert (await c.get("/udf/symbols", params={"symbol": "ZZ000"})).status_code == 404
+        assert (await c.get("/udf/symbols", params={"symbol": "AAPL"})).status_code == 200

@@ -6,19 +6,20 @@ import time
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Query, Request
 from pydantic import BaseModel
 
 from app.datahub.deps import ServicesDep
 from app.datahub.errors import InvalidRequest, Problem, responses
 from app.datahub.market import RangeError
+from app.datahub.security import client_address
 from app.feeds.base import FeedError
 from app.models.market import Bar, Quote, Resolution, is_valid_symbol, normalize_symbol
 
 router = APIRouter(
     prefix="/api/v1",
     tags=["market data"],
-    responses={**responses(Problem, 400, 404, 503), **responses(InvalidRequest, 422)},
+    responses={**responses(Problem, 400, 404, 429, 503), **responses(InvalidRequest, 422)},
 )
 
 
@@ -64,6 +65,7 @@ async def quotes(
 @router.get("/history", response_model=HistoryResponse)
 async def history(
     services: ServicesDep,
+    request: Request,
     symbol: str,
     resolution: str = "1D",
     from_: Annotated[int | None, Query(alias="from", ge=0)] = None,
@@ -79,7 +81,8 @@ async def history(
     if from_ is None and countback is None:
         raise HTTPException(400, "give from (Unix seconds) or countback")
     end = to if to is not None else int(time.time()) + 1
-    if await services.market.symbols.resolve(sym) is None:
+    client = client_address(request, services.settings.trusted_proxies)
+    if await services.market.symbols.resolve(sym, client) is None:
         raise HTTPException(404, f"unknown symbol {sym!r}")
     try:
         body = await services.market.history_body(sym, res, from_ or 0, end, countback)

@@ -9,20 +9,20 @@ import math
 import time
 from typing import Annotated, Any, Protocol, runtime_checkable
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from app.datahub.deps import ServicesDep
 from app.datahub.errors import InvalidRequest, Problem, UdfError, responses
 from app.datahub.market import RangeError
-from app.datahub.security import AdminDep
+from app.datahub.security import AdminDep, client_address
 from app.feeds.base import FeedError, UnknownSymbolError
 from app.models.market import SUPPORTED_RESOLUTIONS, Resolution, SymbolInfo, normalize_symbol
 
 router = APIRouter(
     prefix="/udf",
     tags=["udf"],
-    responses={**responses(UdfError, 400, 404, 503), **responses(InvalidRequest, 422)},
+    responses={**responses(UdfError, 400, 404, 429, 503), **responses(InvalidRequest, 422)},
 )
 
 
@@ -86,10 +86,13 @@ def _symbol_payload(info: SymbolInfo) -> dict[str, Any]:
 
 
 @router.get("/symbols", response_model=None)
-async def symbols(services: ServicesDep, symbol: str = "") -> dict[str, Any] | JSONResponse:
+async def symbols(
+    services: ServicesDep, request: Request, symbol: str = ""
+) -> dict[str, Any] | JSONResponse:
     if not symbol.strip():
         return udf_error("symbol is required")
-    info = await services.market.symbols.resolve(normalize_symbol(symbol))
+    client = client_address(request, services.settings.trusted_proxies)
+    info = await services.market.symbols.resolve(normalize_symbol(symbol), client)
     if info is None:
         return udf_error("unknown_symbol", 404)
     return _symbol_payload(info)
@@ -140,6 +143,7 @@ def _parse_int(name: str, raw: str | None, *, required: bool) -> int | None:
 @router.get("/history", response_model=None)
 async def history(
     services: ServicesDep,
+    request: Request,
     symbol: str = "",
     resolution: str = "",
     from_: Annotated[str | None, Query(alias="from")] = None,
@@ -158,7 +162,8 @@ async def history(
         return udf_error(str(exc))
     assert end is not None
     sym = normalize_symbol(symbol)
-    if await services.market.symbols.resolve(sym) is None:
+    client = client_address(request, services.settings.trusted_proxies)
+    if await services.market.symbols.resolve(sym, client) is None:
         return udf_error(f"unknown symbol {sym!r}", 404)
     try:
         body = await services.market.history_body(sym, res, start or 0, end, count)
