@@ -16,6 +16,7 @@ import contextlib
 import logging
 import os
 import socket
+import time
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -27,7 +28,7 @@ from redis.exceptions import RedisError, ResponseError
 from app.brokers.base import BrokerError
 from app.bus import Keys
 from app.execution.accounts import AccountConfig
-from app.execution.engine import ExecutionEngine, RetryLaterError
+from app.execution.engine import ExecutionEngine, RetryLaterError, alert_key
 from app.execution.intake import COMMAND_RESULT_TTL
 from app.execution.lease import AccountLease
 from app.execution.sizing import SizingRule
@@ -41,6 +42,7 @@ log = logging.getLogger(__name__)
 EngineFactory = Callable[[AccountConfig, str | None], ExecutionEngine]  # (account, lease value)
 _TRACER = get_tracer(__name__)
 BATCH = 128
+MAX_ATTEMPTS = 5
 SNAPSHOT_EVERY = 1.0
 
 
@@ -65,6 +67,7 @@ class AccountRunner:
         self.lease = AccountLease(redis, account.id, instance, lease_seconds)
         self.lease_seconds = lease_seconds
         self.engine: ExecutionEngine | None = None  # set while we hold the account
+        self.attempts: dict[str, int] = {}  # alert id -> failed attempts (a bug, not Redis)
         self.stopping = False
 
     async def run(self) -> None:
@@ -90,6 +93,9 @@ class AccountRunner:
             except (RedisError, OSError) as exc:
                 log.warning("account %s: engine stopped on a Redis error: %s", self.account.id, exc)
                 await asyncio.sleep(0.5)
+            except Exception:  # a bug must not leave the account without an engine
+                log.exception("account %s: engine failed; restarting it in 2 s", self.account.id)
+                await asyncio.sleep(2.0)
 
     async def _hold(self, value: str) -> None:
         engine = self.factory(self.account, value)
@@ -227,10 +233,36 @@ class AccountRunner:
                 "account %s: alert %s not decided: %s", self.account.id, alert.alert_id, exc
             )
             return False
+        except Exception:  # a bug: retried a few times, then recorded as denied (not lost)
+            return await self._failed(engine, alert)
         if decision.reason == "in_progress":  # a claim of a dead holder's, not yet lapsed
             return False
         if decision.duplicate:  # decided before (a replay): tell whoever waits again
             await self._publish(decision.model_dump_json().encode())
+        return True
+
+    async def _failed(self, engine: ExecutionEngine, alert: Alert) -> bool:
+        """An alert the engine raised on: retried up to ``MAX_ATTEMPTS`` times, then stored
+        as denied (check ``engine``), so the stream moves on and the trader is told."""
+        key = alert_key(alert)
+        self.attempts[key] = tries = self.attempts.get(key, 0) + 1
+        log.exception("account %s: alert %s failed (attempt %d)", self.account.id, key, tries)
+        if tries < MAX_ATTEMPTS:
+            return False
+        del self.attempts[key]
+        denial = Decision(
+            alert_id=key,
+            account=self.account.id,
+            status="denied",
+            symbol=alert.ticker,
+            action=alert.action.value,
+            strategy=alert.strategy,
+            check="engine",
+            reason="internal_error",
+            message=f"the engine failed on this alert {tries} times; nothing placed (see its log)",
+            time=time.time(),
+        )
+        await engine.store.save_alert([], denial, ttl=engine.alert_ttl, token="")
         return True
 
     async def _command(self, engine: ExecutionEngine, fields: dict[bytes, bytes]) -> bool:

@@ -473,3 +473,39 @@ async def test_the_scheduler_passes_the_allow_list_with_a_signature(
         assert (await post(c, alert(alert_id="unsigned-local"))).status_code == 403
         bad = await c.post("/webhook/tradingview", content=raw, headers={"X-Signature": "0" * 64})
         assert bad.status_code == 401
+
+
+async def test_an_alert_the_engine_fails_on_is_retried_then_denied_and_the_account_goes_on(
+    api: httpx.AsyncClient,
+) -> None:
+    """A bug in deciding one alert (here: the planner raises for MSFT) never stops the
+    account: the alert is retried a few times, then stored as denied (check ``engine``),
+    and the alerts behind it are decided."""
+    engine = await until_engine(api)
+    real = engine._requests_for
+
+    def planner(alert: Any, *args: Any) -> Any:
+        if alert.ticker == "MSFT":
+            raise RuntimeError("planner bug (simulated)")
+        return real(alert, *args)
+
+    engine._requests_for = planner
+    r = await post(api, alert(ticker="MSFT", alert_id="poison-1"))
+    assert r.status_code == 202 and r.json()["status"] == "queued", r.text
+    r2 = await post(api, alert(ticker="AAPL", alert_id="after-poison"))
+    assert r2.status_code == 202, r2.text
+    denied = await until_json(
+        api,
+        "/api/v1/alerts/poison-1",
+        lambda b: b["decisions"][0]["status"] != "queued",
+        timeout=15,
+    )
+    assert denied["decisions"][0]["check"] == "engine", denied
+    assert denied["decisions"][0]["reason"] == "internal_error"
+    after = await until_json(
+        api,
+        "/api/v1/alerts/after-poison",
+        lambda b: b["decisions"][0]["status"] != "queued",
+        timeout=15,
+    )
+    assert after["decisions"][0]["status"] == "accepted", after
