@@ -46,6 +46,7 @@ def test_units_exist() -> None:
         "trader-ops-execution.service",
         "trader-ops-kairos.service",
         "trader-ops-journal.service",
+        "trader-ops-notify.service",
     }
 
 
