@@ -174,7 +174,7 @@ def test_compose_config_renders_with_podman_compose(tmp_path: Path) -> None:
     env_file.write_text("".join(f"{k}=x{i}\n" for i, k in enumerate(SECRET_KEYS)))
     out = subprocess.run(
         [exe, "--env-file", str(env_file), "-f", str(ROOT / "docker-compose.yml"),
-         "--profile", "journal", "--profile", "observability", "config"],
+         "--profile", "journal", "--profile", "observability", "--profile", "notify", "config"],
         cwd=ROOT, capture_output=True, text=True, timeout=60, check=True,
     ).stdout  # fmt: skip
     rendered = yaml.safe_load(out)

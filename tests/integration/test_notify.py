@@ -103,6 +103,9 @@ async def hub(
         admin_api_key=ADMIN,
         risk_config=risk,
         market_hours="always",
+        # the load comes from one address: lift the per-source webhook limit
+        webhook_rate_per_source=100_000,
+        webhook_burst_per_source=100_000,
     )
     async with (
         serve(create_app(settings)) as url,
