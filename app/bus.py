@@ -145,6 +145,22 @@ class AccountKeys:
         return f"{self.prefix}:command:{command_id}"
 
 
+# A key held with a value (a lease, a claim): extend or drop it only while it still holds
+# ours, atomically. KEYS[1]: the key; ARGV[1]: our value (ARGV[2]: the TTL in ms).
+RENEW_IF_HELD = """
+if redis.call('get', KEYS[1]) == ARGV[1] then
+  return redis.call('pexpire', KEYS[1], ARGV[2])
+end
+return 0
+"""
+RELEASE_IF_HELD = """
+if redis.call('get', KEYS[1]) == ARGV[1] then
+  return redis.call('del', KEYS[1])
+end
+return 0
+"""
+
+
 def create_redis(url: str, *, timeout: float = 2.0, max_connections: int = 256) -> Redis:
     """One pool per process; commands retry briefly on a dropped connection (Redis restart).
 

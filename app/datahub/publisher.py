@@ -13,25 +13,11 @@ from collections.abc import Sequence
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from app.bus import Keys, QuoteCache
+from app.bus import RELEASE_IF_HELD, RENEW_IF_HELD, Keys, QuoteCache
 from app.feeds.base import Feed, FeedError
 from app.observability.metrics import QUOTE_PUBLISHER, QUOTES_PUBLISHED
 
 log = logging.getLogger(__name__)
-
-# Extend the lease only if we still hold it (compare-and-expire, atomically).
-_RENEW = """
-if redis.call('get', KEYS[1]) == ARGV[1] then
-  return redis.call('pexpire', KEYS[1], ARGV[2])
-end
-return 0
-"""
-_RELEASE = """
-if redis.call('get', KEYS[1]) == ARGV[1] then
-  return redis.call('del', KEYS[1])
-end
-return 0
-"""
 
 
 def _reraise_if_cancelling() -> None:
@@ -85,7 +71,7 @@ class QuotePublisher:
         self.stopping = True
         if self.leader:
             with contextlib.suppress(RedisError):
-                await self.redis.eval(_RELEASE, 1, Keys.QUOTE_PUBLISHER_LEASE, self.instance)
+                await self.redis.eval(RELEASE_IF_HELD, 1, Keys.QUOTE_PUBLISHER_LEASE, self.instance)
         self._set_leader(False)
 
     async def _acquire(self) -> bool:
@@ -96,7 +82,7 @@ class QuotePublisher:
 
     async def _renew(self) -> bool:
         renewed = await self.redis.eval(
-            _RENEW, 1, Keys.QUOTE_PUBLISHER_LEASE, self.instance, str(self.lease_ms)
+            RENEW_IF_HELD, 1, Keys.QUOTE_PUBLISHER_LEASE, self.instance, str(self.lease_ms)
         )
         return bool(renewed)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from redis.asyncio import Redis
 
-from app.bus import Keys
+from app.bus import RELEASE_IF_HELD, RENEW_IF_HELD, Keys
 
 _ACQUIRE = """
 -- KEYS: lease, fence counter.  ARGV: instance, ttl ms
@@ -27,16 +27,6 @@ v = ARGV[1] .. ':' .. fence
 redis.call('SET', KEYS[1], v, 'PX', ARGV[2])
 return v
 """
-_RENEW = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
-end
-return 0
-"""
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
 
 
 class AccountLease:
@@ -46,8 +36,8 @@ class AccountLease:
         self.ttl_ms = int(ttl_seconds * 1000)
         self.value: str | None = None
         self._acquire = redis.register_script(_ACQUIRE)
-        self._renew = redis.register_script(_RENEW)
-        self._release = redis.register_script(_RELEASE)
+        self._renew = redis.register_script(RENEW_IF_HELD)
+        self._release = redis.register_script(RELEASE_IF_HELD)
 
     async def acquire(self) -> str | None:
         """The lease value if we hold the account now, else None (another process does)."""

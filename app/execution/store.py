@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 from redis.asyncio import Redis
 
-from app.bus import Keys
+from app.bus import RELEASE_IF_HELD, Keys
 from app.execution.ledger import Ledger
 from app.models.alerts import Decision
 from app.models.orders import Fill, Order, OrderStatus
@@ -127,10 +127,6 @@ redis.call('SET', KEYS[1], ARGV[1])
 return 1
 """
 )
-_RELEASE_CLAIM = """
-if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
-return 0
-"""
 
 
 class FencedError(Exception):
@@ -154,7 +150,7 @@ class ExecutionStore:
         self.lease = lease
         # EVALSHA, loading the script again if Redis restarted without it
         self._claim = redis.register_script(_CLAIM)
-        self._release = redis.register_script(_RELEASE_CLAIM)
+        self._release = redis.register_script(RELEASE_IF_HELD)
         self._save_orders = redis.register_script(_SAVE_ORDERS)
         self._save_fill = redis.register_script(_SAVE_FILL)
         self._set_fenced = redis.register_script(_SET_FENCED)
