@@ -4,7 +4,7 @@ The source comes from ``TRADENOTE_SOURCE``: a path to a source tarball (upstream
 ``TradeNote-<tag>.tar.gz``), a path to an unpacked source tree, or a git URL with the tag
 after ``#`` (``https://github.com/Eleven-Trading/TradeNote.git#19.0.3``). Unset, the
 tarball in ``../shared/peers/tradenote`` next to the repository (or next to one of its
-parent directories) is used when present, else a build of the tested version already in
+parent directories, or ``/work/shared``) is used when present, else a build of the tested version already in
 the cache.
 
 The build (``npm install`` + ``vite build``, ~90 s) lands in
@@ -52,7 +52,9 @@ def source_setting() -> str:
     value = os.environ.get("TRADENOTE_SOURCE", "").strip()
     if value:
         return value
-    for parent in REPO.parents:  # ../shared/peers/tradenote next to the repository (or above)
+    # ../shared/peers/tradenote next to the repository (or above it); then this workplace's
+    # /work/shared, for a clone made elsewhere (a CI checkout under /tmp)
+    for parent in [*REPO.parents, Path("/work")]:
         if (parent / PEER_TARBALL).is_file():
             return str(parent / PEER_TARBALL)
     raise SourceMissing(
