@@ -1,6 +1,6 @@
 """Fault injection for a real Redis: a write whose reply is lost, a read while it is down.
 
-Wrap a bound async method (``store.save_fill``, ``redis.hsetnx``...) and assign the
+Wrap a bound async method (``store.save_fills``, ``PaperBroker._create``...) and assign the
 wrapper back; the real server still executes whatever is sent.
 """
 

@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 from redis.asyncio import Redis
 
+from app.autopipeline import AutoPipeline
 from app.brokers.base import BrokerError, BrokerEvent, BrokerOrderState, EventHandler
 from app.bus import Keys
 from app.models.market import Quote
@@ -47,6 +48,7 @@ class PaperBroker:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.redis = redis
+        self._batch = AutoPipeline(redis)  # a batch of orders' records: one write
         self.quotes = quotes
         self.account = account
         self.slippage = slippage_bps / 10_000
@@ -91,7 +93,7 @@ class PaperBroker:
             price = self._fill_price(record, quote)
             if price is not None:
                 fill, record = self._filled(record, price)
-        if not await self.redis.hsetnx(self.key, order.id, orjson.dumps(record)):
+        if not await self._create(order.id, orjson.dumps(record)):
             existing = orjson.loads(await self.redis.hget(self.key, order.id) or b"{}")
             if existing.get("broker_order_id") != record["broker_order_id"]:
                 # resubmit of an order we already hold (e.g. after a restart): idempotent
@@ -260,6 +262,11 @@ class PaperBroker:
         await self._emit(
             BrokerEvent(record["order"]["id"], status, record["broker_order_id"], reason=reason)
         )
+
+    async def _create(self, order_id: str, raw: bytes) -> bool:
+        """Store a new order's record unless one exists (HSETNX; the submits of a batch
+        of orders go out together)."""
+        return bool(await self._batch.command("HSETNX", self.key, order_id, raw))
 
     async def _save(self, record: dict[str, Any]) -> None:
         await self.redis.hset(self.key, record["order"]["id"], orjson.dumps(record))

@@ -26,6 +26,7 @@ from redis.exceptions import RedisError
 from app.brokers.base import Broker, BrokerError, BrokerEvent, BrokerTimeoutError
 from app.execution.accounts import DEFAULT_ACCOUNT
 from app.execution.brackets import Brackets
+from app.execution.events import EventBatches
 from app.execution.ledger import Checkpoint, Ledger
 from app.execution.planner import plan
 from app.execution.reconcile import Reconciler
@@ -33,6 +34,7 @@ from app.execution.sizing import SizingConfig, SizingError, SizingRule
 from app.execution.store import (
     INSTANCE_TTL_SECONDS,
     ExecutionStore,
+    FillWrite,
     OrderExistsError,
 )
 from app.models.alerts import Alert, AlertAction, Decision
@@ -83,6 +85,17 @@ class _Parked:
     now: float
 
 
+@dataclass(slots=True)
+class _Booked:
+    """A fill booked in memory, not yet stored: what storing it writes, and what undoes it."""
+
+    event: BrokerEvent
+    order: Order
+    write: FillWrite
+    before: tuple[OrderStatus, int, float | None, float]
+    checkpoint: Checkpoint
+
+
 def alert_key(alert: Alert) -> str:
     """``alert_id`` if given, else a hash of strategy, ticker, action and alert time."""
     if alert.alert_id:
@@ -127,6 +140,7 @@ class ExecutionEngine:
         self.brackets = Brackets()  # stop-loss / take-profit exits of filled entries
         self.reconciler = Reconciler(self)  # in line with the broker and Redis
         self._lock = asyncio.Lock()
+        self._events = EventBatches(self._handle_events)  # broker events, batched in order
         self._tasks: set[asyncio.Task[None]] = set()
         self._inflight: dict[str, asyncio.Future[Decision]] = {}
         self._watcher: asyncio.Task[None] | None = None
@@ -617,34 +631,108 @@ class ExecutionEngine:
             self.risk.on_order_done(order.id)
 
     async def on_broker_event(self, event: BrokerEvent) -> None:
-        async with self._lock:
-            order = self.orders.get(event.order_id) or await self.store.get_order(event.order_id)
-            if order is None:
-                log.warning("broker event for unknown order %s", event.order_id)
-                return
-            if event.broker_order_id and not order.broker_order_id:
-                order.broker_order_id = event.broker_order_id
-            if event.fill is not None:
-                await self._apply_fill(order, event.fill)
-            elif (
-                event.status is not OrderStatus.SUBMITTED
-                or order.status is OrderStatus.NEW
-                or order.status is OrderStatus.UNKNOWN
-            ):
-                await self._transition(order, event.status, event.reason)
+        """Queued and handled in arrival order; fills that arrive together are booked
+        together (see ``_handle_events``). Returns once this event is handled."""
+        await self._events.put(event)
 
-    async def _apply_fill(self, order: Order, fill: Fill) -> None:
-        """Book a fill in memory, store it, and undo it if the store says it was booked
-        before (a replay or redelivery: the save script is the one dedupe) or failed."""
+    async def _handle_events(self, events: list[BrokerEvent]) -> list[BaseException | None]:
+        """A batch of broker events, in order: each run of fills is booked in memory and
+        stored in one write, a status change on its own."""
+        outcomes: list[BaseException | None] = [None] * len(events)
+        run: list[int] = []  # positions of the fills waiting to be stored together
+        for i, event in enumerate([*events, None]):
+            if event is not None and event.fill is not None:
+                run.append(i)
+                continue
+            if run:
+                error = await self._book_fills([events[j] for j in run])
+                for j in run:
+                    outcomes[j] = error
+                run = []
+            if event is None:
+                break
+            try:
+                async with self._lock:
+                    await self._status_event(event)
+            except Exception as exc:  # (its caller gets it, as with a lone event)
+                outcomes[i] = exc
+        return outcomes
+
+    async def _event_order(self, event: BrokerEvent) -> Order | None:
+        order = self.orders.get(event.order_id) or await self.store.get_order(event.order_id)
+        if order is None:
+            log.warning("broker event for unknown order %s", event.order_id)
+            return None
+        if event.broker_order_id and not order.broker_order_id:
+            order.broker_order_id = event.broker_order_id
+        return order
+
+    async def _status_event(self, event: BrokerEvent) -> None:
+        order = await self._event_order(event)
+        if order is not None and (
+            event.status is not OrderStatus.SUBMITTED
+            or order.status is OrderStatus.NEW
+            or order.status is OrderStatus.UNKNOWN
+        ):
+            await self._transition(order, event.status, event.reason)
+
+    async def _book_fills(self, events: list[BrokerEvent]) -> Exception | None:
+        """Book fills in memory, store them (one script), and undo them if the store says
+        some were booked before (a replay or redelivery: the script is the one dedupe; the
+        others are booked again without them) or the write failed.
+
+        Only this task books fills, so they are stored in the order booked. The engine
+        lock covers the booking and the undoing, not the write: alerts are decided
+        meanwhile, on a book that already holds these fills (they did happen at the
+        broker; only our record of them is in flight)."""
+        while events:
+            async with self._lock:
+                booked: list[_Booked] = []
+                for event in events:
+                    order = await self._event_order(event)
+                    if order is not None and event.fill is not None:
+                        booked.append(self._book_fill(order, event.fill, event))
+                if not booked:
+                    return None
+                # (the ledger is serialised here, under the lock; written when awaited)
+                saving = self.store.save_fills([b.write for b in booked], self.ledger)
+            try:
+                replays = await saving
+            except Exception as exc:
+                # stored or not (the reply may be what was lost): memory must not run ahead
+                # of Redis (the next fill would store these in its ledger, and a restart
+                # would replay them). Undo them; the watcher reloads the orders and ledger
+                # from Redis, then reconciles whatever is still missing.
+                async with self._lock:
+                    for b in reversed(booked):  # newest first: each checkpoint restored exactly
+                        self._undo_fill(b)
+                    self._reconcile_later.update(b.order.id for b in booked)
+                    self.reconciler._count_unresolved()
+                return exc
+            async with self._lock:
+                if replays:
+                    for b in reversed(booked):
+                        self._undo_fill(b)
+                    skip = set(replays)  # (a fill twice in the batch: its later copies)
+                    events = [b.event for i, b in enumerate(booked) if i not in skip]
+                    continue
+                for b in booked:
+                    self._fill_booked(b)
+                self._update_gauges()
+            return None
+        return None
+
+    def _book_fill(self, order: Order, fill: Fill, event: BrokerEvent) -> _Booked:
+        """The fill applied to the order and the ledger, in memory only."""
         if fill.account != self.label:  # the journal keeps each account apart
             fill = fill.model_copy(update={"account": self.label})
         before = (order.status, order.filled_quantity, order.avg_fill_price, order.updated_at)
         checkpoint = self.ledger.checkpoint(fill.symbol)
         now = self.clock()
-        submitted = None
+        submitted = ""
         if order.status is OrderStatus.NEW:  # filled on submit: store SUBMITTED with the fill
             order.status = OrderStatus.SUBMITTED
-            submitted = order.model_copy(update={"updated_at": now})
+            submitted = order.model_copy(update={"updated_at": now}).model_dump_json()
         prev = order.filled_quantity
         order.filled_quantity = prev + fill.quantity
         order.avg_fill_price = (
@@ -657,42 +745,31 @@ class ExecutionEngine:
         )
         order.updated_at = now
         self.ledger.apply_fill(fill)
-        try:
-            booked = await self.store.save_fill(fill, order, self.ledger, submitted=submitted)
-        except BaseException:
-            # stored or not (the reply may be what was lost): memory must not run ahead of
-            # Redis (the next fill would store this one in its ledger, and a restart would
-            # replay it). Undo it; the watcher reloads the order and ledger from Redis,
-            # then reconciles whatever is still missing.
-            self._undo_fill(order, before, checkpoint)
-            self._reconcile_later.add(order.id)
-            self.reconciler._count_unresolved()
-            raise
-        if not booked:  # booked before: a replay or a redelivery
-            self._undo_fill(order, before, checkpoint)
-            return
-        if submitted is not None:
+        write = FillWrite(fill, order.id, order.model_dump_json(), order.status.terminal, submitted)
+        return _Booked(event, order, write, before, checkpoint)
+
+    def _fill_booked(self, b: _Booked) -> None:
+        """What follows a stored fill: metrics, the risk book, brackets."""
+        fill, order = b.write.fill, b.order
+        if b.write.submitted_raw:
             ORDERS.labels(self.broker.name, OrderStatus.SUBMITTED.value).inc()
         FILLS.labels(self.broker.name).inc()
-        ORDERS.labels(self.broker.name, order.status.value).inc()
+        status = OrderStatus.FILLED if b.write.terminal else OrderStatus.PARTIALLY_FILLED
+        ORDERS.labels(self.broker.name, status.value).inc()
         self.risk.on_fill(
             fill.symbol, fill.intent, fill.quantity, fill.price, fill.time, order_id=order.id
         )
         self._sync_risk(fill.symbol)  # cash net of commissions, FIFO average: the ledger's
-        if order.status.terminal:
+        if b.write.terminal:
             self.orders.pop(order.id, None)
             self.risk.on_order_done(order.id)
             self.brackets.add(order)
-        self._update_gauges()
 
-    def _undo_fill(
-        self,
-        order: Order,
-        before: tuple[OrderStatus, int, float | None, float],
-        checkpoint: Checkpoint,
-    ) -> None:
-        order.status, order.filled_quantity, order.avg_fill_price, order.updated_at = before
-        self.ledger.restore(checkpoint)
+    def _undo_fill(self, b: _Booked) -> None:
+        b.order.status, b.order.filled_quantity, b.order.avg_fill_price, b.order.updated_at = (
+            b.before
+        )
+        self.ledger.restore(b.checkpoint)
 
     # -- quotes, brackets --------------------------------------------------------
     async def on_quote(self, quote: Quote) -> None:

@@ -21,6 +21,7 @@ import orjson
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from app.autopipeline import AutoPipeline
 from app.bus import Keys
 from app.execution.accounts import AccountsConfig, RouteTarget, scaled_quantity
 from app.execution.engine import alert_key
@@ -139,7 +140,7 @@ class Intake:
         self.waiter = waiter
         self.alert_ttl = alert_ttl
         self.wait_seconds = wait_seconds
-        self._take_in = redis.register_script(_TAKE_IN)
+        self._take_in = AutoPipeline(redis).script(_TAKE_IN)  # concurrent alerts: one write
 
     def route(self, alert: Alert) -> list[RouteTarget]:
         return self.accounts.route(alert.strategy)

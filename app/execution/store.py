@@ -4,11 +4,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 from redis.asyncio import Redis
 
+from app.autopipeline import AutoPipeline
 from app.bus import RELEASE_IF_HELD, Keys
 from app.execution.ledger import Ledger
 from app.models.alerts import Decision
@@ -89,34 +92,54 @@ end
 return 1
 """
 )
-_SAVE_FILL = (
+_SAVE_FILLS = (
     _FENCE
     + """
--- KEYS: fills seen, fills stream, order, orders stream, open set, ledger, events channel,
---       the symbol's fill index, the lease
--- ARGV: fill id, fill json, order id, order json, terminal ('1'|''), ledger json, maxlen,
---       fill event, order event, earlier SUBMITTED order json or '', fill time,
---       index cap, trace pairs..., our lease
+-- A batch of fills, their orders' transitions and the ledger after them, all or nothing.
+-- KEYS: fills seen, fills stream, orders stream, open set, ledger, events channel, then
+--       per fill: its order, its symbol's fill index; the lease
+-- ARGV: n, maxlen, index cap, ledger json, n trace pairs, trace pairs..., then per fill:
+--       fill id, fill json, order id, order json, terminal ('1'|''), earlier SUBMITTED
+--       order json or '', fill time; our lease
+-- Returns the (0-based) positions of fills booked before (a replay): then nothing is
+-- written and the caller books the rest again without them; {} when stored.
+local n = tonumber(ARGV[1])
+local t = 5 + 2 * tonumber(ARGV[5])
 local trace = {}
-for i = 13, #ARGV - 1 do trace[#trace + 1] = ARGV[i] end
-if redis.call('SADD', KEYS[1], ARGV[1]) == 0 then
-  -- booked already: by this very call (retried after its reply was lost), or before
-  if redis.call('GET', KEYS[3]) == ARGV[4] then return 1 end
-  return 0
+for i = 6, t do trace[#trace + 1] = ARGV[i] end
+local dups, fresh, here = {}, {}, {}
+for i = 0, n - 1 do
+  local a = t + 7 * i
+  local id = ARGV[a + 1]
+  if here[id] then
+    dups[#dups + 1] = i  -- twice in this batch
+  elseif redis.call('SISMEMBER', KEYS[1], id) == 1 then
+    -- booked before, or by this very call (retried after its reply was lost)
+    if redis.call('GET', KEYS[7 + 2 * i]) ~= ARGV[a + 4] then dups[#dups + 1] = i end
+  else
+    fresh[#fresh + 1] = i
+  end
+  here[id] = true
 end
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[7], '*', 'fill', ARGV[2], unpack(trace))
-redis.call('ZADD', KEYS[8], ARGV[11], ARGV[2])
-redis.call('ZREMRANGEBYRANK', KEYS[8], 0, -(tonumber(ARGV[12]) + 1))
-if ARGV[10] ~= '' then
-  redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[7], '*', 'order', ARGV[10], unpack(trace))
+if #dups > 0 then return dups end
+for _, i in ipairs(fresh) do
+  local a = t + 7 * i
+  local fill, order = ARGV[a + 2], ARGV[a + 4]
+  redis.call('SADD', KEYS[1], ARGV[a + 1])
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'fill', fill, unpack(trace))
+  redis.call('ZADD', KEYS[8 + 2 * i], ARGV[a + 7], fill)
+  redis.call('ZREMRANGEBYRANK', KEYS[8 + 2 * i], 0, -(tonumber(ARGV[3]) + 1))
+  if ARGV[a + 6] ~= '' then
+    redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[2], '*', 'order', ARGV[a + 6], unpack(trace))
+  end
+  redis.call('SET', KEYS[7 + 2 * i], order)
+  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[2], '*', 'order', order, unpack(trace))
+  if ARGV[a + 5] == '1' then redis.call('SREM', KEYS[4], ARGV[a + 3]) end
+  redis.call('PUBLISH', KEYS[6], '{"type":"fill","data":' .. fill .. '}')
+  redis.call('PUBLISH', KEYS[6], '{"type":"order","data":' .. order .. '}')
 end
-redis.call('SET', KEYS[3], ARGV[4])
-redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[7], '*', 'order', ARGV[4], unpack(trace))
-if ARGV[5] == '1' then redis.call('SREM', KEYS[5], ARGV[3]) end
-redis.call('SET', KEYS[6], ARGV[6])
-redis.call('PUBLISH', KEYS[7], ARGV[8])
-redis.call('PUBLISH', KEYS[7], ARGV[9])
-return 1
+if #fresh > 0 then redis.call('SET', KEYS[5], ARGV[4]) end
+return {}
 """
 )
 _SET_FENCED = (
@@ -127,6 +150,18 @@ redis.call('SET', KEYS[1], ARGV[1])
 return 1
 """
 )
+
+
+@dataclass(frozen=True, slots=True)
+class FillWrite:
+    """A fill as booked, with its order's state right after it (JSON, taken at booking:
+    two fills of one order in a batch store both states, in order)."""
+
+    fill: Fill
+    order_id: str
+    order_raw: str
+    terminal: bool
+    submitted_raw: str = ""  # the order's SUBMITTED state, when the fill came first
 
 
 class FencedError(Exception):
@@ -148,11 +183,13 @@ class ExecutionStore:
         self.account = account
         self.keys = Keys.account(account)
         self.lease = lease
-        # EVALSHA, loading the script again if Redis restarted without it
+        # EVALSHA, loading the script again if Redis restarted without it; the writes of
+        # a batch of alerts (and of their fills) go out together
+        self.batch = AutoPipeline(redis)
         self._claim = redis.register_script(_CLAIM)
         self._release = redis.register_script(RELEASE_IF_HELD)
-        self._save_orders = redis.register_script(_SAVE_ORDERS)
-        self._save_fill = redis.register_script(_SAVE_FILL)
+        self._save_orders = self.batch.script(_SAVE_ORDERS)
+        self._save_fills = redis.register_script(_SAVE_FILLS)  # (batched by the engine)
         self._set_fenced = redis.register_script(_SET_FENCED)
 
     def _fenced(self, result: Any) -> Any:
@@ -281,49 +318,50 @@ class ExecutionStore:
         return [Order.model_validate_json(r) for r in raws if r]
 
     # -- fills and the ledger ----------------------------------------------------
-    async def save_fill(
-        self, fill: Fill, order: Order, ledger: Ledger, *, submitted: Order | None = None
-    ) -> bool:
-        """Fill, order transition and ledger in one atomic script: all or nothing. False
-        (nothing written) when the fill was booked before: the caller undoes its own.
+    def save_fills(self, fills: Sequence[FillWrite], ledger: Ledger) -> Awaitable[list[int]]:
+        """Fills (in booking order), their orders' transitions and ``ledger`` (the book
+        after all of them) in one atomic script: all or nothing. Returns the positions of
+        fills booked before (a replay or redelivery): then nothing is written, and the
+        caller undoes its booking and books the others again without them.
 
-        ``submitted`` is the order's SUBMITTED state when the fill arrived before that
-        transition was stored (a paper market order fills on submit): it goes into the
-        orders stream first, so the stream still holds every transition.
-        """
-        order_raw = order.model_dump_json()
-        fill_raw = fill.model_dump_json()
+        What is written (the ledger too) is taken at the call; the write happens when the
+        result is awaited (the engine books under its lock and waits outside it)."""
         k = self.keys
-        result = await self._save_fill(
-            keys=[
-                k.fills_seen,
-                Keys.FILLS_STREAM,
-                Keys.order(order.id),
-                Keys.ORDERS_STREAM,
-                k.open_orders,
-                k.ledger,
-                Keys.EVENTS_CHANNEL,
-                Keys.fills_by_symbol(fill.symbol),
-                k.lease,
-            ],
-            args=[
-                fill.id,
-                fill_raw,
-                order.id,
-                order_raw,
-                "1" if order.status.terminal else "",
-                orjson.dumps(ledger.to_dict()),
-                STREAM_MAXLEN,
-                b'{"type":"fill","data":' + fill_raw.encode() + b"}",
-                b'{"type":"order","data":' + order_raw.encode() + b"}",
-                submitted.model_dump_json() if submitted is not None else "",
-                repr(fill.time),
-                FILLS_PER_SYMBOL,
-                *_trace_fields(),  # the journal continues the webhook's trace
-                self.lease or "",
-            ],
-        )
-        return bool(self._fenced(result))
+        keys: list[Any] = [
+            k.fills_seen,
+            Keys.FILLS_STREAM,
+            Keys.ORDERS_STREAM,
+            k.open_orders,
+            k.ledger,
+            Keys.EVENTS_CHANNEL,
+        ]
+        trace = _trace_fields()  # the journal continues the webhook's trace
+        args: list[Any] = [
+            len(fills),
+            STREAM_MAXLEN,
+            FILLS_PER_SYMBOL,
+            orjson.dumps(ledger.to_dict()),
+            len(trace) // 2,
+            *trace,
+        ]
+        for w in fills:
+            keys += [Keys.order(w.order_id), Keys.fills_by_symbol(w.fill.symbol)]
+            args += [
+                w.fill.id,
+                w.fill.model_dump_json(),
+                w.order_id,
+                w.order_raw,
+                "1" if w.terminal else "",
+                w.submitted_raw,
+                repr(w.fill.time),
+            ]
+        keys.append(k.lease)
+        args.append(self.lease or "")
+        return self._send_fills(keys, args)
+
+    async def _send_fills(self, keys: list[Any], args: list[Any]) -> list[int]:
+        result = self._fenced(await self._save_fills(keys=keys, args=args))
+        return [int(i) for i in result]
 
     async def load_ledger(self, account: str | None = None) -> Ledger | None:
         raw = await self.redis.get(Keys.ledger(account or self.account))

@@ -295,14 +295,15 @@ async def test_a_paper_order_whose_write_failed_or_was_not_acknowledged_is_fille
     )
     await engine.start()
     hit = Lost()
-    redis.hsetnx = fault(redis.hsetnx, log=hit)  # type: ignore[method-assign]
+    broker = engine.broker
+    broker._create = fault(broker._create, log=hit)  # type: ignore[attr-defined]
     try:
         decision = await engine.handle_alert(
             Alert(ticker="AAPL", action=AlertAction.BUY, quantity=3, alert_id="first-write")
         )
         assert decision.status == "accepted" and decision.order_id
         await asyncio.sleep(0.1)
-        assert [key for _, key, _ in hit.hits] == [decision.order_id]
+        assert [key for key, _ in hit.hits] == [decision.order_id]
         stored = await engine.store.get_order(decision.order_id)
         assert stored is not None and stored.status.value == "new", stored
         for _ in range(100):  # the watcher looks every 5 s

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from prometheus_client import REGISTRY
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from app.brokers.base import BrokerEvent
 from app.brokers.paper import PaperBroker
@@ -429,13 +430,13 @@ async def test_a_paper_write_retried_after_its_reply_was_lost_still_reports_the_
     tape = Tape()
     tape.set("AAPL", 100.0)
     eng = make_engine(redis, tape)
-    real = redis.hsetnx
+    real = eng.broker._create  # type: ignore[attr-defined]
 
-    async def retried(name: str, key: str, value: bytes) -> bool:
-        await real(name, key, value)  # the first try lands; its reply is lost
-        return bool(await real(name, key, value))  # redis-py's retry finds the record: 0
+    async def retried(key: str, value: bytes) -> bool:
+        await real(key, value)  # the first try lands; its reply is lost
+        return bool(await real(key, value))  # redis-py's retry finds the record: 0
 
-    redis.hsetnx = retried  # type: ignore[method-assign]
+    eng.broker._create = retried  # type: ignore[attr-defined]
     await eng.start()
     try:
         d = await eng.handle_alert(Alert(ticker="AAPL", action="buy", quantity=3, alert_id="r1"))
@@ -456,7 +457,7 @@ async def test_a_fill_that_could_not_be_stored_is_undone_then_reconciled_once(
     tape.set("AAPL", 100.0)
     eng = make_engine(redis, tape)
     failed = Lost()
-    eng.store.save_fill = fails(eng.store.save_fill, log=failed)  # type: ignore[method-assign]
+    eng.store.save_fills = fails(eng.store.save_fills, log=failed)  # type: ignore[method-assign]
     await eng.start()
     try:
         d = await eng.handle_alert(Alert(ticker="AAPL", action="buy", quantity=4, alert_id="u1"))
@@ -593,7 +594,7 @@ async def test_a_fill_stored_but_whose_reply_was_lost_is_taken_back_from_redis(
     tape.set("AAPL", 100.0)
     eng = make_engine(redis, tape)
     lost = Lost()
-    eng.store.save_fill = reply_lost(eng.store.save_fill, log=lost)  # type: ignore[method-assign]
+    eng.store.save_fills = reply_lost(eng.store.save_fills, log=lost)  # type: ignore[method-assign]
     await eng.start()
     try:
         d = await eng.handle_alert(Alert(ticker="AAPL", action="buy", quantity=6, alert_id="l1"))
@@ -657,3 +658,106 @@ async def test_a_fill_reported_twice_is_booked_once(
     assert eng.ledger.position("AAPL") == 10 and eng.ledger.cash == cash
     assert await eng.store.get_order(d.order_id or "") == order
     assert len(await eng.store.fills()) == 1
+
+
+# -- fills that arrive together: booked under one lock, stored in one write ------------------
+async def _resting(eng: ExecutionEngine, tape: Tape, symbol: str, qty: int, alert_id: str) -> Order:
+    """A buy limit far below the market: it rests at the paper broker, unfilled."""
+    tape.set(symbol, 100.0)
+    d = await eng.handle_alert(
+        Alert(
+            ticker=symbol,
+            action="buy",
+            quantity=qty,
+            order_type="limit",
+            price=90,
+            alert_id=alert_id,
+        )
+    )
+    await settle(eng)
+    assert d.status == "accepted" and d.order_id in eng.orders, d
+    return eng.orders[d.order_id or ""]
+
+
+def _fill(order: Order, fill_id: str, qty: int) -> BrokerEvent:
+    fill = Fill(
+        id=fill_id,
+        order_id=order.id,
+        broker="paper",
+        account="paper",
+        symbol=order.request.symbol,
+        intent="buy",
+        quantity=qty,
+        price=90.0,
+        time=time.time(),
+    )
+    status = (
+        OrderStatus.FILLED
+        if order.filled_quantity + qty >= order.request.quantity
+        else (OrderStatus.PARTIALLY_FILLED)
+    )
+    return BrokerEvent(order.id, status, order.broker_order_id, fill=fill)
+
+
+async def test_fills_that_arrive_together_are_stored_together_and_a_replay_among_them_is_dropped(
+    engine: tuple[ExecutionEngine, Tape],
+) -> None:
+    """Three fills reported at once, one of them a replay of a fill booked before: the
+    batch is refused whole (nothing written), the replay dropped, the other two stored in
+    one write; position, cash, orders and the stored ledger agree with the fills."""
+    eng, tape = engine
+    aapl = await _resting(eng, tape, "AAPL", 10, "b1")
+    msft = await _resting(eng, tape, "MSFT", 5, "b2")
+    first = _fill(aapl, "x-1", 4)
+    await eng.on_broker_event(first)
+    cash = eng.ledger.cash
+    sizes: list[int] = []
+    real = eng.store.save_fills
+
+    async def counted(fills: Any, ledger: Any) -> list[int]:
+        sizes.append(len(fills))
+        return await real(fills, ledger)
+
+    eng.store.save_fills = counted  # type: ignore[method-assign]
+    await asyncio.gather(
+        eng.on_broker_event(first),  # the replay
+        eng.on_broker_event(_fill(aapl, "x-2", 6)),
+        eng.on_broker_event(_fill(msft, "x-3", 5)),
+    )
+    assert sizes == [3, 2]  # refused whole for the replay, then the two others at once
+    assert eng.ledger.position("AAPL") == 10 and eng.ledger.position("MSFT") == 5
+    assert eng.ledger.cash == pytest.approx(cash - 11 * 90.0)
+    assert sorted(f.id for f in await eng.store.fills()) == ["x-1", "x-2", "x-3"]
+    for order in (aapl, msft):
+        stored = await eng.store.get_order(order.id)
+        assert stored is not None and stored.status is OrderStatus.FILLED, stored
+        assert stored.filled_quantity == order.request.quantity
+    ledger = await eng.store.load_ledger()
+    assert ledger is not None and ledger.to_dict() == eng.ledger.to_dict()
+
+
+async def test_a_batch_of_fills_whose_write_failed_is_undone_whole(
+    engine: tuple[ExecutionEngine, Tape],
+) -> None:
+    """Two fills of one order and one of another in one batch, the write failing: memory
+    goes back exactly to before the batch (newest undone first), every order is left
+    for the watcher to reconcile, and each reporter is told of the failure."""
+    eng, tape = engine
+    aapl = await _resting(eng, tape, "AAPL", 10, "c1")
+    msft = await _resting(eng, tape, "MSFT", 5, "c2")
+    before = eng.ledger.to_dict()
+    states = [(o.status, o.filled_quantity, o.avg_fill_price) for o in (aapl, msft)]
+    failed = Lost()
+    eng.store.save_fills = fails(eng.store.save_fills, log=failed)  # type: ignore[method-assign]
+    results = await asyncio.gather(
+        eng.on_broker_event(_fill(aapl, "y-1", 4)),
+        eng.on_broker_event(_fill(aapl, "y-2", 6)),
+        eng.on_broker_event(_fill(msft, "y-3", 5)),
+        return_exceptions=True,
+    )
+    assert len(failed.hits) == 1  # one write for the three
+    assert all(isinstance(r, RedisError) for r in results), results
+    assert eng.ledger.to_dict() == before
+    assert [(o.status, o.filled_quantity, o.avg_fill_price) for o in (aapl, msft)] == states
+    assert {aapl.id, msft.id} <= eng._reconcile_later
+    assert await eng.store.fills() == []
