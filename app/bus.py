@@ -5,10 +5,12 @@ Nothing else in trader-ops spells a Redis key; grep here to see all state.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable
+from typing import Any
 
 import orjson
-from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio import BlockingConnectionPool, Connection, Redis
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -161,6 +163,25 @@ return 0
 """
 
 
+class _Connection(Connection):
+    """redis-py bounds each write with ``asyncio.wait_for``: on Python 3.11 a new task per
+    command sent. ``asyncio.timeout`` bounds it the same way without one."""
+
+    async def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        timeout = self.socket_timeout
+        if not timeout:
+            await super().send_packed_command(command, check_health)
+            return
+        self.socket_timeout = None  # (for this write only: redis-py's path without wait_for)
+        try:
+            async with asyncio.timeout(timeout):
+                await super().send_packed_command(command, check_health)
+        except TimeoutError:
+            raise RedisTimeoutError("Timeout writing to socket") from None
+        finally:
+            self.socket_timeout = timeout
+
+
 def create_redis(url: str, *, timeout: float = 2.0, max_connections: int = 256) -> Redis:
     """One pool per process; commands retry briefly on a dropped connection (Redis restart).
 
@@ -177,6 +198,8 @@ def create_redis(url: str, *, timeout: float = 2.0, max_connections: int = 256) 
         retry_on_error=[RedisConnectionError, RedisTimeoutError],
         decode_responses=False,
     )
+    if pool.connection_class is Connection:  # (TCP; unix sockets and TLS as redis-py has them)
+        pool.connection_class = _Connection
     return Redis(connection_pool=pool)
 
 

@@ -13,9 +13,15 @@ from app.config import Settings
 from app.datahub.services import Services
 
 
-async def get_services(request: Request) -> Services:
+def services_of(request: Request) -> Services:
+    """For the webhook, the one hot route: a dependency costs FastAPI a second pass of
+    parameter solving (query, headers, cookies) per request."""
     services: Services = request.app.state.services
     return services
+
+
+async def get_services(request: Request) -> Services:
+    return services_of(request)
 
 
 async def get_settings(services: Annotated[Services, Depends(get_services)]) -> Settings:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import ipaddress
@@ -38,13 +39,21 @@ def sign(key: str, body: bytes) -> str:
 def client_address(request: Request, trusted_proxies: Iterable[str]) -> str:
     """The caller's address; ``X-Forwarded-For`` counts only when the peer is a trusted proxy."""
     peer = request.client.host if request.client else ""
-    networks = [ipaddress.ip_network(p, strict=False) for p in trusted_proxies]
+    proxies = tuple(trusted_proxies)
+    if not proxies:  # (the common case, on every webhook: nothing to parse)
+        return peer
+    networks = _networks(proxies)
     hops = [h.strip() for h in request.headers.get("x-forwarded-for", "").split(",") if h.strip()]
     addr = peer
     # walk right to left: the first hop that is not one of our proxies is the client
     while hops and _in(addr, networks):
         addr = hops.pop()
     return addr
+
+
+@functools.lru_cache(maxsize=16)
+def _networks(proxies: tuple[str, ...]) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    return [ipaddress.ip_network(p, strict=False) for p in proxies]
 
 
 def _in(addr: str, networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> bool:

@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from redis.exceptions import RedisError
 
 from app.config import Settings
-from app.datahub.deps import ServicesDep
+from app.datahub.deps import services_of
 from app.datahub.errors import WebhookRejection
 from app.datahub.intake_guards import freshness_problem, source_refusal
 from app.datahub.openapi import alert_request_body
@@ -89,9 +89,10 @@ async def _read_body(request: Request) -> bytes | None:
         },
     },
 )
-async def tradingview(request: Request, services: ServicesDep) -> Response:
+async def tradingview(request: Request) -> Response:
     """Take one alert; answer with the decision (accepted with order id, denied with reason)."""
     started = time.perf_counter()
+    services = services_of(request)
     settings = services.settings
     addr = client_address(request, settings.trusted_proxies)
     refusal = source_refusal(addr, "x-signature" in request.headers, settings)
