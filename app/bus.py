@@ -48,7 +48,7 @@ class Keys:
     FILLS_STREAM = f"{PREFIX}:stream:fills"  # every fill: the journal consumes this
     ALERTS_STREAM = f"{PREFIX}:stream:alerts"  # every decision (one per alert and account)
     EVENTS_CHANNEL = f"{PREFIX}:ch:events"  # order/fill events for WebSocket clients
-    DECISIONS_CHANNEL = f"{PREFIX}:ch:decisions"  # decisions and command results, for intake
+    DECISIONS_CHANNEL = f"{PREFIX}:ch:decisions"  # command results and replayed decisions
     FILLS_INDEXED = f"{PREFIX}:fills:indexed"  # set once the per-symbol index covers the stream
     EXECUTION_GROUP = "execution"  # consumer group on every account's inbound streams
     EXECUTION_CONSUMER = "engine"  # one name: a new lease holder owns what the last left pending
@@ -57,6 +57,11 @@ class Keys:
     def account(account: str) -> AccountKeys:
         """Every key of one trading account (its book, orders, alerts, kill switch, lease)."""
         return AccountKeys(account)
+
+    @staticmethod
+    def decisions_for(process: str) -> str:
+        """One intake process's channel: the decisions of the alerts it took in."""
+        return f"{PREFIX}:ch:decisions:{process}"
 
     @staticmethod
     def intake(alert_id: str) -> str:

@@ -249,14 +249,20 @@ class ExecutionEngine:
             self._spawn(self.reconciler._adopt_at_session_start())
 
     async def handle_alert(
-        self, alert: Alert, rule: SizingRule | None = None, *, fresh: bool = False
+        self,
+        alert: Alert,
+        rule: SizingRule | None = None,
+        *,
+        fresh: bool = False,
+        reply: str | None = None,
     ) -> Decision:
         """Decide one alert for this account (``rule``: the route's sizing, if it has one).
 
         ``fresh``: delivered for the first time from the account's stream to the lease
         holder. Intake appends an alert id once, ever, and only the holder writes (fenced),
         so no earlier decision or rival decider can exist: the claim round trip is skipped.
-        A redelivery (after a crash or a failed attempt) takes the full claim path."""
+        A redelivery (after a crash or a failed attempt) takes the full claim path.
+        ``reply``: the channel of the intake process that waits for the decision."""
         alert_id = alert_key(alert)
         inflight = self._inflight.get(alert_id)
         if inflight is not None:  # a copy is being decided in this process: share its answer
@@ -283,7 +289,7 @@ class ExecutionEngine:
                     return found
                 log.warning("alert %s: its claimant stopped before deciding; deciding it", alert_id)
             try:
-                decision = await self._decide(alert, alert_id, token, rule)
+                decision = await self._decide(alert, alert_id, token, rule, reply)
             except ClaimLostError:
                 log.warning("alert %s: claim lost while deciding; not placed here", alert_id)
                 if await self.store.alert_decision(alert_id) is None:  # expired, not taken
@@ -338,7 +344,12 @@ class ExecutionEngine:
         )
 
     async def _decide(
-        self, alert: Alert, alert_id: str, token: str, rule: SizingRule | None = None
+        self,
+        alert: Alert,
+        alert_id: str,
+        token: str,
+        rule: SizingRule | None = None,
+        reply: str | None = None,
     ) -> Decision:
         """Decide under the engine lock (in memory only), then persist, then answer.
 
@@ -396,7 +407,9 @@ class ExecutionEngine:
                 for order in orders:
                     self.orders[order.id] = order
         if denial is not None:
-            if not await self.store.save_alert([], denial, ttl=self.alert_ttl, token=token):
+            if not await self.store.save_alert(
+                [], denial, ttl=self.alert_ttl, token=token, channel=reply
+            ):
                 raise ClaimLostError(alert_id)
             return denial
         decision = Decision(
@@ -409,7 +422,9 @@ class ExecutionEngine:
             else f"accepted as {len(orders)} orders: {', '.join(o.id for o in orders)}",
         )
         try:
-            saved = await self.store.save_alert(orders, decision, ttl=self.alert_ttl, token=token)
+            saved = await self.store.save_alert(
+                orders, decision, ttl=self.alert_ttl, token=token, channel=reply
+            )
         except OrderExistsError:
             self._forget(orders, now)
             denial = Decision(
@@ -420,7 +435,9 @@ class ExecutionEngine:
                 message="this alert's order is stored already (an alert replayed after its "
                 "idempotency window); the stored order is unchanged, nothing placed",
             )
-            if not await self.store.save_alert([], denial, ttl=self.alert_ttl, token=token):
+            if not await self.store.save_alert(
+                [], denial, ttl=self.alert_ttl, token=token, channel=reply
+            ):
                 raise ClaimLostError(alert_id) from None
             return denial
         except BaseException as exc:
@@ -572,7 +589,8 @@ class ExecutionEngine:
     async def _submit(self, order: Order) -> None:
         start = time.perf_counter()
         try:
-            broker_id = await asyncio.wait_for(self.broker.submit(order), self.broker_timeout)
+            async with asyncio.timeout(self.broker_timeout):  # (no wait_for task per order)
+                broker_id = await self.broker.submit(order)
         except (TimeoutError, BrokerTimeoutError) as exc:
             BROKER_ERRORS.labels(self.broker.name, "submit").inc()
             self.risk.on_broker_result(False)

@@ -29,6 +29,7 @@ from app.models.alerts import Alert, Decision
 from app.observability.tracing import inject_context
 
 STREAM_MAXLEN = 100_000
+DUPLICATE_POLL_SECONDS = 0.02
 COMMAND_RESULT_TTL = 3600
 _TAKE_IN = """
 -- KEYS: the intake key, then one alert stream per routed account
@@ -61,11 +62,14 @@ class TakenIn:
 
 
 class Waiter:
-    """One pub/sub subscription per process on the decisions channel: callers wait on a
+    """One pub/sub subscription per process: its own decisions channel (engines publish the
+    decision of an alert to the channel of the process that took it in, so each process
+    parses only its own) and the shared one (command results, replays). Callers wait on a
     future per (account, alert id), or per command id, with no polling."""
 
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
+        self.channel = Keys.decisions_for(uuid.uuid4().hex[:12])
         self._futures: dict[tuple[str, str], list[asyncio.Future[dict[str, Any]]]] = {}
         self.connected = asyncio.Event()
 
@@ -109,7 +113,7 @@ class Waiter:
         while True:
             pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
             try:
-                await pubsub.subscribe(Keys.DECISIONS_CHANNEL)
+                await pubsub.subscribe(Keys.DECISIONS_CHANNEL, self.channel)
                 self.connected.set()
                 backoff = 0.1
                 async for message in pubsub.listen():
@@ -157,7 +161,7 @@ class Intake:
         try:
             trace = [item for pair in inject_context().items() for item in pair]
             args: list[Any] = [self.alert_ttl, orjson.dumps(accounts), STREAM_MAXLEN]
-            entries = [self._entry(alert, t, trace) for t in targets]
+            entries = [self._entry(alert, t, self.waiter.channel, trace) for t in targets]
             args.append(len(entries[0]))
             for entry in entries:
                 args += entry
@@ -168,13 +172,9 @@ class Intake:
             duplicate = first is not None
             if duplicate:  # answer with the first copy's routing and decisions
                 self.waiter.forget(keys, futures)
+                keys, futures = [], []
                 accounts = [str(a) for a in orjson.loads(first)]
-                keys = [(a, alert_id) for a in accounts]
-                futures = self.waiter.expect(keys)
-                stored = await self._stored(alert_id, accounts)
-                for future, decision in zip(futures, stored, strict=True):
-                    if decision is not None and not future.done():
-                        future.set_result(decision.model_dump())
+                return await self._duplicate(alert_id, accounts)
             pending = [f for f in futures if not f.done()]
             if pending:
                 await asyncio.wait(pending, timeout=self.wait_seconds)
@@ -186,22 +186,32 @@ class Intake:
                 decisions = [d or s for d, s in zip(decisions, stored, strict=True)]
         finally:
             self.waiter.forget(keys, futures)
-        if duplicate:
-            decisions = [
-                d.model_copy(update={"duplicate": True}) if d is not None else None
-                for d in decisions
-            ]
-        return TakenIn(alert_id, accounts, decisions, duplicate)
+        return TakenIn(alert_id, accounts, decisions, False)
+
+    async def _duplicate(self, alert_id: str, accounts: list[str]) -> TakenIn:
+        """A copy of an alert taken in before (maybe by another process, whose channel gets
+        the decisions): what is stored, read again for up to the wait while undecided."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.wait_seconds
+        while True:
+            stored = await self._stored(alert_id, accounts)
+            if all(d is not None for d in stored) or loop.time() >= deadline:
+                break
+            await asyncio.sleep(DUPLICATE_POLL_SECONDS)
+        decisions = [
+            d.model_copy(update={"duplicate": True}) if d is not None else None for d in stored
+        ]
+        return TakenIn(alert_id, accounts, decisions, True)
 
     @staticmethod
-    def _entry(alert: Alert, target: RouteTarget, trace: list[str]) -> list[Any]:
+    def _entry(alert: Alert, target: RouteTarget, reply: str, trace: list[str]) -> list[Any]:
         routed = alert
         if target.multiplier != 1.0:
             routed = alert.model_copy(
                 update={"quantity": scaled_quantity(alert.quantity, target.multiplier)}
             )
         sizing = target.sizing.model_dump_json() if target.sizing is not None else ""
-        fields: list[Any] = ["alert", routed.model_dump_json(), "sizing", sizing]
+        fields: list[Any] = ["alert", routed.model_dump_json(), "sizing", sizing, "reply", reply]
         # the trace context, padded so every entry has the same width
         return fields + trace
 

@@ -213,6 +213,7 @@ class AccountRunner:
             alert = Alert.model_validate_json(fields[b"alert"])
             raw_sizing = fields.get(b"sizing") or b""
             rule = SizingRule.model_validate_json(raw_sizing) if raw_sizing else None
+            reply = _text(fields[b"reply"]) if b"reply" in fields else None
         except (KeyError, ValueError) as exc:
             log.error("account %s: unreadable alert entry dropped: %s", self.account.id, exc)
             return True
@@ -222,7 +223,7 @@ class AccountRunner:
                 context=extract_context(fields),
                 attributes={"account": self.account.id, "alert.id": alert.alert_id or ""},
             ):
-                decision = await engine.handle_alert(alert, rule, fresh=fresh)
+                decision = await engine.handle_alert(alert, rule, fresh=fresh, reply=reply)
         except FencedError:
             raise
         except RetryLaterError as exc:

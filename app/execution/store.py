@@ -263,22 +263,36 @@ class ExecutionStore:
         await self._write([order], None, 0, None)
 
     async def save_alert(
-        self, orders: list[Order], decision: Decision, *, ttl: int, token: str
+        self,
+        orders: list[Order],
+        decision: Decision,
+        *,
+        ttl: int,
+        token: str,
+        channel: str | None = None,
     ) -> bool:
         """An alert's new orders (none for a denial) and its decision, atomically, fenced
         by the claim: False, and nothing written, when the claim ``token`` is no longer
         ours (our lease ran out, or our heartbeat stopped and another engine took over).
-        ``OrderExistsError`` when an order id is stored already (nothing written)."""
-        return await self._write(orders, decision, ttl, PENDING + token.encode() if token else None)
+        ``OrderExistsError`` when an order id is stored already (nothing written). The
+        decision is published on ``channel`` (the waiting intake's), else the shared one."""
+        claim = PENDING + token.encode() if token else None
+        return await self._write(orders, decision, ttl, claim, channel)
 
     async def _write(
-        self, orders: list[Order], decision: Decision | None, ttl: int, claim: bytes | None
+        self,
+        orders: list[Order],
+        decision: Decision | None,
+        ttl: int,
+        claim: bytes | None,
+        channel: str | None = None,
     ) -> bool:
         k = self.keys
         keys = [Keys.ORDERS_STREAM, k.open_orders, k.recent_orders, Keys.EVENTS_CHANNEL]
         keys += [Keys.order(o.id) for o in orders]
         if decision is not None:
-            keys += [k.alert(decision.alert_id), Keys.ALERTS_STREAM, Keys.DECISIONS_CHANNEL]
+            keys += [k.alert(decision.alert_id), Keys.ALERTS_STREAM]
+            keys.append(channel or Keys.DECISIONS_CHANNEL)
         keys.append(k.lease)
         trace = _trace_fields()
         args: list[Any] = [
