@@ -33,10 +33,16 @@ class Book:
     lots: Lots = field(default_factory=deque)  # [signed quantity, price], oldest first
     realized: float = 0.0
     last: float | None = None
+    # the sum of the lots, kept as they change (read many times per alert by the risk
+    # figures; FIFO matching changes the sum by exactly the fill's signed quantity)
+    _quantity: int = field(default=0, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self._quantity = int(sum(lot[0] for lot in self.lots))
 
     @property
     def quantity(self) -> int:
-        return int(sum(lot[0] for lot in self.lots))
+        return self._quantity
 
     @property
     def avg_price(self) -> float:
@@ -50,6 +56,7 @@ class Book:
         realized, remaining = match(self.lots, signed_qty, price)
         if remaining:
             self.lots.append([remaining, price])
+        self._quantity += signed_qty
         self.realized += realized
         return realized
 
@@ -144,6 +151,7 @@ class Ledger:
         """Replace a symbol's lots with one lot (reconciliation with the broker's book)."""
         book = self.books.setdefault(symbol, Book(symbol))
         book.lots = deque([[quantity, avg_price]]) if quantity else deque()
+        book._quantity = quantity
 
     def mark(self, symbol: str, last: float) -> None:
         book = self.books.get(symbol)

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from app.execution.ledger import Book, Ledger, trading_day
 from app.models.orders import Fill, Intent
@@ -97,3 +99,18 @@ def test_a_fill_that_could_not_be_stored_is_undone_exactly(
     assert ledger.to_dict() != before
     ledger.restore(cp)
     assert ledger.to_dict() == before
+
+
+@given(
+    st.lists(
+        st.tuples(st.integers(-50, 50).filter(bool), st.floats(1, 500)), min_size=1, max_size=40
+    )
+)
+def test_a_books_quantity_is_always_the_sum_of_its_lots(trades: list[tuple[int, float]]) -> None:
+    """The quantity is kept as fills come (not summed per read): it must never drift from
+    the lots, long, short, flipping, and after a round trip through the stored form."""
+    book = Book("AAPL")
+    for signed, price in trades:
+        book.apply(signed, price)
+        assert book.quantity == sum(q for q, _ in book.lots)
+    assert Book.from_dict(book.to_dict()).quantity == book.quantity == sum(s for s, _ in trades)
