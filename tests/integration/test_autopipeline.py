@@ -75,3 +75,33 @@ async def test_batches_of_any_size(redis: Redis, n: int) -> None:
     assert await asyncio.gather(*(pipe.command("INCR", "c") for _ in range(n))) == list(
         range(1, n + 1)
     )
+
+
+async def test_the_connection_packs_what_redis_py_packs(redis_srv: Any) -> None:
+    """Our connection packs with hiredis: every kind of argument the code sends reaches
+    Redis as redis-py would have sent it, and what hiredis refuses gets redis-py's error."""
+    from redis.exceptions import DataError
+
+    from app.bus import create_redis
+
+    client = create_redis(redis_srv.url)
+    try:
+        values: list[Any] = ["text", "é ü", b"\x00\xff", 7, -3, 0.1 + 0.2, 1e20, memoryview(b"mv")]
+        for i, value in enumerate(values):
+            await client.set(f"k{i}", value)
+        got = await client.mget([f"k{i}" for i in range(len(values))])
+        assert got == [
+            b"text",
+            "é ü".encode(),
+            b"\x00\xff",
+            b"7",
+            b"-3",
+            b"0.30000000000000004",
+            b"1e+20",
+            b"mv",
+        ]
+        assert await client.config_get("maxmemory")  # a command name with a space in it
+        with pytest.raises(DataError):
+            await client.set("k", None)  # type: ignore[arg-type]
+    finally:
+        await client.aclose()
