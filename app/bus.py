@@ -177,10 +177,9 @@ class _Connection(Connection):
 
     def pack_command(self, *args: Any) -> list[bytes]:
         first = args[0]
-        if isinstance(first, str) and " " in first:  # 'CONFIG GET': separate arguments
-            args = (*first.split(), *args[1:])
-        elif isinstance(first, bytes) and b" " in first:
-            args = (*first.split(), *args[1:])
+        name = first.encode() if isinstance(first, str) else first
+        if isinstance(name, bytes) and b" " in name:  # 'CONFIG GET': separate arguments
+            args = (*name.split(), *args[1:])
         try:
             return [hiredis.pack_command(args)]
         except TypeError:  # what hiredis cannot pack: redis-py's own error for it

@@ -34,7 +34,7 @@ async def serve(app: FastAPI, port: int | None = None) -> AsyncIterator[str]:
         yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
-        await asyncio.wait_for(task, 15)
+        await asyncio.wait_for(task, 30)  # (the lifespan bounds its own stop steps)
 
 
 def settings_for(redis_url: str, **overrides: Any) -> Any:

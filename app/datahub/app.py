@@ -52,6 +52,9 @@ def app_from_env() -> FastAPI:
     return create_app(settings)
 
 
+STOP_SECONDS = 8.0
+
+
 def create_app(settings: Settings, *, feed: Feed | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -110,7 +113,13 @@ def create_app(settings: Settings, *, feed: Feed | None = None) -> FastAPI:
         finally:
             hub.stopping = publisher.stopping = True
             if execution is not None:
-                await execution.stop()
+                try:  # a SIGTERM must end the process: hand the accounts over, bounded
+                    async with asyncio.timeout(STOP_SECONDS):
+                        await execution.stop()
+                except TimeoutError:
+                    log.warning(
+                        "execution did not stop within %.0f s; exiting anyway", STOP_SECONDS
+                    )
             for task in tasks:
                 task.cancel()
             _, stuck = await asyncio.wait(tasks, timeout=5)

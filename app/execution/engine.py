@@ -213,6 +213,7 @@ class ExecutionEngine:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._events.close()
         if self._heartbeat is not None:
             self._heartbeat.cancel()
         with contextlib.suppress(RedisError, OSError):  # gone: claims left are free at once

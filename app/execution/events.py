@@ -35,6 +35,13 @@ class EventBatches:
             self._drainer = loop.create_task(self._drain(), name="broker-events")
         await future
 
+    async def close(self) -> None:
+        """Stop handling (the engine is closing): whoever still waits is cancelled."""
+        drainer, self._drainer = self._drainer, None
+        if drainer is not None:
+            drainer.cancel()
+            await asyncio.gather(drainer, return_exceptions=True)
+
     async def _drain(self) -> None:
         try:
             await asyncio.sleep(0)  # the rest of this turn's events join the batch

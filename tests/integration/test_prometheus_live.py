@@ -278,6 +278,9 @@ class Traffic:
         return bool(body.get("status") == "filled")
 
 
+QUOTE_PUBLISHERS = "sum(traderops_quote_publisher)"
+
+
 async def ws_reader(url: str, connected: asyncio.Event) -> None:
     """A WebSocket client subscribed to quotes, draining frames until cancelled."""
     ws_url = url.replace("http://", "ws://") + "/stream"
@@ -356,6 +359,12 @@ async def test_dashboards_and_rules_against_a_live_prometheus(
                     timeout=10,
                     proc_log=log,
                 )
+
+                async def publishing() -> bool:  # (a lease renewal late on a loaded box
+                    # loses the lease for a moment: the panel reads the latest scrape)
+                    return any(v > 0 for v in values(await query(prom, QUOTE_PUBLISHERS)))
+
+                await poll("a quote publisher leading", publishing, timeout=15, proc_log=log)
                 await check_every_panel_query(prom)
                 await check_rule_groups(prom)
                 await check_traffic_by_label(prom)
