@@ -170,10 +170,18 @@ return 0
 
 
 class _Connection(Connection):
-    """Two costs of redis-py's asyncio connection on the execution path: each write is
+    """Three costs of redis-py's asyncio connection on the execution path: each write is
     bounded by ``asyncio.wait_for`` (on Python 3.11 a new task per command; ``asyncio.
     timeout`` bounds it the same way without one), and commands are packed in Python
-    (~75 us for a fill script's arguments; hiredis' packer, same bytes: ~8 us)."""
+    (~75 us for a fill script's arguments; hiredis' packer, same bytes: ~8 us), and each
+    pub/sub message is formatted for a debug line."""
+
+    def set_parser(self, parser_class: Any) -> None:
+        super().set_parser(parser_class)
+        # redis-py's default handler formats every pub/sub message for a debug log line
+        # (str() of the whole payload) whether or not debug logging is on
+        if getattr(self._parser, "pubsub_push_handler_func", None) is not None:
+            self._parser.set_pubsub_push_handler(_as_is)  # type: ignore[attr-defined]
 
     def pack_command(self, *args: Any) -> list[bytes]:
         first = args[0]
@@ -198,6 +206,10 @@ class _Connection(Connection):
             raise RedisTimeoutError("Timeout writing to socket") from None
         finally:
             self.socket_timeout = timeout
+
+
+async def _as_is(response: Any) -> Any:
+    return response
 
 
 def create_redis(url: str, *, timeout: float = 2.0, max_connections: int = 256) -> Redis:
