@@ -16,7 +16,9 @@
 # Settings (environment): TRADEROPS_PROFILES ("journal observability" = everything, the
 # default; "core" = datahub, kairos, redis only), TRADEROPS_ENV_FILE (.env),
 # COMPOSE_PROJECT_NAME (trader-ops), TRADEROPS_ENGINE (docker|podman), TRADEROPS_BIND,
-# TRADEROPS_DATAHUB_PORT, GRAFANA_PORT, TRADENOTE_PORT, TRADEROPS_WAIT_TIMEOUT (180 s).
+# TRADEROPS_DATAHUB_PORT, GRAFANA_PORT, TRADENOTE_PORT, TRADEROPS_WAIT_TIMEOUT (180 s),
+# TRADEROPS_TRADENOTE_DB (mongo, the default; postgres = the test-only override
+# deployment/compose/e2e-tradenote-postgres.yml, images from `scripts/images.sh tradenote`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$PWD"
@@ -40,6 +42,7 @@ ENGINE=""
 COMPOSE=()
 detect() {
   local want="${TRADEROPS_ENGINE:-}"
+  tradenote_db >/dev/null  # a wrong TRADEROPS_TRADENOTE_DB stops here, not in a subshell
   if [ "$want" != podman ] && command -v docker >/dev/null 2>&1 \
     && timeout 10 docker info >/dev/null 2>&1 && docker compose version >/dev/null 2>&1; then
     ENGINE=docker; COMPOSE=(docker compose); return 0
@@ -72,7 +75,17 @@ compose_files() {
     # CNI disables DNS on internal networks: see the comment in that file.
     files+=(-f "$ROOT/deployment/compose/podman-cni.yml")
   fi
+  # TradeNote on PostgreSQL (test-only: the e2e test on a machine with no registry).
+  local db
+  db="$(tradenote_db)"
+  [ "$db" = mongo ] || files+=(-f "$ROOT/deployment/compose/e2e-tradenote-postgres.yml")
   echo "${files[@]}"
+}
+tradenote_db() {
+  case "${TRADEROPS_TRADENOTE_DB:-mongo}" in
+    mongo|postgres) echo "${TRADEROPS_TRADENOTE_DB:-mongo}" ;;
+    *) die "TRADEROPS_TRADENOTE_DB=${TRADEROPS_TRADENOTE_DB}: mongo or postgres" ;;
+  esac
 }
 compose() {
   # Every profile is enabled so that down/ps/logs see all services; `up` names the services.
@@ -144,11 +157,18 @@ select_services() {
     case "$p" in
       core|"") ;;
       journal)
-        if image_available "${TRADENOTE_IMAGE:-docker.io/eleventrading/tradenote:19.0.3}" &&
-          image_available "${MONGO_IMAGE:-docker.io/library/mongo:7.0}"; then
-          services+=(mongo tradenote journal)
+        local db db_image
+        db="$(tradenote_db)"
+        if [ "$db" = postgres ]; then
+          db_image="${POSTGRES_IMAGE:-localhost/trader-ops-postgres:bookworm}"
         else
-          log "WARNING: profile journal skipped: TradeNote/MongoDB images cannot be pulled (no registry reachable?)"
+          db_image="${MONGO_IMAGE:-docker.io/library/mongo:7.0}"
+        fi
+        if image_available "${TRADENOTE_IMAGE:-docker.io/eleventrading/tradenote:19.0.3}" &&
+          image_available "$db_image"; then
+          services+=("$db" tradenote journal)
+        else
+          log "WARNING: profile journal skipped: the TradeNote or $db image cannot be had (no registry reachable? \`scripts/images.sh tradenote\` builds them here)"
         fi ;;
       observability)
         if image_available "${PROMETHEUS_IMAGE:-docker.io/prom/prometheus:v2.53.2}"; then

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Build the container images for `make up` (docker or podman), offline when no registry is
-# reachable. Usage: scripts/images.sh [all|base|wheels|app|redis|prometheus|alertmanager|print-env]
+# reachable. Usage:
+#   scripts/images.sh [all|base|wheels|app|redis|prometheus|alertmanager|tradenote|print-env]
 #
 #   registry reachable  -> the app image FROM python:3.11-slim-bookworm; Redis and Prometheus
 #                          from their official images (pulled).
@@ -10,6 +11,13 @@
 #
 # The choice is written to build/compose-images.env (TRADEROPS_IMAGE, REDIS_IMAGE,
 # PROMETHEUS_IMAGE), which scripts/compose.sh exports before calling compose.
+#
+# `tradenote` (not part of `all`; the e2e test runs it): with a registry, pulls TradeNote's and
+# MongoDB's images; without one, builds TradeNote from its source (the tree that
+# tests/tradenote/build.py builds and caches from TRADENOTE_SOURCE, plus the host's `node`)
+# and PostgreSQL + PostGIS from Debian's packages, for the test-only override
+# deployment/compose/e2e-tradenote-postgres.yml, and records TRADENOTE_IMAGE / POSTGRES_IMAGE.
+# Exit 3: no TradeNote source (or no npm/node) on this machine; nothing built.
 # Python dependencies come from a wheelhouse built on the host (.venv's pip, which knows this
 # machine's index and CA) into deployment/compose/wheels/, so the image build needs no PyPI.
 set -euo pipefail
@@ -47,6 +55,10 @@ LOCAL_BASE="${LOCAL_BASE_IMAGE:-localhost/trader-ops-debian:bookworm}"
 LOCAL_REDIS="localhost/trader-ops-redis:bookworm"
 LOCAL_PROMETHEUS="localhost/trader-ops-prometheus:bookworm"
 LOCAL_ALERTMANAGER="localhost/trader-ops-alertmanager:bookworm"  # always built here (render.py inside)
+LOCAL_POSTGRES="localhost/trader-ops-postgres:bookworm"
+LOCAL_TRADENOTE_REPO="localhost/trader-ops-tradenote"  # tag: <version>-<source hash>-<recipe hash>
+UPSTREAM_TRADENOTE="${UPSTREAM_TRADENOTE_IMAGE:-docker.io/eleventrading/tradenote:19.0.3}"
+UPSTREAM_MONGO="${UPSTREAM_MONGO_IMAGE:-docker.io/library/mongo:7.0}"
 UPSTREAM_DEBIAN="${UPSTREAM_DEBIAN_IMAGE:-docker.io/library/debian:bookworm-slim}"
 APP_IMAGE="${TRADEROPS_IMAGE:-localhost/trader-ops:latest}"
 STATE="$ROOT/build/compose-images.env"
@@ -155,8 +167,18 @@ build_app() {
   build "$APP_IMAGE" "$ROOT" Containerfile --build-arg "BASE_IMAGE=$1"
 }
 
+STATE_KEYS="TRADEROPS_IMAGES_MODE TRADEROPS_IMAGE REDIS_IMAGE PROMETHEUS_IMAGE"
+kept_state() { # the lines of the state file that `all` does not own (TradeNote's images)
+  [ -f "$STATE" ] || return 0
+  local re
+  re="^($(echo "$STATE_KEYS" | tr ' ' '|'))="
+  grep -Ev "$re" "$STATE" | grep -v '^#' || true
+}
+
 write_state() { # write_state MODE REDIS PROMETHEUS
   mkdir -p "$(dirname "$STATE")"
+  local kept
+  kept="$(kept_state)"
   cat >"$STATE" <<ENV
 # written by scripts/images.sh; read by scripts/compose.sh (variables already set win)
 TRADEROPS_IMAGES_MODE=$1
@@ -164,7 +186,86 @@ TRADEROPS_IMAGE=$APP_IMAGE
 REDIS_IMAGE=$2
 PROMETHEUS_IMAGE=$3
 ENV
+  [ -z "$kept" ] || printf '%s\n' "$kept" >>"$STATE"
   log "images: app $APP_IMAGE, redis $2, prometheus $3 (${STATE#"$ROOT"/})"
+}
+
+set_state() { # set_state KEY VALUE: replace or add one line, keep the others
+  mkdir -p "$(dirname "$STATE")"
+  local tmp
+  tmp="$(mktemp)"
+  { [ -f "$STATE" ] && grep -v "^$1=" "$STATE" || echo "# written by scripts/images.sh; read by scripts/compose.sh (variables already set win)"; } >"$tmp"
+  echo "$1=$2" >>"$tmp"
+  mv "$tmp" "$STATE"
+}
+
+# -- TradeNote (e2e): upstream images, or built here from the source on PostgreSQL -----------
+python_for_tests() {
+  if [ -x "$ROOT/.venv/bin/python" ]; then echo "$ROOT/.venv/bin/python"; else echo python3; fi
+}
+
+tradenote_build_tree() { # the cached TradeNote build (tests/tradenote/build.py, under a flock)
+  local out rc=0
+  out="$(CI=false "$(python_for_tests)" -m tests.tradenote.build)" || rc=$?
+  [ "$rc" -eq 0 ] || die "building TradeNote from its source failed (tests/tradenote/build.py, exit $rc)"
+  if [ -z "$out" ] || [ ! -f "$out/index.mjs" ]; then
+    log "no TradeNote source: set TRADENOTE_SOURCE (tarball, tree, or https://github.com/Eleven-Trading/TradeNote.git#19.0.3)"
+    exit 3
+  fi
+  echo "$out"
+}
+
+build_tradenote_local() {
+  local node tree recipe tag ctx t0=$SECONDS
+  node="$(command -v node || true)"
+  [ -n "$node" ] || { log "node is not installed (bash scripts/setup.sh)"; exit 3; }
+  tree="$(tradenote_build_tree)"
+  # The tag names what is inside: the build (version + source hash, the cache dir's name),
+  # the Containerfile, the Node version and the base image.
+  recipe="$(
+    {
+      cat deployment/compose/tradenote/Containerfile
+      "$node" --version
+      "$ENGINE" image inspect --format '{{.Id}}' "$LOCAL_BASE"
+    } | sha256sum | cut -c1-8
+  )"
+  tag="$LOCAL_TRADENOTE_REPO:$(basename "$tree")-$recipe"
+  if image_exists "$tag"; then
+    log "$tag exists"
+  else
+    ctx="$(mktemp -d /var/tmp/trader-ops-tradenote.XXXXXX)"
+    # shellcheck disable=SC2064
+    trap "rm -rf '$ctx'" EXIT
+    # Hard links when the cache is on the same file system (no copy of ~600 MB), else a copy.
+    cp -al "$tree" "$ctx/app" 2>/dev/null || { rm -rf "$ctx/app"; cp -a "$tree" "$ctx/app"; }
+    cp -L "$node" "$ctx/node"
+    build "$tag" "$ctx" deployment/compose/tradenote/Containerfile --build-arg "BASE_IMAGE=$LOCAL_BASE"
+    rm -rf "$ctx"
+    trap - EXIT
+  fi
+  set_state TRADENOTE_IMAGE "$tag"
+  log "TradeNote image $tag ready in $((SECONDS - t0)) s"
+}
+
+tradenote() {
+  if ! offline_mode; then
+    local img ok=1
+    for img in "$UPSTREAM_TRADENOTE" "$UPSTREAM_MONGO"; do
+      image_exists "$img" && continue
+      log "pull $img (timeout ${PULL_TIMEOUT}s)"
+      timeout "$PULL_TIMEOUT" "$ENGINE" pull -q "$img" >/dev/null 2>&1 || { ok=0; break; }
+    done
+    if [ "$ok" = 1 ]; then
+      set_state TRADENOTE_IMAGE "$UPSTREAM_TRADENOTE"
+      set_state MONGO_IMAGE "$UPSTREAM_MONGO"
+      return
+    fi
+    log "$img cannot be pulled: building TradeNote here, on PostgreSQL"
+  fi
+  build_base
+  build_tradenote_local
+  build "$LOCAL_POSTGRES" deployment/compose/postgres deployment/compose/postgres/Containerfile --build-arg "BASE_IMAGE=$LOCAL_BASE"
+  set_state POSTGRES_IMAGE "$LOCAL_POSTGRES"
 }
 
 all() {
@@ -195,7 +296,8 @@ case "${1:-all}" in
   redis) build_base; build "$LOCAL_REDIS" deployment/compose/redis deployment/compose/redis/Containerfile --build-arg "BASE_IMAGE=$LOCAL_BASE" ;;
   prometheus) build_base; build "$LOCAL_PROMETHEUS" deployment/compose/prometheus deployment/compose/prometheus/Containerfile --build-arg "BASE_IMAGE=$LOCAL_BASE" ;;
   alertmanager) build_base; build "$LOCAL_ALERTMANAGER" deployment/alertmanager deployment/compose/alertmanager/Containerfile --build-arg "BASE_IMAGE=$LOCAL_BASE" ;;
+  tradenote) tradenote ;;
   print-env) cat "$STATE" 2>/dev/null || true ;;
-  *) die "usage: $0 [all|base|wheels|app|redis|prometheus|alertmanager|print-env]" ;;
+  *) die "usage: $0 [all|base|wheels|app|redis|prometheus|alertmanager|tradenote|print-env]" ;;
 esac
 log "done in $((SECONDS - t_start)) s"

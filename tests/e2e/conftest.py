@@ -1,8 +1,15 @@
 """End-to-end fixtures: the real container stack under podman, built and started by the
 project's own scripts (scripts/images.sh, scripts/compose.sh), always torn down.
 
-Under CI (CI=true) a missing podman fails the run; elsewhere the stack tests are skipped with
-the command that installs it (bash scripts/setup.sh).
+The journal profile runs too: `scripts/images.sh tradenote` pulls TradeNote's and MongoDB's
+images, or, with no registry, builds TradeNote from its source (TRADENOTE_SOURCE, the build
+tests/tradenote/build.py caches) and PostgreSQL from Debian's packages; the stack then runs
+TradeNote on PostgreSQL (TRADEROPS_TRADENOTE_DB=postgres: the test-only override
+deployment/compose/e2e-tradenote-postgres.yml).
+
+Under CI (CI=true) a missing podman, or a TradeNote that cannot be built or started, fails
+the run; elsewhere the stack tests are skipped with the command that installs podman (bash
+scripts/setup.sh), and the journal tests when no TradeNote source is configured.
 """
 
 from __future__ import annotations
@@ -19,7 +26,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.servers import require_binary
+from tests.servers import IN_CI, require_binary
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_SH = ROOT / "scripts" / "compose.sh"
@@ -29,6 +36,9 @@ PROJECT = "trader-ops-e2e"
 BUILD_TIMEOUT = float(os.environ.get("E2E_BUILD_TIMEOUT", "900"))
 UP_TIMEOUT = float(os.environ.get("E2E_UP_TIMEOUT", "240"))
 DOWN_TIMEOUT = 120.0
+# The journal's TradeNote user: TradeNote's sign-up takes an e-mail address as the username.
+TRADENOTE_USER = "e2e-trader@example.test"
+NO_TRADENOTE_SOURCE = 3  # scripts/images.sh tradenote: no TradeNote source on this machine
 
 
 _CONFIG: pytest.Config | None = None
@@ -88,6 +98,9 @@ class Stack:
     secrets: dict[str, str]
     services: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    tradenote_url: str = ""
+    tradenote_db: str = ""  # mongo | postgres
+    journal_off: str = ""  # why the journal profile is not running (empty: it is)
 
     def container(self, service: str) -> str:
         out = run(
@@ -117,6 +130,28 @@ class Stack:
         )
 
 
+def tradenote_images(env: dict[str, str], timings: dict[str, float]) -> tuple[str, str]:
+    """Build (or pull) TradeNote's images: ("", db) when the journal profile can run, else
+    (the reason, ""). Under CI a TradeNote that cannot be had is a failure."""
+    progress("TradeNote images (scripts/images.sh tradenote; cached by version + build hash)")
+    t0 = time.monotonic()
+    proc = run(["bash", str(IMAGES_SH), "tradenote"], env=env, timeout=BUILD_TIMEOUT, check=False)
+    timings["tradenote_images"] = time.monotonic() - t0
+    if proc.returncode == NO_TRADENOTE_SOURCE and not IN_CI:
+        reason = f"no TradeNote source (set TRADENOTE_SOURCE): {proc.stderr.strip()[-300:]}"
+        progress(f"journal profile off: {reason}")
+        return reason, ""
+    if proc.returncode != 0:
+        raise AssertionError(
+            f"scripts/images.sh tradenote exited {proc.returncode}\n{proc.stderr[-3000:]}"
+        )
+    state = read_env(ROOT / "build" / "compose-images.env")
+    image = env.get("TRADENOTE_IMAGE") or state.get("TRADENOTE_IMAGE", "")
+    db = "postgres" if image.startswith("localhost/trader-ops-tradenote:") else "mongo"
+    progress(f"TradeNote image {image} (on {db}) in {timings['tradenote_images']:.0f} s")
+    return "", db
+
+
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     require_binary("podman")
@@ -142,11 +177,20 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     timings["images"] = time.monotonic() - t0
     progress(f"images ready in {timings['images']:.0f} s")
 
+    journal_off, tradenote_db = tradenote_images(env, timings)
+    if not journal_off:
+        env["TRADEROPS_PROFILES"] = "journal observability"
+        env["TRADEROPS_TRADENOTE_DB"] = tradenote_db
+        env["TRADEROPS_TRADENOTE_USERNAME"] = TRADENOTE_USER
+
     # A leftover stack from an interrupted run must not confuse this one.
     run(["bash", str(COMPOSE_SH), "down", "--volumes"], env=env, timeout=DOWN_TIMEOUT, check=False)
     try:
         progress(
-            f"starting core + observability as project {PROJECT} (datahub on 127.0.0.1:{port})"
+            f"starting core + {env['TRADEROPS_PROFILES']} as project {PROJECT} "
+            f"(datahub on 127.0.0.1:{port}"
+            + (f", TradeNote on {tradenote_db}" if not journal_off else "")
+            + ")"
         )
         t0 = time.monotonic()
         up = run(["bash", str(COMPOSE_SH), "up"], env=env, timeout=UP_TIMEOUT)
@@ -157,7 +201,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             ["podman", "ps", "--format", '{{index .Labels "com.docker.compose.service"}}',
              "--filter", f"label=com.docker.compose.project={PROJECT}"]
         ).stdout.split()  # fmt: skip
-        yield Stack(env, env_file, f"http://127.0.0.1:{port}", secrets, services, timings)
+        yield Stack(
+            env, env_file, f"http://127.0.0.1:{port}", secrets, services, timings,
+            tradenote_url=f"http://127.0.0.1:{env['TRADENOTE_PORT']}",
+            tradenote_db=tradenote_db, journal_off=journal_off,
+        )  # fmt: skip
         del up
     finally:
         progress("tearing the stack down (compose down --volumes)")

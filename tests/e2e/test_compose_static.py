@@ -182,6 +182,51 @@ def test_compose_config_renders_with_podman_compose(tmp_path: Path) -> None:
     assert rendered["services"]["datahub"]["ports"] == ["127.0.0.1:8000:8000"]
 
 
+def test_tradenote_on_postgres_override_renders(tmp_path: Path) -> None:
+    """The test-only override (TRADEROPS_TRADENOTE_DB=postgres): TradeNote's database URI
+    names the postgres service, TradeNote waits for it (not for mongo), postgres has the
+    contract every service has and publishes nothing."""
+    exe = shutil.which("podman-compose") or str(ROOT / ".venv-compose/bin/podman-compose")
+    if not Path(exe).exists():
+        message = "podman-compose not installed (bash scripts/setup.sh)"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    env_file = tmp_path / "env"
+    env_file.write_text("".join(f"{k}=x{i}\n" for i, k in enumerate(SECRET_KEYS)))
+    out = subprocess.run(
+        [exe, "--env-file", str(env_file), "-f", str(ROOT / "docker-compose.yml"),
+         "-f", str(ROOT / "deployment/compose/e2e-tradenote-postgres.yml"),
+         "--profile", "journal", "config"],
+        cwd=ROOT, capture_output=True, text=True, timeout=60, check=True,
+    ).stdout  # fmt: skip
+    services = yaml.safe_load(out)["services"]
+    password = read_env(env_file)["MONGO_PASSWORD"]
+    tn, pg = services["tradenote"], services["postgres"]
+    assert (
+        tn["environment"]["MONGO_URI"] == f"postgres://tradenote:{password}@postgres:5432/tradenote"
+    )
+    assert tn["environment"]["APP_ID"] == read_env(env_file)["TRADENOTE_APP_ID"]
+    assert set(tn["depends_on"]) == {"postgres"}
+    assert tn["read_only"] is True and tn["ports"] == ["127.0.0.1:8080:8080"]
+    assert pg["environment"]["POSTGRES_PASSWORD"] == password
+    assert pg["profiles"] == ["journal"] and "ports" not in pg
+    assert pg["healthcheck"]["test"][0] == "CMD" and pg["restart"] == "unless-stopped"
+    assert re.fullmatch(r"\d+[mg]", pg["mem_limit"]) and pg["read_only"] is True
+    assert "no-new-privileges:true" in pg["security_opt"]
+    assert any(v.endswith(":/var/lib/postgresql/data") for v in pg["volumes"])
+
+
+def test_compose_sh_rejects_an_unknown_tradenote_db(tmp_path: Path) -> None:
+    env = {**os.environ, "TRADEROPS_TRADENOTE_DB": "sqlite",
+           "TRADEROPS_ENV_FILE": str(tmp_path / "e.env")}  # fmt: skip
+    proc = subprocess.run(
+        ["bash", "scripts/compose.sh", "ps"], cwd=ROOT, env=env, capture_output=True,
+        text=True, timeout=30, check=False,
+    )  # fmt: skip
+    assert proc.returncode != 0 and "mongo or postgres" in proc.stderr
+
+
 SECRET_KEYS = [
     "TRADEROPS_WEBHOOK_PASSPHRASE", "TRADEROPS_WEBHOOK_HMAC_KEY", "TRADEROPS_ADMIN_API_KEY",
     "TRADENOTE_APP_ID", "TRADENOTE_MASTER_KEY", "MONGO_PASSWORD", "GRAFANA_ADMIN_PASSWORD",

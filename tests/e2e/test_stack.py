@@ -1,4 +1,5 @@
-"""The running stack under podman: built here offline, core + observability profiles.
+"""The running stack under podman: built here offline, core + observability profiles (and
+the journal profile: tests/e2e/test_journal_stack.py).
 
 Webhooks in, orders / fills / positions out through the API; Prometheus (in its container)
 scrapes the datahub; a Redis restart keeps state and the fills queued for the journal.
@@ -81,11 +82,11 @@ def test_core_and_observability_are_healthy(stack: Stack) -> None:
     assert httpx.get(f"{stack.url}/ready", timeout=5).json()["status"] == "ready"
 
 
-def test_only_the_datahub_is_published_and_on_loopback(stack: Stack) -> None:
+def test_only_the_datahub_and_tradenote_are_published_and_on_loopback(stack: Stack) -> None:
     for service in stack.services:
         ports = run(["podman", "port", stack.container(service)], check=False).stdout.split("\n")
         ports = [p for p in ports if p.strip()]
-        if service == "datahub":
+        if service in ("datahub", "tradenote"):
             assert ports and all("127.0.0.1:" in p for p in ports), ports
         else:
             assert not ports, f"{service} publishes {ports}"
