@@ -1,4 +1,4 @@
-"""Static checks of the container set-up: what cannot be pulled here (TradeNote, MongoDB,
+"""Static checks of the container set-up: what cannot be pulled here (MongoDB, upstream TradeNote,
 Grafana images) is validated from its definition, and the compose file's contract (health,
 restart, limits, networks, ports, secrets, profiles) is checked for every service.
 No engine needed, except where a test says so.
