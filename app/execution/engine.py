@@ -16,7 +16,7 @@ import hashlib
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -220,12 +220,14 @@ class ExecutionEngine:
             await self.store.drop_heartbeat(self.instance)
         await self.broker.close()
 
-    def _sync_risk(self, symbol: str | None = None) -> None:
+    def _sync_risk(self, symbols: Iterable[str] | None = None) -> None:
         """The risk checks read the ledger's figures (cash net of commissions, positions,
-        the day's start equity): the ledger is the account's one book of record."""
+        the day's start equity): the ledger is the account's one book of record.
+        ``symbols``: the positions that changed (None: all of them)."""
         self.risk.update_account(self.ledger.state())
-        if symbol is not None:
-            self.risk.update_position(symbol, self.ledger.position(symbol), self._avg(symbol))
+        if symbols is not None:
+            for symbol in symbols:
+                self.risk.update_position(symbol, self.ledger.position(symbol), self._avg(symbol))
         else:
             held = {p.symbol for p in self.ledger.positions()}
             for sym in list(self.risk.book.symbols):
@@ -737,6 +739,8 @@ class ExecutionEngine:
                     continue
                 for b in booked:
                     self._fill_booked(b)
+                # the risk book's figures from the ledger, once per batch (not per fill)
+                self._sync_risk(dict.fromkeys(b.write.fill.symbol for b in booked))
                 self._update_gauges()
             return None
         return None
@@ -768,7 +772,8 @@ class ExecutionEngine:
         return _Booked(event, order, write, before, checkpoint)
 
     def _fill_booked(self, b: _Booked) -> None:
-        """What follows a stored fill: metrics, the risk book, brackets."""
+        """What follows a stored fill: metrics, the risk book's working orders, brackets
+        (the caller then takes the risk book's figures from the ledger)."""
         fill, order = b.write.fill, b.order
         if b.write.submitted_raw:
             ORDERS.labels(self.broker.name, OrderStatus.SUBMITTED.value).inc()
@@ -778,7 +783,6 @@ class ExecutionEngine:
         self.risk.on_fill(
             fill.symbol, fill.intent, fill.quantity, fill.price, fill.time, order_id=order.id
         )
-        self._sync_risk(fill.symbol)  # cash net of commissions, FIFO average: the ledger's
         if b.write.terminal:
             self.orders.pop(order.id, None)
             self.risk.on_order_done(order.id)
