@@ -47,13 +47,32 @@ circuit_breaker: null  # the bench buys at the ask and sells at the bid: a stead
 """
 
 
-def start_datahub(redis_url: str, tmp: Path, quote_rate: float, workers: int = 1) -> Process:
+def start_datahub(
+    redis_url: str,
+    tmp: Path,
+    quote_rate: float,
+    workers: int = 1,
+    extra: dict[str, str] | None = None,
+) -> Process:
     port = free_port()
+    env = {**hub_env(redis_url, tmp, quote_rate), "TRADEROPS_HTTP_PORT": str(port), **(extra or {})}
+    return Process([str(BIN / "trader-ops"), "datahub", "--workers", str(workers)], env, port)
+
+
+def start_execution(redis_url: str, tmp: Path) -> Process:
+    """``trader-ops execution``: the account engines in their own process (metrics port as
+    its readiness port)."""
+    port = free_port()
+    env = hub_env(redis_url, tmp, 10)
+    argv = [str(BIN / "trader-ops"), "execution", "--metrics-port", str(port)]
+    return Process(argv, env, port)
+
+
+def hub_env(redis_url: str, tmp: Path, quote_rate: float) -> dict[str, str]:
     risk = tmp / "risk.yaml"
     risk.write_text(RISK)
-    env = {
+    return {
         "TRADEROPS_REDIS_URL": redis_url,
-        "TRADEROPS_HTTP_PORT": str(port),
         "TRADEROPS_SYMBOLS": ",".join(SYMBOLS),
         "TRADEROPS_SIM_QUOTE_RATE": str(quote_rate),
         "TRADEROPS_WEBHOOK_PASSPHRASE": PASS,
@@ -64,7 +83,6 @@ def start_datahub(redis_url: str, tmp: Path, quote_rate: float, workers: int = 1
         "TRADEROPS_LOG_LEVEL": "WARNING",
         "TRADEROPS_DATA_DIR": str(tmp),
     }
-    return Process([str(BIN / "trader-ops"), "datahub", "--workers", str(workers)], env, port)
 
 
 async def bench_history(
@@ -185,14 +203,21 @@ async def bench_webhooks(
     redis_url: str, tmp: Path, bare: str, rate: float, seconds: float
 ) -> list[tuple[Result, Result | None]]:
     """Webhook -> accepted paper order, with 1 and with 2 intake workers (the account's
-    engine in one of them), each beside the bare endpoint in the same run. The datahub's
+    engine in one of them), and 2 intake workers with the engine in ``trader-ops
+    execution`` (compose's shape), each beside the bare endpoint in the same run. The datahub's
     simulated feed runs at 10 quotes/s per symbol here (100/s in all: quotes to fill at,
     not the WebSocket scenario's 1,000/s fan-out load)."""
     rows: list[tuple[Result, Result | None]] = []
     stamp = f"{time.time():.0f}"
-    for workers in (1, 2):
+    shapes = [(1, False), (2, False), (2, True)]  # (intake workers, engines in their own process)
+    for workers, apart in shapes:
         label = f"{workers} worker" + ("s" if workers > 1 else "")
-        hub = start_datahub(redis_url, tmp, quote_rate=10, workers=workers)
+        engines = None
+        if apart:  # the compose / playbook shape: intake only in the datahub
+            label += " + execution service"
+            engines = start_execution(redis_url, tmp)
+        extra = {"TRADEROPS_EXECUTION_IN_DATAHUB": "false"} if apart else None
+        hub = start_datahub(redis_url, tmp, quote_rate=10, workers=workers, extra=extra)
         try:
             async with aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=200, keepalive_timeout=2)
@@ -210,6 +235,8 @@ async def bench_webhooks(
                     print(f"webhook refusals ({label}):", dict(load.refusals.most_common(5)))
         finally:
             hub.stop()
+            if engines is not None:
+                engines.stop()
     return rows
 
 

@@ -131,7 +131,7 @@ def start_baseline() -> Process:
 
 def print_table(rows: list[tuple[Result, Result | None]], title: str) -> None:
     print(f"\n{title}")
-    header = f"{'scenario':<44} {'p50 ms':>9} {'p99 ms':>9} {'ops/s':>9} {'n':>7} {'err':>4} | {'base p50':>9} {'base p99':>9} {'base ops/s':>10} | {'p99 x':>6}"
+    header = f"{'scenario':<60} {'p50 ms':>9} {'p99 ms':>9} {'ops/s':>9} {'n':>7} {'err':>4} | {'base p50':>9} {'base p99':>9} {'base ops/s':>10} | {'p99 x':>6}"
     print(header)
     print("-" * len(header))
     for r, b in rows:
@@ -142,7 +142,7 @@ def print_table(rows: list[tuple[Result, Result | None]], title: str) -> None:
         )
         ratio = f"{r.p99_ms / b.p99_ms:>6.1f}" if b and b.p99_ms else f"{'':>6}"
         print(
-            f"{r.scenario:<44} {r.p50_ms:>9.3f} {r.p99_ms:>9.3f} {r.throughput:>9.0f} {r.count:>7} {r.errors:>4} | {base} | {ratio}"
+            f"{r.scenario:<60} {r.p50_ms:>9.3f} {r.p99_ms:>9.3f} {r.throughput:>9.0f} {r.count:>7} {r.errors:>4} | {base} | {ratio}"
         )
 
 
