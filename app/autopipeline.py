@@ -88,7 +88,9 @@ class BatchedScript:
     def __init__(self, pipeline: AutoPipeline, source: str) -> None:
         self.pipeline = pipeline
         self.source = source
-        self.sha = hashlib.sha1(source.encode()).hexdigest()  # noqa: S324 - Redis' script id
+        self.sha = hashlib.sha1(
+            source.encode(), usedforsecurity=False
+        ).hexdigest()  # Redis script id
 
     def __call__(self, keys: Sequence[Any] = (), args: Sequence[Any] = ()) -> asyncio.Future[Any]:
         return self.pipeline.command(
