@@ -162,8 +162,8 @@ def test_grafana_provisioning_matches_the_mounts_and_services() -> None:
         assert uids <= {"prometheus", "-- Grafana --", "grafana"}, (path.name, uids)
 
 
-def test_compose_config_renders_with_podman_compose(tmp_path: Path) -> None:
-    """The engine's own parser accepts the file with every profile (podman-compose here)."""
+def podman_compose(tmp_path: Path) -> tuple[str, Path]:
+    """podman-compose (a failure under CI when missing) and an env file with every secret."""
     exe = shutil.which("podman-compose") or str(ROOT / ".venv-compose/bin/podman-compose")
     if not Path(exe).exists():
         message = "podman-compose not installed (bash scripts/setup.sh)"
@@ -172,6 +172,12 @@ def test_compose_config_renders_with_podman_compose(tmp_path: Path) -> None:
         pytest.skip(message)
     env_file = tmp_path / "env"
     env_file.write_text("".join(f"{k}=x{i}\n" for i, k in enumerate(SECRET_KEYS)))
+    return exe, env_file
+
+
+def test_compose_config_renders_with_podman_compose(tmp_path: Path) -> None:
+    """The engine's own parser accepts the file with every profile (podman-compose here)."""
+    exe, env_file = podman_compose(tmp_path)
     out = subprocess.run(
         [exe, "--env-file", str(env_file), "-f", str(ROOT / "docker-compose.yml"),
          "--profile", "journal", "--profile", "observability", "--profile", "notify", "config"],
@@ -186,14 +192,7 @@ def test_tradenote_on_postgres_override_renders(tmp_path: Path) -> None:
     """The test-only override (TRADEROPS_TRADENOTE_DB=postgres): TradeNote's database URI
     names the postgres service, TradeNote waits for it (not for mongo), postgres has the
     contract every service has and publishes nothing."""
-    exe = shutil.which("podman-compose") or str(ROOT / ".venv-compose/bin/podman-compose")
-    if not Path(exe).exists():
-        message = "podman-compose not installed (bash scripts/setup.sh)"
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
-    env_file = tmp_path / "env"
-    env_file.write_text("".join(f"{k}=x{i}\n" for i, k in enumerate(SECRET_KEYS)))
+    exe, env_file = podman_compose(tmp_path)
     out = subprocess.run(
         [exe, "--env-file", str(env_file), "-f", str(ROOT / "docker-compose.yml"),
          "-f", str(ROOT / "deployment/compose/e2e-tradenote-postgres.yml"),
