@@ -4,7 +4,7 @@
 # else ../shared/peers/tradenote next to the repository. Without a source it prints why and
 # goes on (the tests then skip, or fail under CI=true).
 # Sourced by scripts/setup.sh (after 30-journal.sh: node, npm, PostgreSQL).
-python3 -m tests.tradenote.build || { [ "${CI:-}" != "true" ] || exit 1; }
+python3 deployment/tradenote/build.py || { [ "${CI:-}" != "true" ] || exit 1; }
 # The assets TradeNote's index.html loads from cdn.jsdelivr.net (bootstrap, popper, font-awesome,
 # unicons, quill), served by tests/browser/test_tradenote_ui.py from npm packages.
 (

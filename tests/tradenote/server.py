@@ -1,7 +1,7 @@
 """The real TradeNote (its ``index.mjs``: Express + Parse Server + the built Vue UI) on a
 real PostgreSQL, on free loopback ports, for the journal tests.
 
-TradeNote is built once per source (``tests/tradenote/build.py``, cached). Users are made
+TradeNote is built once per source (``deployment/tradenote/build.py``, cached). Users are made
 the way TradeNote's sign-up page makes them (``POST /api/updateSchemas``, then a Parse
 sign-up with username, password, email and time zone), so TradeNote creates its own schema.
 Under CI=true a TradeNote that cannot be built or started is a failure, never a skip.
