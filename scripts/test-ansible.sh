@@ -19,6 +19,25 @@ export PATH="$ANSIBLE_VENV/bin:$PATH"
 export NO_COLOR=1 ANSIBLE_FORCE_COLOR=false PY_COLORS=0 ANSIBLE_NOCOLOR=1
 export TRADEROPS_PIP_CACHE="${TRADEROPS_PIP_CACHE:-/var/cache/trader-ops-molecule/pip}"
 mkdir -p "$TRADEROPS_PIP_CACHE"
+export TRADEROPS_NPM_CACHE="${TRADEROPS_NPM_CACHE:-/var/cache/trader-ops-molecule/npm}"
+mkdir -p "$TRADEROPS_NPM_CACHE"
+
+# TradeNote's source for the tradenote role (built on the test host like on a real one): a
+# tarball from TRADENOTE_SOURCE, else upstream's in shared/peers/tradenote next to the checkout.
+tradenote_source="${TRADENOTE_SOURCE:-}"
+if [ -z "$tradenote_source" ]; then
+  dir="$ROOT"
+  while [ "$dir" != / ]; do
+    dir="$(dirname "$dir")"
+    if [ -f "$dir/shared/peers/tradenote/TradeNote-19.0.3.tar.gz" ]; then
+      tradenote_source="$dir/shared/peers/tradenote/TradeNote-19.0.3.tar.gz"
+      break
+    fi
+  done
+fi
+[ -f "$tradenote_source" ] ||
+  fail "TradeNote's source tarball not found: set TRADENOTE_SOURCE to TradeNote-19.0.3.tar.gz"
+export TRADEROPS_MOLECULE_TRADENOTE_SOURCE="$tradenote_source"
 cd ansible
 start=$SECONDS
 

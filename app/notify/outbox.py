@@ -43,11 +43,12 @@ async def watch_state(
 ) -> None:
     """Emit a breaker change or a new unresolved count when they differ from the last call
     for ``account`` (called with each published risk snapshot)."""
+    # the shape of CircuitBreaker.snapshot(): state CLOSED | OPEN | HALF_OPEN, trip_reason
     breaker = snapshot.get("circuit_breaker") or {}
-    state = str(breaker.get("state") or "closed")
+    state = str(breaker.get("state") or "closed").lower()
     before = _seen.get(account, ("closed", False))
     _seen[account] = (state, unresolved > 0)
     if (state == "open") != (before[0] == "open"):
-        await emit(redis, "breaker", account, state=state, reason=breaker.get("reason"))
+        await emit(redis, "breaker", account, state=state, reason=breaker.get("trip_reason"))
     if (unresolved > 0) != before[1]:
         await emit(redis, "unresolved", account, count=unresolved)

@@ -53,8 +53,9 @@ async def test_watch_state_emits_only_changes() -> None:
             sent.append((fields["kind"], orjson.loads(fields["data"])))
 
     r: Any = FakeRedis()
-    closed = {"circuit_breaker": {"state": "closed"}}
-    opened = {"circuit_breaker": {"state": "open", "reason": "broker_errors"}}
+    # the shape of CircuitBreaker.snapshot()
+    closed = {"circuit_breaker": {"state": "CLOSED", "trip_reason": None}}
+    opened = {"circuit_breaker": {"state": "OPEN", "trip_reason": "broker_errors"}}
     await outbox.watch_state(r, "acct-w", closed, 0)
     await outbox.watch_state(r, "acct-w", opened, 0)
     await outbox.watch_state(r, "acct-w", opened, 2)
