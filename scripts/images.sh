@@ -14,7 +14,7 @@
 #
 # `tradenote` (not part of `all`; the e2e test runs it): with a registry, pulls TradeNote's and
 # MongoDB's images; without one, builds TradeNote from its source (the tree that
-# tests/tradenote/build.py builds and caches from TRADENOTE_SOURCE, plus the host's `node`)
+# deployment/tradenote/build.py builds and caches from TRADENOTE_SOURCE, plus the host's `node`)
 # and PostgreSQL + PostGIS from Debian's packages, for the test-only override
 # deployment/compose/e2e-tradenote-postgres.yml, and records TRADENOTE_IMAGE / POSTGRES_IMAGE.
 # Exit 3: no TradeNote source (or no npm/node) on this machine; nothing built.
@@ -204,10 +204,10 @@ python_for_tests() {
   if [ -x "$ROOT/.venv/bin/python" ]; then echo "$ROOT/.venv/bin/python"; else echo python3; fi
 }
 
-tradenote_build_tree() { # the cached TradeNote build (tests/tradenote/build.py, under a flock)
+tradenote_build_tree() { # the cached TradeNote build (deployment/tradenote/build.py, under a flock)
   local out rc=0
-  out="$(CI=false "$(python_for_tests)" -m tests.tradenote.build)" || rc=$?
-  [ "$rc" -eq 0 ] || die "building TradeNote from its source failed (tests/tradenote/build.py, exit $rc)"
+  out="$(CI=false "$(python_for_tests)" "$ROOT/deployment/tradenote/build.py")" || rc=$?
+  [ "$rc" -eq 0 ] || die "building TradeNote from its source failed (deployment/tradenote/build.py, exit $rc)"
   if [ -z "$out" ] || [ ! -f "$out/index.mjs" ]; then
     log "no TradeNote source: set TRADENOTE_SOURCE (tarball, tree, or https://github.com/Eleven-Trading/TradeNote.git#19.0.3)"
     exit 3

@@ -23,7 +23,8 @@ export TRADEROPS_NPM_CACHE="${TRADEROPS_NPM_CACHE:-/var/cache/trader-ops-molecul
 mkdir -p "$TRADEROPS_NPM_CACHE"
 
 # TradeNote's source for the tradenote role (built on the test host like on a real one): a
-# tarball from TRADENOTE_SOURCE, else upstream's in shared/peers/tradenote next to the checkout.
+# tarball from TRADENOTE_SOURCE, else upstream's in shared/peers/tradenote next to the checkout
+# (or /work/shared).
 tradenote_source="${TRADENOTE_SOURCE:-}"
 if [ -z "$tradenote_source" ]; then
   dir="$ROOT"
@@ -34,6 +35,9 @@ if [ -z "$tradenote_source" ]; then
       break
     fi
   done
+  # this workplace's shared folder, for a clone made elsewhere (a CI checkout under /tmp)
+  peer=/work/shared/peers/tradenote/TradeNote-19.0.3.tar.gz
+  if [ -z "$tradenote_source" ] && [ -f "$peer" ]; then tradenote_source="$peer"; fi
 fi
 [ -f "$tradenote_source" ] ||
   fail "TradeNote's source tarball not found: set TRADENOTE_SOURCE to TradeNote-19.0.3.tar.gz"

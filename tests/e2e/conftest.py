@@ -3,7 +3,7 @@ project's own scripts (scripts/images.sh, scripts/compose.sh), always torn down.
 
 The journal profile runs too: `scripts/images.sh tradenote` pulls TradeNote's and MongoDB's
 images, or, with no registry, builds TradeNote from its source (TRADENOTE_SOURCE, the build
-tests/tradenote/build.py caches) and PostgreSQL from Debian's packages; the stack then runs
+deployment/tradenote/build.py caches) and PostgreSQL from Debian's packages; the stack then runs
 TradeNote on PostgreSQL (TRADEROPS_TRADENOTE_DB=postgres: the test-only override
 deployment/compose/e2e-tradenote-postgres.yml).
 
