@@ -6,9 +6,9 @@ intake spend more on that than on deciding. Like ioredis' auto-pipelining, comma
 queued in the same turn (a batch of alerts decided together, requests that arrived
 together) are written together and their replies read together, on one connection, in
 the order they were queued. Batches do not wait for each other: commands of different
-turns are as unordered as concurrent commands are without batching. Each command still fails on its own
-(a script's error is its caller's), and a lost connection fails the whole batch, as
-it would have failed each command.
+turns are as unordered as concurrent commands are without batching. Each command still
+fails on its own (a script's error is its caller's), and a lost connection fails the
+whole batch, as it would have failed each command.
 """
 
 from __future__ import annotations

@@ -170,11 +170,8 @@ class Intake:
                 args=args,
             )
             duplicate = first is not None
-            if duplicate:  # answer with the first copy's routing and decisions
-                self.waiter.forget(keys, futures)
-                keys, futures = [], []
-                accounts = [str(a) for a in orjson.loads(first)]
-                return await self._duplicate(alert_id, accounts)
+            if duplicate:  # answer with the first copy's routing and stored decisions
+                return await self._duplicate(alert_id, [str(a) for a in orjson.loads(first)])
             pending = [f for f in futures if not f.done()]
             if pending:
                 await asyncio.wait(pending, timeout=self.wait_seconds)
