@@ -70,6 +70,13 @@ class Keys:
         return f"{PREFIX}:intake:{alert_id}"
 
     @staticmethod
+    def repeat(digest: str) -> str:
+        """An alert without ``alert_id``, by the digest of its content: the id it was taken
+        in under, for ``TRADEROPS_ALERT_REPEAT_SECONDS`` (a true repeat within it is that
+        alert again)."""
+        return f"{PREFIX}:repeat:{digest}"
+
+    @staticmethod
     def order(order_id: str) -> str:
         """Order ids are unique across accounts (the account is part of their hash)."""
         return f"{PREFIX}:order:{order_id}"

@@ -154,10 +154,10 @@ async def _start_kairos(settings: Settings) -> asyncio.Task[None] | None:
 
 def _accounts_or_exit(settings: Settings) -> None:
     """A bad accounts file stops start-up with one line, like any other setting."""
-    from app.execution.accounts import AccountsConfigError, load_accounts
+    from app.execution.accounts import AccountsConfigError, check_accounts, load_accounts
 
     try:
-        load_accounts(settings)
+        check_accounts(load_accounts(settings), settings)
     except AccountsConfigError as exc:
         typer.echo(f"trader-ops: config error: TRADEROPS_ACCOUNTS: {exc}", err=True)
         raise typer.Exit(2) from None

@@ -114,6 +114,13 @@ class Settings(BaseSettings):
         description="refuse alerts whose time is older (default: TRADEROPS_ALERT_TTL_SECONDS)",
     )
     alert_ttl_seconds: int = Field(7 * 86_400, gt=0, description="how long alert ids stay claimed")
+    alert_repeat_seconds: int = Field(
+        10,
+        gt=0,
+        le=3600,
+        description="an alert without alert_id is a repeat only if the same body came "
+        "within this many seconds",
+    )
     paper_cash: float = Field(100_000.0, gt=0)
     paper_slippage_bps: float = Field(1.0, ge=0)
     paper_commission_per_share: float = Field(0.0, ge=0)

@@ -72,6 +72,7 @@ def create_app(settings: Settings, *, feed: Feed | None = None) -> FastAPI:
             waiter,
             alert_ttl=settings.alert_ttl_seconds,
             wait_seconds=settings.intake_wait_seconds,
+            repeat_seconds=settings.alert_repeat_seconds,
         )
         execution = None
         if settings.execution_in_datahub:

@@ -31,7 +31,7 @@ def make_broker(
 ) -> Broker:
     """The account's broker: its own Tradier credentials, or a paper book of its own."""
     if account is None:
-        account = AccountConfig(id="default", broker=settings.broker)
+        account = AccountConfig.from_settings(settings)
     if account.broker == "tradier":
         from app.brokers.tradier import TradierBroker
 
@@ -88,7 +88,7 @@ def build_engine(
 ) -> ExecutionEngine:
     """One unfenced engine (tools and tests; services run engines under a lease)."""
     return engine_factory(settings, redis, market)(
-        account or AccountConfig(id="default", broker=settings.broker), None
+        account or AccountConfig.from_settings(settings), None
     )
 
 

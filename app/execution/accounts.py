@@ -28,7 +28,15 @@ import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from app.config import Settings
 from app.execution.config import read_yaml_mapping
@@ -36,6 +44,7 @@ from app.execution.sizing import SizingRule
 
 DEFAULT_ACCOUNT = "default"
 ACCOUNT_ID = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,39}$"
+ALL_ACCOUNTS = "all"  # ``?account=all`` addresses every account, so no account may be named so
 
 
 class AccountsConfigError(ValueError):
@@ -91,6 +100,30 @@ class AccountConfig(BaseModel):
     risk_config: Path | None = None  # default: TRADEROPS_RISK_CONFIG
     starting_cash: float | None = Field(None, gt=0)  # paper; default TRADEROPS_PAPER_CASH
     tradier: TradierCredentials | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> AccountConfig:
+        """The ``default`` account the plain settings describe (no accounts file).
+
+        Its Tradier credentials are ``TRADEROPS_TRADIER_*``, which ``Settings`` already
+        requires with ``TRADEROPS_BROKER=tradier`` (env, ``*_FILE`` or a systemd
+        credential), so it carries no ``tradier:`` block of its own: built without the
+        file-level validator that demands one.
+        """
+        return cls.model_construct(
+            id=DEFAULT_ACCOUNT,
+            broker=settings.broker,
+            risk_config=None,
+            starting_cash=None,
+            tradier=None,
+        )
+
+    @field_validator("id")
+    @classmethod
+    def _not_reserved(cls, value: str) -> str:
+        if value.lower() == ALL_ACCOUNTS:
+            raise ValueError(f"{value!r} is reserved (?account=all means every account)")
+        return value
 
     @model_validator(mode="after")
     def _broker_needs(self) -> AccountConfig:
@@ -173,7 +206,7 @@ def load_accounts(settings: Settings) -> AccountsConfig:
     path = settings.accounts
     if path is None:
         return AccountsConfig(
-            accounts=[AccountConfig(id=DEFAULT_ACCOUNT, broker=settings.broker)],
+            accounts=[AccountConfig.from_settings(settings)],
             routes=[Route(strategy="*", accounts=[RouteTarget(account=DEFAULT_ACCOUNT)])],
         )
     data = read_yaml_mapping(path, AccountsConfigError)
@@ -194,6 +227,35 @@ def load_accounts(settings: Settings) -> AccountsConfig:
                 if value is not None and not value.is_absolute():
                     setattr(creds, name, base / value)
     return config
+
+
+def check_accounts(config: AccountsConfig, settings: Settings) -> None:
+    """Everything start-up needs of each account, read now rather than by an engine that
+    would restart every few seconds: its risk file parses, its credentials can be read.
+    Raises ``AccountsConfigError`` naming the account and field."""
+    from app.execution.config import load_execution_config
+    from app.risk.limits import RiskConfigError
+
+    for index, account in enumerate(config.accounts):
+        where = f"accounts.{index} ({account.id})"
+        risk = account.risk_config or settings.risk_config
+        try:
+            load_execution_config(risk)
+        except RiskConfigError as exc:
+            field = "risk_config" if account.risk_config else "TRADEROPS_RISK_CONFIG"
+            raise AccountsConfigError(f"{where}: {field}: {exc}") from None
+        creds = account.tradier
+        if creds is None:
+            continue
+        try:
+            creds.token()
+        except AccountsConfigError as exc:
+            field = "token_file" if creds.token_file is not None else "token_env"
+            raise AccountsConfigError(f"{where}: tradier.{field}: {exc}") from None
+        try:
+            creds.resolved_account_id()
+        except AccountsConfigError as exc:
+            raise AccountsConfigError(f"{where}: tradier.account_id_file: {exc}") from None
 
 
 def _read_secret(path: Path) -> str:

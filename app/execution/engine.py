@@ -97,11 +97,14 @@ class _Booked:
 
 
 def alert_key(alert: Alert) -> str:
-    """``alert_id`` if given, else a hash of strategy, ticker, action and alert time."""
+    """``alert_id`` if given, else a hash of the whole alert.
+
+    Intake always gives one (an id-less alert is named by its content and arrival, see
+    ``app/execution/intake.py``); this fallback serves callers that decide alerts
+    directly, where the same content is the same alert."""
     if alert.alert_id:
         return alert.alert_id
-    basis = f"{alert.strategy}|{alert.ticker}|{alert.action.value}|{alert.time.isoformat() if alert.time else ''}"
-    return "h-" + hashlib.sha256(basis.encode()).hexdigest()[:32]
+    return "h-" + hashlib.sha256(alert.model_dump_json().encode()).hexdigest()[:32]
 
 
 class ExecutionEngine:
@@ -384,7 +387,12 @@ class ExecutionEngine:
                     **base,
                     status="ignored",
                     reason="no_position",
-                    message=f"no open position in {alert.ticker}",
+                    message=f"no open position in {alert.ticker}"
+                    + (
+                        f" for strategy {alert.strategy}"
+                        if alert.action is AlertAction.EXIT
+                        else ""
+                    ),
                 )
             counted: list[OrderRequest] = []
             for request in requests:
@@ -531,11 +539,13 @@ class ExecutionEngine:
         self, alert: Alert, alert_id: str, price: float | None, rule: SizingRule | None = None
     ) -> list[OrderRequest]:
         """The planner, given this account's position and working orders in the symbol."""
-        pending = sum(
-            o.remaining * o.request.side.sign
-            for o in self.orders.values()
-            if o.request.symbol == alert.ticker
-        )
+        pending = strategy_pending = 0
+        for o in self.orders.values():
+            if o.request.symbol == alert.ticker:
+                signed = o.remaining * o.request.side.sign
+                pending += signed
+                if o.request.strategy == alert.strategy:
+                    strategy_pending += signed
         return plan(
             alert,
             alert_id,
@@ -545,6 +555,8 @@ class ExecutionEngine:
             price=price,
             equity=self.ledger.equity,
             rule=rule or self.sizing.rule(alert.strategy),
+            strategy_held=self.ledger.strategy_position(alert.strategy, alert.ticker)
+            + strategy_pending,
         )
 
     async def _last_price(self, symbol: str) -> float | None:

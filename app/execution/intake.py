@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
+import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -24,7 +26,6 @@ from redis.exceptions import RedisError
 from app.autopipeline import AutoPipeline
 from app.bus import Keys
 from app.execution.accounts import AccountsConfig, RouteTarget, scaled_quantity
-from app.execution.engine import alert_key
 from app.models.alerts import Alert, Decision
 from app.observability.tracing import inject_context
 
@@ -47,7 +48,20 @@ end
 return false
 """
 
+_REPEAT = """
+-- KEYS: the repeat key of an id-less alert's content; ARGV: a new id, the window
+local first = redis.call('GET', KEYS[1])
+if first then return first end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+return ARGV[1]
+"""
+
 log = logging.getLogger(__name__)
+
+
+def content_digest(content: bytes) -> str:
+    """What names an alert without ``alert_id``: a digest of its whole content."""
+    return hashlib.sha256(content).hexdigest()[:32]
 
 
 @dataclass(slots=True)
@@ -138,21 +152,42 @@ class Intake:
         *,
         alert_ttl: int,
         wait_seconds: float,
+        repeat_seconds: int = 10,
     ) -> None:
         self.redis = redis
         self.accounts = accounts
         self.waiter = waiter
         self.alert_ttl = alert_ttl
         self.wait_seconds = wait_seconds
-        self._take_in = AutoPipeline(redis).script(_TAKE_IN)  # concurrent alerts: one write
+        self.repeat_seconds = repeat_seconds
+        pipeline = AutoPipeline(redis)  # concurrent alerts: one write
+        self._take_in = pipeline.script(_TAKE_IN)
+        self._repeat = pipeline.script(_REPEAT)
 
     def route(self, alert: Alert) -> list[RouteTarget]:
         return self.accounts.route(alert.strategy)
 
-    async def submit(self, alert: Alert, targets: list[RouteTarget]) -> TakenIn:
-        """Take the alert in for ``targets`` (once, ever, per alert id) and wait for the
-        decisions. Raises RedisError when it could not be taken in (nothing was)."""
-        alert_id = alert_key(alert)
+    async def identify(self, alert: Alert, content: bytes | None = None) -> str:
+        """The alert's idempotency id: its ``alert_id``; else its content and the moment it
+        arrived, so that only the same content again within ``repeat_seconds`` is the same
+        alert (a later ``buy AAPL`` of the same strategy is a new one). ``content`` is the
+        body as received, without the passphrase (default: the parsed alert)."""
+        if alert.alert_id is not None:
+            return alert.alert_id
+        digest = content_digest(
+            content if content is not None else alert.model_dump_json().encode()
+        )
+        fresh = f"h-{digest[:20]}-{time.time_ns() // 1_000_000}"
+        first = await self._repeat(keys=[Keys.repeat(digest)], args=[fresh, self.repeat_seconds])
+        return first.decode() if isinstance(first, bytes) else str(first)
+
+    async def submit(
+        self, alert: Alert, targets: list[RouteTarget], content: bytes | None = None
+    ) -> TakenIn:
+        """Take the alert in for ``targets`` (once, ever, per idempotency id: see
+        ``identify``) and wait for the decisions. Raises RedisError when it could not be
+        taken in (nothing was)."""
+        alert_id = await self.identify(alert, content)
         if alert.alert_id is None:
             alert = alert.model_copy(update={"alert_id": alert_id})
         accounts = [t.account for t in targets]

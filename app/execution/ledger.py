@@ -14,9 +14,17 @@ from zoneinfo import ZoneInfo
 
 from app.execution.fifo import Lots, match
 from app.models.orders import Fill
-from app.models.portfolio import AccountState, Position
+from app.models.portfolio import AccountState, Position, StrategyPosition
 
 EXCHANGE_TZ = ZoneInfo("America/New_York")
+# the strategy of what the broker's book holds and no fill of ours explains (a manual
+# trade, a book adopted at start-up): the one alerts without a ``strategy`` have, so a
+# plain ``exit`` closes it, a named strategy's does not (``flatten`` does too); it keeps
+# the per-strategy parts summing to the account's position
+EXTERNAL_STRATEGY = "default"
+# orders of the flatten command and the kill switch: their fills close every strategy's
+# position in the symbol
+FLATTEN_STRATEGY = "flatten"
 
 
 def trading_day(ts: float) -> str:
@@ -89,6 +97,7 @@ class Checkpoint:
     day_start_equity: float | None
     symbol: str
     book: dict[str, Any] | None
+    strategy_books: dict[str, dict[str, Any]]
 
 
 @dataclass
@@ -102,6 +111,9 @@ class Ledger:
     day_start_equity: float | None = None
     # the trading day of a timestamp: the engine passes the risk calendar's
     day_of: Callable[[float], str] = field(default=trading_day, repr=False, compare=False)
+    # each strategy's part of each symbol's position, FIFO of its own fills: the account
+    # book (``books``) is their sum, what the broker holds
+    strategy_books: dict[tuple[str, str], Book] = field(default_factory=dict)
 
     def roll(self, ts: float) -> None:
         """Reset the daily figures at the first event of a new trading day."""
@@ -123,7 +135,26 @@ class Ledger:
         self.commissions_today += fill.commission
         if not book.lots and book.realized == 0.0:
             self.books.pop(fill.symbol, None)
+        self._attribute(fill.strategy, fill.symbol, signed, fill.price)
         return realized
+
+    def _attribute(self, strategy: str, symbol: str, signed: int, price: float) -> None:
+        """Book ``signed`` shares to ``strategy``'s part of the symbol; a flatten's fill
+        closes the other strategies' parts first (their own realised P&L), oldest name first."""
+        if strategy == FLATTEN_STRATEGY:
+            for key in sorted(k for k in self.strategy_books if k[1] == symbol):
+                part = self.strategy_books[key]
+                if not signed or part.quantity == 0 or (part.quantity > 0) == (signed > 0):
+                    continue
+                closing = min(abs(signed), abs(part.quantity)) * (1 if signed > 0 else -1)
+                part.apply(closing, price)
+                signed -= closing
+        if signed:
+            self.strategy_books.setdefault((strategy, symbol), Book(symbol)).apply(signed, price)
+
+    def strategy_position(self, strategy: str, symbol: str) -> int:
+        book = self.strategy_books.get((strategy, symbol))
+        return book.quantity if book else 0
 
     def checkpoint(self, symbol: str) -> Checkpoint:
         """Before a fill on ``symbol``: ``restore`` undoes it if it cannot be stored."""
@@ -136,6 +167,7 @@ class Ledger:
             self.day_start_equity,
             symbol,
             book.to_dict() if book is not None else None,
+            {k[0]: b.to_dict() for k, b in self.strategy_books.items() if k[1] == symbol},
         )
 
     def restore(self, cp: Checkpoint) -> None:
@@ -146,12 +178,20 @@ class Ledger:
             self.books.pop(cp.symbol, None)
         else:
             self.books[cp.symbol] = Book.from_dict(cp.book)
+        for key in [k for k in self.strategy_books if k[1] == cp.symbol]:
+            del self.strategy_books[key]
+        for strategy, data in cp.strategy_books.items():
+            self.strategy_books[(strategy, cp.symbol)] = Book.from_dict(data)
 
     def set_position(self, symbol: str, quantity: int, avg_price: float) -> None:
-        """Replace a symbol's lots with one lot (reconciliation with the broker's book)."""
+        """Replace a symbol's lots with one lot (reconciliation with the broker's book);
+        what no strategy's fills explain becomes the ``external`` strategy's part."""
         book = self.books.setdefault(symbol, Book(symbol))
         book.lots = deque([[quantity, avg_price]]) if quantity else deque()
         book._quantity = quantity
+        attributed = sum(b.quantity for k, b in self.strategy_books.items() if k[1] == symbol)
+        if quantity != attributed:
+            self._attribute(EXTERNAL_STRATEGY, symbol, quantity - attributed, avg_price)
 
     def mark(self, symbol: str, last: float) -> None:
         book = self.books.get(symbol)
@@ -197,6 +237,18 @@ class Ledger:
         return self.realized_today + self.unrealized
 
     def positions(self) -> list[Position]:
+        """Open positions per symbol (the account's), each with its strategies' parts."""
+        parts: dict[str, list[StrategyPosition]] = {}
+        for (strategy, symbol), part in sorted(self.strategy_books.items()):
+            if part.quantity:
+                parts.setdefault(symbol, []).append(
+                    StrategyPosition(
+                        strategy=strategy,
+                        quantity=part.quantity,
+                        avg_price=round(part.avg_price, 6),
+                        realized_pnl=round(part.realized, 2),
+                    )
+                )
         out = []
         for book in sorted(self.books.values(), key=lambda b: b.symbol):
             qty = book.quantity
@@ -208,6 +260,7 @@ class Ledger:
                         avg_price=round(book.avg_price, 6),
                         realized_pnl=round(book.realized, 2),
                         last_price=book.last,
+                        strategies=parts.get(book.symbol, []),
                     )
                 )
         return out
@@ -235,6 +288,9 @@ class Ledger:
             "commissions_today": self.commissions_today,
             "day_start_equity": self.day_start_equity,
             "books": [b.to_dict() for b in self.books.values()],
+            "strategy_books": [
+                {"strategy": k[0], **b.to_dict()} for k, b in self.strategy_books.items()
+            ],
         }
 
     @classmethod
@@ -245,4 +301,11 @@ class Ledger:
         ledger.commissions_today = float(data.get("commissions_today", 0.0))
         ledger.day_start_equity = data.get("day_start_equity")
         ledger.books = {b["symbol"]: Book.from_dict(b) for b in data.get("books", [])}
+        ledger.strategy_books = {
+            (b["strategy"], b["symbol"]): Book.from_dict(b) for b in data.get("strategy_books", [])
+        }
+        if "strategy_books" not in data:  # stored before strategies were kept: one part each
+            for symbol, book in ledger.books.items():
+                if book.quantity:
+                    ledger._attribute(EXTERNAL_STRATEGY, symbol, book.quantity, book.avg_price)
         return ledger

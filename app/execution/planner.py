@@ -1,8 +1,11 @@
 """Alert + position + sizing rule -> order requests. Pure: no Redis, no broker, no clock.
 
-A buy against a short covers first and opens with the rest (two legs); exit/flatten
-close what is held net of working orders; order ids are a hash of the account, the
-alert and the leg, so a replay of the same alert can never name a new order.
+An alert is a signed change to the position: buy/sell by the sized quantity, ``exit``
+closing the alert's strategy's part (net of its working orders; never more than the
+account holds on that side), ``flatten`` the whole account's. The change is split against what the account holds (net of working orders),
+as the broker sees it: a sell against a long closes first and shorts the rest (two legs).
+Order ids are a hash of the account, the alert and the leg, so a replay of the same
+alert can never name a new order.
 """
 
 from __future__ import annotations
@@ -30,9 +33,12 @@ def plan(
     price: float | None,
     equity: float,
     rule: SizingRule,
+    strategy_held: int | None = None,
 ) -> list[OrderRequest]:
-    """The orders an alert becomes. ``position`` is the signed holding, ``pending`` the
-    signed remaining quantity of working orders in the symbol. Raises SizingError."""
+    """The orders an alert becomes. ``position`` is the account's signed holding,
+    ``pending`` the signed remaining quantity of its working orders in the symbol,
+    ``strategy_held`` the alert's strategy's part of both (default: all of it).
+    Raises SizingError."""
     common: dict[str, Any] = {
         "symbol": alert.ticker,
         "strategy": alert.strategy,
@@ -48,23 +54,26 @@ def plan(
             raise SizingError("stop orders need a price")
         common["stop_price"] = alert.price
     held = position + pending
-    if alert.action in (AlertAction.EXIT, AlertAction.FLATTEN):
-        if held == 0:
-            return []
-        intent = Intent.SELL if held > 0 else Intent.BUY_TO_COVER
-        return [
-            OrderRequest(
-                client_order_id=order_id(account, alert_id, 0),
-                intent=intent,
-                quantity=abs(held),
-                **common,
-            )
-        ]
-    qty = size(rule, alert, price or 0.0, equity)
-    if qty <= 0:
-        raise SizingError(f"sized to {qty} shares at {price}: nothing to trade")
-    buying = alert.action is AlertAction.BUY
-    closing = min(qty, abs(held)) if (held < 0 and buying) or (held > 0 and not buying) else 0
+    opening: dict[str, Any] = {}
+    if alert.action is AlertAction.FLATTEN:
+        change = -held
+    elif alert.action is AlertAction.EXIT:
+        # the strategy's part, but never past what the account holds on that side: an
+        # exit only reduces (a part the account no longer holds is drift, not an order)
+        part = held if strategy_held is None else strategy_held
+        change = -part if abs(part) <= abs(held) else -held
+        if part * held <= 0:
+            change = 0
+    else:
+        qty = size(rule, alert, price or 0.0, equity)
+        if qty <= 0:
+            raise SizingError(f"sized to {qty} shares at {price}: nothing to trade")
+        change = qty if alert.action is AlertAction.BUY else -qty
+        opening = {"stop_loss": alert.stop_loss, "take_profit": alert.take_profit}
+    if change == 0:
+        return []
+    buying = change > 0
+    closing = min(abs(change), abs(held)) if (held < 0) == buying and held else 0
     requests = []
     if closing:
         requests.append(
@@ -75,14 +84,13 @@ def plan(
                 **common,
             )
         )
-    if qty - closing:
+    if abs(change) - closing:
         requests.append(
             OrderRequest(
                 client_order_id=order_id(account, alert_id, len(requests)),
                 intent=Intent.BUY if buying else Intent.SELL_SHORT,
-                quantity=qty - closing,
-                stop_loss=alert.stop_loss,
-                take_profit=alert.take_profit,
+                quantity=abs(change) - closing,
+                **opening,
                 **common,
             )
         )

@@ -88,6 +88,7 @@ class AccountDecision(BaseModel):
     account: str
     status: str  # accepted | denied | ignored | queued
     order_id: str | None = None
+    quantity: int | None = None  # this account's (a route's multiplier or sizing applied)
     check: str | None = None
     reason: str | None = None
 

@@ -5,13 +5,25 @@ from __future__ import annotations
 from pydantic import BaseModel
 
 
+class StrategyPosition(BaseModel):
+    """One strategy's part of a symbol's position (FIFO of that strategy's own fills)."""
+
+    strategy: str
+    quantity: int  # signed: negative is short
+    avg_price: float
+    realized_pnl: float = 0.0
+
+
 class Position(BaseModel):
+    """The account's position in a symbol (what the broker holds) and its strategies' parts,
+    which sum to it."""
+
     symbol: str
     quantity: int  # signed: negative is short
     avg_price: float
     realized_pnl: float = 0.0
     last_price: float | None = None
-    strategy: str = "default"
+    strategies: list[StrategyPosition] = []
 
     @property
     def market_value(self) -> float:

@@ -159,7 +159,7 @@ async def tradingview(request: Request) -> Response:
             422, f"no route for strategy {alert.strategy!r} in the accounts file", "no_route"
         )
     try:
-        taken = await services.intake.submit(alert, targets)
+        taken = await services.intake.submit(alert, targets, _content(data))
     except (RedisError, OSError) as exc:  # the take-in may have landed (a lost reply)
         log.error("webhook: state store unavailable: %s", exc)
         return _reject(
@@ -176,6 +176,17 @@ async def tradingview(request: Request) -> Response:
         status_code=202 if decision.status in ("accepted", "queued") else 200,
         media_type="application/json",
     )
+
+
+def _content(data: dict[str, Any]) -> bytes:
+    """The alert as received, less its passphrase: what names an alert without ``alert_id``
+    (every field counts, unknown ones too: a different ``{{close}}`` is a different alert)."""
+    try:
+        return orjson.dumps(
+            {k: v for k, v in data.items() if k != "passphrase"}, option=orjson.OPT_SORT_KEYS
+        )
+    except orjson.JSONEncodeError:  # what orjson reads it can nearly always write back
+        return orjson.dumps(sorted(data.items()), default=str)
 
 
 def _answer(taken: TakenIn) -> WebhookAnswer:
@@ -202,6 +213,7 @@ def _answer(taken: TakenIn) -> WebhookAnswer:
                 account=d.account or account,
                 status=d.status,
                 order_id=d.order_id,
+                quantity=d.quantity,
                 check=d.check,
                 reason=d.reason,
             )
