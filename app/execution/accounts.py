@@ -103,20 +103,11 @@ class AccountConfig(BaseModel):
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AccountConfig:
-        """The ``default`` account the plain settings describe (no accounts file).
-
-        Its Tradier credentials are ``TRADEROPS_TRADIER_*``, which ``Settings`` already
-        requires with ``TRADEROPS_BROKER=tradier`` (env, ``*_FILE`` or a systemd
-        credential), so it carries no ``tradier:`` block of its own: built without the
-        file-level validator that demands one.
-        """
-        return cls.model_construct(
-            id=DEFAULT_ACCOUNT,
-            broker=settings.broker,
-            risk_config=None,
-            starting_cash=None,
-            tradier=None,
-        )
+        """The ``default`` account the plain settings describe (no accounts file). Without
+        a ``tradier:`` block a Tradier account uses ``TRADEROPS_TRADIER_*``, which
+        ``Settings`` requires with ``TRADEROPS_BROKER=tradier``; in the accounts file every
+        Tradier account names its own (``load_accounts``)."""
+        return cls(id=DEFAULT_ACCOUNT, broker=settings.broker)
 
     @field_validator("id")
     @classmethod
@@ -124,14 +115,6 @@ class AccountConfig(BaseModel):
         if value.lower() == ALL_ACCOUNTS:
             raise ValueError(f"{value!r} is reserved (?account=all means every account)")
         return value
-
-    @model_validator(mode="after")
-    def _broker_needs(self) -> AccountConfig:
-        if self.broker == "tradier" and self.tradier is None:
-            raise ValueError(
-                "a tradier account needs a tradier: {token_file|token_env, account_id}"
-            )
-        return self
 
 
 class RouteTarget(BaseModel):
@@ -216,6 +199,12 @@ def load_accounts(settings: Settings) -> AccountsConfig:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "top level"
         raise AccountsConfigError(f"{path}: {where}: {first['msg']}") from None
+    for index, account in enumerate(config.accounts):
+        if account.broker == "tradier" and account.tradier is None:
+            raise AccountsConfigError(
+                f"{path}: accounts.{index}.tradier: a tradier account needs "
+                "tradier: {token_file|token_env, account_id|account_id_file}"
+            )
     base = path.parent
     for account in config.accounts:  # relative paths are relative to the file
         if account.risk_config is not None and not account.risk_config.is_absolute():

@@ -155,6 +155,65 @@ async def test_alert_without_id_is_deduplicated_by_content(api: httpx.AsyncClien
     assert first["order_id"] == second["order_id"] and second["duplicate"] is True
 
 
+async def test_an_alert_without_id_is_new_unless_the_same_body_repeats_within_the_window(
+    redis_srv: RedisServer, redis: Redis, risk_file: Path
+) -> None:
+    """A plain TradingView alert has neither ``alert_id`` nor ``time``: a later alert of the
+    same strategy, ticker and action is a new one (any quantity, any day), and only the
+    same body within TRADEROPS_ALERT_REPEAT_SECONDS is a repeat."""
+    app = create_app(make_settings(redis_srv.url, risk_file, alert_repeat_seconds=1))
+    async with serve(app) as url, httpx.AsyncClient(base_url=url, timeout=10) as client:
+        plain = {"passphrase": PASS, "ticker": "AAPL", "action": "buy", "quantity": 2}
+        first = (await post(client, plain)).json()
+        repeat = (await post(client, plain)).json()
+        assert repeat["duplicate"] is True and repeat["order_id"] == first["order_id"]
+        bigger = (await post(client, {**plain, "ticker": "NASDAQ:AAPL", "quantity": 3})).json()
+        assert bigger["status"] == "accepted" and not bigger.get("duplicate")
+        assert bigger["quantity"] == 3 and bigger["order_id"] != first["order_id"]
+        await asyncio.sleep(1.2)  # past the repeat window (a Redis key's TTL)
+        later = (await post(client, plain)).json()
+        assert later["status"] == "accepted" and not later.get("duplicate")
+        assert later["order_id"] not in (first["order_id"], bigger["order_id"])
+        same_time = {**plain, "time": int(time.time())}
+        a = (await post(client, {**same_time, "quantity": 10})).json()
+        b = (await post(client, {**same_time, "quantity": 1})).json()
+        assert (a["quantity"], b["quantity"]) == (10, 1) and not b.get("duplicate")
+
+
+async def test_positions_are_kept_per_strategy_and_exit_closes_only_its_own(
+    api: httpx.AsyncClient,
+) -> None:
+    """Positions show each strategy's part; a sell of one strategy reduces its part, not
+    another's; ``exit`` closes the alert's strategy's part; ``flatten`` everything."""
+    await post(api, alert(alert_id="ps-1", strategy="momentum", quantity=10))
+    await post(api, alert(alert_id="ps-2", strategy="s1", quantity=4))
+    await post(api, alert(alert_id="ps-3", strategy="s1", action="sell", quantity=1))
+
+    async def parts() -> dict[str, int]:
+        body = await until_json(
+            api, "/api/v1/positions", lambda b: position(b, "AAPL") == 13, timeout=10
+        )
+        (row,) = [p for p in body["positions"] if p["symbol"] == "AAPL"]
+        return {p["strategy"]: p["quantity"] for p in row["strategies"]}
+
+    assert await parts() == {"momentum": 10, "s1": 3}
+    out = (await post(api, alert(alert_id="ps-4", strategy="s1", action="exit"))).json()
+    assert out["status"] == "accepted" and out["quantity"] == 3
+    body = await until_json(
+        api, "/api/v1/positions", lambda b: position(b, "AAPL") == 10, timeout=10
+    )
+    (row,) = [p for p in body["positions"] if p["symbol"] == "AAPL"]
+    assert [(p["strategy"], p["quantity"]) for p in row["strategies"]] == [("momentum", 10)]
+    again = (await post(api, alert(alert_id="ps-5", strategy="s1", action="exit"))).json()
+    assert again["status"] == "ignored" and "strategy s1" in again["message"]
+    flat = (await api.post("/api/v1/flatten", json={"symbol": "AAPL"})).json()
+    assert flat
+    body = await until_json(
+        api, "/api/v1/positions", lambda b: position(b, "AAPL") == 0, timeout=10
+    )
+    assert body["positions"] == []
+
+
 async def test_hmac_signed_alert(api: httpx.AsyncClient) -> None:
     signed = {"ticker": "SPY", "action": "buy", "quantity": 1, "alert_id": "signed-1"}
     raw = json.dumps({**signed, "time": int(time.time())}).encode()

@@ -114,3 +114,42 @@ def test_a_books_quantity_is_always_the_sum_of_its_lots(trades: list[tuple[int, 
         book.apply(signed, price)
         assert book.quantity == sum(q for q, _ in book.lots)
     assert Book.from_dict(book.to_dict()).quantity == book.quantity == sum(s for s, _ in trades)
+
+
+def strategy_fill(intent: Intent, qty: int, price: float, strategy: str, n: int) -> Fill:
+    return fill(intent, qty, price, n).model_copy(update={"strategy": strategy, "id": f"s{n}"})
+
+
+def parts(ledger: Ledger) -> dict[str, int]:
+    (position,) = ledger.positions()
+    return {p.strategy: p.quantity for p in position.strategies}
+
+
+def test_each_strategy_keeps_its_part_and_a_flatten_closes_them_all() -> None:
+    ledger = Ledger(account="paper", cash=100_000.0)
+    ledger.apply_fill(strategy_fill(Intent.BUY, 10, 100.0, "momentum", 1))
+    ledger.apply_fill(strategy_fill(Intent.BUY, 4, 101.0, "s1", 2))
+    ledger.apply_fill(strategy_fill(Intent.SELL, 1, 102.0, "s1", 3))  # s1's, not momentum's
+    assert ledger.position("AAPL") == 13 and parts(ledger) == {"momentum": 10, "s1": 3}
+    assert ledger.strategy_position("s1", "AAPL") == 3
+    (position,) = ledger.positions()
+    s1 = next(p for p in position.strategies if p.strategy == "s1")
+    assert s1.avg_price == 101.0 and s1.realized_pnl == 1.0  # its own FIFO lot
+    cp = ledger.checkpoint("AAPL")
+    ledger.apply_fill(strategy_fill(Intent.SELL, 13, 105.0, "flatten", 4))
+    assert ledger.positions() == []
+    assert ledger.strategy_position("momentum", "AAPL") == 0
+    ledger.restore(cp)  # a flatten whose write failed is undone in every part
+    assert parts(ledger) == {"momentum": 10, "s1": 3}
+    again = Ledger.from_dict(ledger.to_dict())
+    assert parts(again) == {"momentum": 10, "s1": 3}
+
+
+def test_what_the_broker_holds_beyond_the_strategies_is_the_default_strategys() -> None:
+    ledger = Ledger(account="live", cash=100_000.0)
+    ledger.apply_fill(strategy_fill(Intent.BUY, 5, 100.0, "momentum", 1))
+    ledger.set_position("AAPL", 8, 100.0)  # a manual buy of 3 in the broker's app
+    assert parts(ledger) == {"default": 3, "momentum": 5}
+    legacy = ledger.to_dict()
+    del legacy["strategy_books"]  # a book stored before strategies were kept
+    assert parts(Ledger.from_dict(legacy)) == {"default": 8}
