@@ -1,4 +1,4 @@
-"""One account's engine: alert -> planned, risk-checked orders -> broker -> fills -> ledger.
+"""One account's engine: alert -> planned, risk-checked orders -> broker -> fills -> book.
 
 It runs in the process holding the account's lease (``service.py``), which feeds it the
 account's alert stream; every write is fenced by that lease. Deciding an alert is
@@ -16,7 +16,7 @@ import hashlib
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,7 +27,6 @@ from app.brokers.base import Broker, BrokerError, BrokerEvent, BrokerTimeoutErro
 from app.execution.accounts import DEFAULT_ACCOUNT
 from app.execution.brackets import Brackets
 from app.execution.events import EventBatches
-from app.execution.ledger import Checkpoint, Ledger
 from app.execution.planner import plan
 from app.execution.reconcile import Reconciler
 from app.execution.sizing import SizingConfig, SizingError, SizingRule
@@ -52,6 +51,7 @@ from app.observability.metrics import (
     ORDER_LATENCY,
     ORDERS,
 )
+from app.portfolio.book import FLATTEN_STRATEGY, Checkpoint
 from app.risk.engine import RiskEngine
 from app.risk.killswitch import KillState
 
@@ -133,11 +133,12 @@ class ExecutionEngine:
         self.clock = clock
         self.adopt_book = adopt_book  # take positions/cash from a broker that keeps a book
         self.account = store.account  # the namespace of every key of ours
-        # what orders, fills, the ledger and metrics are labelled with: a declared account's
+        # what orders, fills, the book and metrics are labelled with: a declared account's
         # id; the single ``default`` account keeps its broker's (as before accounts existed)
         self.label = broker.account if self.account == DEFAULT_ACCOUNT else self.account
-        self.ledger = Ledger(account=self.label, cash=starting_cash)
-        self.ledger.day_of = risk.trading_day  # one trading day: the risk calendar's session
+        # the account's one book of record: this engine writes it, the risk checks read it
+        self.book = risk.book
+        self.book.account, self.book.cash = self.label, starting_cash
         risk.on_day_roll = self._day_rolled
         self.orders: dict[str, Order] = {}  # open orders
         self.brackets = Brackets()  # stop-loss / take-profit exits of filled entries
@@ -163,16 +164,15 @@ class ExecutionEngine:
     async def start(self) -> None:
         if indexed := await self.store.index_fills():
             log.info("indexed %d earlier fills by symbol (chart marks)", indexed)
-        ledger = await self.store.load_ledger()
-        first_seen = ledger is None
-        if ledger is not None:
-            ledger.day_of = self.risk.trading_day
-            self.ledger = ledger
+        stored = await self.store.load_book_data()
+        first_seen = stored is None
+        if stored is not None:
+            self.book.load(stored)
         kill = await self.store.load_kill_switch()
         if kill:
             self.risk.set_kill_switch(kill, reason="restored")
         KILL_SWITCH.labels(self.label).set(KillState(self.risk.kill_switch.state).level)
-        self._sync_risk()
+        self.risk.rebased()
         await self.broker.start(self.on_broker_event)
         await self.reconciler.reconcile()
         if self.adopt_book and self.broker.keeps_book:
@@ -183,12 +183,11 @@ class ExecutionEngine:
                     "reconcile: could not read the broker's book (%s); using the last persisted one",
                     exc,
                 )
-        if self.ledger.day != self.risk.trading_day(self.clock()):
+        if self.book.roll(self.clock()):
             # first seen (or first start this session): the day starts from what the
             # account holds now (the broker's, for a broker that keeps a book), never a default
-            self.ledger.roll(self.clock())
-            await self.store.save_ledger(self.ledger)
-            self._sync_risk()
+            await self.store.save_book(self.book)
+            self.risk.rebased()
         await self.reconciler._restore_brackets()
         self._update_gauges()
         await self.store.heartbeat(self.instance)
@@ -223,34 +222,9 @@ class ExecutionEngine:
             await self.store.drop_heartbeat(self.instance)
         await self.broker.close()
 
-    def _sync_risk(self, symbols: Iterable[str] | None = None) -> None:
-        """The risk checks read the ledger's figures (cash net of commissions, positions,
-        the day's start equity): the ledger is the account's one book of record.
-        ``symbols``: the positions that changed (None: all of them)."""
-        self.risk.update_account(self.ledger.state())
-        if symbols is not None:
-            for symbol in symbols:
-                self.risk.update_position(symbol, self.ledger.position(symbol), self._avg(symbol))
-        else:
-            held = {p.symbol for p in self.ledger.positions()}
-            for sym in list(self.risk.book.symbols):
-                if sym not in held and self.risk.book.symbols[sym].qty:
-                    self.risk.update_position(sym, 0, 0.0)
-            for pos in self.ledger.positions():
-                self.risk.update_position(pos.symbol, pos.quantity, pos.avg_price)
-        if self.ledger.day_start_equity is not None:
-            self.risk.set_day_start_equity(self.ledger.day_start_equity)
-
-    def _avg(self, symbol: str) -> float:
-        book = self.ledger.books.get(symbol)
-        return book.avg_price if book is not None else 0.0
-
     def _day_rolled(self, now: float) -> None:
-        """The risk calendar's session started: the ledger's day starts at the same instant
-        and from the same equity."""
-        self.ledger.roll(now)
-        if self.ledger.day_start_equity is not None:
-            self.risk.book.day_start_equity = self.ledger.day_start_equity
+        """A new trading day started (the book rolled): for a broker that keeps a book, the
+        day's loss budget is measured from its equity."""
         if self.broker.keeps_book and self.started:  # the day starts from the broker's equity
             self._spawn(self.reconciler._adopt_at_session_start())
 
@@ -401,7 +375,7 @@ class ExecutionEngine:
                 )
                 if not verdict.allowed:
                     for done in counted:  # an earlier leg of this alert: release it
-                        self.risk.on_order_done(done.client_order_id)
+                        self.book.order_done(done.client_order_id)
                     denial = Decision(
                         **base,
                         status="denied",
@@ -411,7 +385,8 @@ class ExecutionEngine:
                         message=verdict.message,
                     )
                     break
-                self.risk.on_order_submitted(request, now)  # counts as working at once
+                self.risk.on_order_submitted(request, now)
+                self.book.order_submitted(request, price)  # counts as working at once
                 counted.append(request)
             if denial is None:
                 orders = [self._new_order(r, now) for r in requests]
@@ -504,6 +479,7 @@ class ExecutionEngine:
         for order in orders:
             self.orders.pop(order.id, None)
             self.risk.undo_submitted(order.request, now)
+            self.book.order_done(order.id)
 
     async def _resolve(self, alert_id: str) -> Decision | None:
         """A parked alert: its decision if the write had reached Redis (its orders are sent
@@ -550,12 +526,12 @@ class ExecutionEngine:
             alert,
             alert_id,
             account=self.account,
-            position=self.ledger.position(alert.ticker),
+            position=int(self.book.position(alert.ticker)),
             pending=pending,
             price=price,
-            equity=self.ledger.equity,
+            equity=self.book.equity,
             rule=rule or self.sizing.rule(alert.strategy),
-            strategy_held=self.ledger.strategy_position(alert.strategy, alert.ticker)
+            strategy_held=int(self.book.strategy_position(alert.strategy, alert.ticker))
             + strategy_pending,
         )
 
@@ -661,7 +637,7 @@ class ExecutionEngine:
         ORDERS.labels(self.broker.name, status.value).inc()
         if status.terminal:
             self.orders.pop(order.id, None)
-            self.risk.on_order_done(order.id)
+            self.book.order_done(order.id)
 
     async def on_broker_event(self, event: BrokerEvent) -> None:
         """Queued and handled in arrival order; fills that arrive together are booked
@@ -727,14 +703,14 @@ class ExecutionEngine:
                         booked.append(self._book_fill(order, event.fill, event))
                 if not booked:
                     return None
-                # (the ledger is serialised here, under the lock; written when awaited)
-                saving = self.store.save_fills([b.write for b in booked], self.ledger)
+                # (the book is serialised here, under the lock; written when awaited)
+                saving = self.store.save_fills([b.write for b in booked], self.book)
             try:
                 replays = await saving
             except Exception as exc:
                 # stored or not (the reply may be what was lost): memory must not run ahead
-                # of Redis (the next fill would store these in its ledger, and a restart
-                # would replay them). Undo them; the watcher reloads the orders and ledger
+                # of Redis (the next fill would store these in its book, and a restart
+                # would replay them). Undo them; the watcher reloads the orders and book
                 # from Redis, then reconciles whatever is still missing.
                 async with self._lock:
                     for b in reversed(booked):  # newest first: each checkpoint restored exactly
@@ -751,18 +727,17 @@ class ExecutionEngine:
                     continue
                 for b in booked:
                     self._fill_booked(b)
-                # the risk book's figures from the ledger, once per batch (not per fill)
-                self._sync_risk(dict.fromkeys(b.write.fill.symbol for b in booked))
+                self.risk.marked(self.clock())  # loss velocity, the daily loss latch
                 self._update_gauges()
             return None
         return None
 
     def _book_fill(self, order: Order, fill: Fill, event: BrokerEvent) -> _Booked:
-        """The fill applied to the order and the ledger, in memory only."""
+        """The fill applied to the order and the book, in memory only."""
         if fill.account != self.label:  # the journal keeps each account apart
             fill = fill.model_copy(update={"account": self.label})
         before = (order.status, order.filled_quantity, order.avg_fill_price, order.updated_at)
-        checkpoint = self.ledger.checkpoint(fill.symbol)
+        checkpoint = self.book.checkpoint(fill.symbol, order.id)
         now = self.clock()
         submitted = ""
         if order.status is OrderStatus.NEW:  # filled on submit: store SUBMITTED with the fill
@@ -779,37 +754,34 @@ class ExecutionEngine:
             else OrderStatus.PARTIALLY_FILLED
         )
         order.updated_at = now
-        self.ledger.apply_fill(fill)
+        self.book.apply_fill(fill, order.id)
         write = FillWrite(fill, order.id, order.model_dump_json(), order.status.terminal, submitted)
         return _Booked(event, order, write, before, checkpoint)
 
     def _fill_booked(self, b: _Booked) -> None:
-        """What follows a stored fill: metrics, the risk book's working orders, brackets
-        (the caller then takes the risk book's figures from the ledger)."""
-        fill, order = b.write.fill, b.order
+        """What follows a stored fill: metrics, the order's end, brackets (the book has it
+        already: ``_book_fill``)."""
+        order = b.order
         if b.write.submitted_raw:
             ORDERS.labels(self.broker.name, OrderStatus.SUBMITTED.value).inc()
         FILLS.labels(self.broker.name).inc()
         status = OrderStatus.FILLED if b.write.terminal else OrderStatus.PARTIALLY_FILLED
         ORDERS.labels(self.broker.name, status.value).inc()
-        self.risk.on_fill(
-            fill.symbol, fill.intent, fill.quantity, fill.price, fill.time, order_id=order.id
-        )
         if b.write.terminal:
             self.orders.pop(order.id, None)
-            self.risk.on_order_done(order.id)
+            self.book.order_done(order.id)
             self.brackets.add(order)
 
     def _undo_fill(self, b: _Booked) -> None:
         b.order.status, b.order.filled_quantity, b.order.avg_fill_price, b.order.updated_at = (
             b.before
         )
-        self.ledger.restore(b.checkpoint)
+        self.book.restore(b.checkpoint)
 
     # -- quotes, brackets --------------------------------------------------------
     async def on_quote(self, quote: Quote) -> None:
         self.last[quote.symbol] = quote.last
-        self.ledger.mark(quote.symbol, quote.last)
+        self.book.mark(quote.symbol, quote.last, quote.time)
         self.risk.on_quote(quote.symbol, quote.last, quote.time)
         await self.broker.on_quote(quote)
         for alert in self.brackets.triggered(quote.symbol, quote.last):
@@ -823,9 +795,9 @@ class ExecutionEngine:
         daily = self.risk.limits.section("daily_loss")
         if daily is not None:
             DAILY_LOSS_LIMIT.labels(self.broker.account).set(daily.max_loss)
-        self._pnl_gauge.set(self.ledger.daily_pnl)
-        self._exposure_gauge.set(self.ledger.gross_exposure)
-        self._positions_gauge.set(sum(1 for b in self.ledger.books.values() if b.quantity))
+        self._pnl_gauge.set(self.book.daily_pnl)
+        self._exposure_gauge.set(self.book.gross)
+        self._positions_gauge.set(self.book.open_positions)
 
     # -- admin -------------------------------------------------------------------
     async def cancel(self, order_id: str) -> Order:
@@ -845,14 +817,14 @@ class ExecutionEngine:
 
     async def flatten(self, symbol: str | None = None, reason: str = "flatten") -> list[Decision]:
         """Close the position in ``symbol`` (or every position): exposure-reducing orders."""
-        symbols = [symbol] if symbol else [p.symbol for p in self.ledger.positions()]
+        symbols = [symbol] if symbol else [p.symbol for p in self.book.positions()]
         stamp = uuid.uuid4().hex[:8]
         decisions = []
         for sym in symbols:
             alert = Alert(
                 ticker=sym,
                 action=AlertAction.FLATTEN,
-                strategy="flatten",
+                strategy=FLATTEN_STRATEGY,
                 alert_id=f"{reason}-{sym}-{stamp}",
             )
             decisions.append(await self.handle_alert(alert))
@@ -868,9 +840,9 @@ class ExecutionEngine:
         return new
 
     def risk_snapshot(self) -> dict[str, Any]:
-        """Risk state and limits; the money figures are the ledger's (one book)."""
+        """Risk state and limits, with the book's money figures rounded as the API shows them."""
         snap = self.risk.snapshot()
-        state = self.ledger.state()
+        state = self.book.state()
         snap["account"] |= {
             "cash": state.cash,
             "equity": state.equity,
@@ -879,19 +851,19 @@ class ExecutionEngine:
             "open_positions": state.open_positions,
         }
         snap["daily"] |= {
-            "pnl": round(self.ledger.daily_pnl, 2),
-            "day": self.ledger.day,
-            "day_start_equity": self.ledger.day_start_equity,
+            "pnl": round(self.book.daily_pnl, 2),
+            "day": self.book.day,
+            "day_start_equity": self.book.day_start_equity,
         }
-        snap["daily_pnl"] = round(self.ledger.daily_pnl, 2)
+        snap["daily_pnl"] = round(self.book.daily_pnl, 2)
         snap["account_id"] = self.account
         return snap
 
     async def publish_snapshot(self) -> None:
-        """For readers in every process: the ledger (marks moved with quotes) and the
+        """For readers in every process: the book (marks moved with quotes) and the
         risk state, stored under the lock so no unstored fill is ever published."""
         async with self._lock:
-            await self.store.save_ledger(self.ledger)
+            await self.store.save_book(self.book)
             snap = self.risk_snapshot()
         await self.store.save_snapshot(orjson.dumps(snap, option=orjson.OPT_NON_STR_KEYS))
         await notify_outbox.watch_state(

@@ -35,7 +35,7 @@ class Reconciler:
             req = order.request
             if order.status is not OrderStatus.FILLED or not (req.stop_loss or req.take_profit):
                 continue
-            held = self.engine.ledger.position(req.symbol)
+            held = self.engine.book.position(req.symbol)
             if held == 0 or (held > 0) != (req.side.sign > 0):
                 continue
             exits = [
@@ -94,20 +94,19 @@ class Reconciler:
         EXECUTION_UNRESOLVED.set(len(self.engine._unresolved) + len(self.engine._reconcile_later))
 
     async def _reload(self, order_id: str) -> None:
-        """Take one order and the ledger back from Redis (every fill's write stores the
-        whole ledger, so Redis never runs behind what was booked)."""
+        """Take one order and the book back from Redis (every fill's write stores the
+        whole book, so Redis never runs behind what was booked)."""
         async with self.engine._lock:
             order = await self.engine.store.get_order(order_id)
-            ledger = await self.engine.store.load_ledger()
-            if ledger is not None:
-                ledger.day_of = self.engine.risk.trading_day
-                self.engine.ledger = ledger
-                self.engine._sync_risk()
+            stored = await self.engine.store.load_book_data()
+            if stored is not None:
+                self.engine.book.load(stored)
+                self.engine.risk.rebased()
             if order is None:
                 return
             if order.status.terminal:
                 self.engine.orders.pop(order_id, None)
-                self.engine.risk.on_order_done(order_id)
+                self.engine.book.order_done(order_id)
             else:
                 self.engine.orders[order_id] = order
         self.engine._update_gauges()
@@ -120,9 +119,9 @@ class Reconciler:
             if account.equity <= 0:
                 return
             async with self.engine._lock:
-                self.engine.ledger.day_start_equity = account.equity
-                self.engine.risk.set_day_start_equity(account.equity)
-                await self.engine.store.save_ledger(self.engine.ledger)
+                self.engine.book.day_start_equity = account.equity
+                self.engine.risk.rebased()
+                await self.engine.store.save_book(self.engine.book)
         except (BrokerError, RedisError, OSError) as exc:
             log.warning("session start: the broker's equity could not be read (%s)", exc)
         self.engine._update_gauges()
@@ -132,7 +131,7 @@ class Reconciler:
         and cash we disagree on are taken from it, loudly, before any alert is decided.
         An account seen for the first time starts its day from the broker's equity."""
         theirs = {p.symbol: p for p in await self.engine.broker.positions()}
-        ours = {p.symbol: p for p in self.engine.ledger.positions()}
+        ours = {p.symbol: p for p in self.engine.book.positions()}
         changed = False
         for symbol in sorted(set(theirs) | set(ours)):
             want = theirs.get(symbol)
@@ -146,32 +145,31 @@ class Reconciler:
                 qty,
                 have.quantity if have else 0,
             )
-            self.engine.ledger.set_position(symbol, qty, want.avg_price if want else 0.0)
+            self.engine.book.set_position(symbol, qty, want.avg_price if want else 0.0)
             changed = True
         account = await self.engine.broker.balances()
-        if abs(account.cash - self.engine.ledger.cash) > 0.01:
+        if abs(account.cash - self.engine.book.cash) > 0.01:
             log.warning(
                 "reconcile: cash is %.2f at the broker, %.2f here; adopting the broker's",
                 account.cash,
-                self.engine.ledger.cash,
+                self.engine.book.cash,
             )
-            self.engine.ledger.cash = account.cash
+            self.engine.book.cash = account.cash
             changed = True
-        if first_seen or self.engine.ledger.day_start_equity is None:
-            self.engine.ledger.day = self.engine.risk.trading_day(self.engine.clock())
-            self.engine.ledger.day_start_equity = (
-                self.engine.ledger.equity - account.realized_pnl_today
-            )
+        if first_seen or self.engine.book.day_start_equity is None:
+            self.engine.book.day = self.engine.risk.trading_day(self.engine.clock())
+            self.engine.book.day_start_equity = self.engine.book.equity - account.realized_pnl_today
             changed = True
         if changed:
-            await self.engine.store.save_ledger(self.engine.ledger)
-            self.engine._sync_risk()
+            await self.engine.store.save_book(self.engine.book)
+            self.engine.risk.rebased()
 
     async def reconcile(self) -> None:
         """At start-up, bring every open order in line with the broker."""
         for order in await self.engine.store.open_orders():
             self.engine.orders[order.id] = order
             self.engine.risk.on_order_submitted(order.request, order.created_at)
+            self.engine.book.order_submitted(order.request, None)
             await self._reconcile_order(order, at_start=True)
 
     async def _reconcile_order(self, order: Order, *, at_start: bool = False) -> None:

@@ -13,10 +13,10 @@ from redis.asyncio import Redis
 
 from app.autopipeline import AutoPipeline
 from app.bus import RELEASE_IF_HELD, Keys
-from app.execution.ledger import Ledger
 from app.models.alerts import Decision
 from app.models.orders import Fill, Order, OrderStatus
 from app.observability.tracing import inject_context
+from app.portfolio.book import AccountBook
 
 STREAM_MAXLEN = 100_000
 ALERTS_MAXLEN = 10_000
@@ -331,9 +331,9 @@ class ExecutionStore:
         raws = await self.redis.mget([Keys.order(_text(i)) for i in ids])
         return [Order.model_validate_json(r) for r in raws if r]
 
-    # -- fills and the ledger ----------------------------------------------------
-    def save_fills(self, fills: Sequence[FillWrite], ledger: Ledger) -> Awaitable[list[int]]:
-        """Fills (in booking order), their orders' transitions and ``ledger`` (the book
+    # -- fills and the book ------------------------------------------------------
+    def save_fills(self, fills: Sequence[FillWrite], book: AccountBook) -> Awaitable[list[int]]:
+        """Fills (in booking order), their orders' transitions and ``book`` (the book
         after all of them) in one atomic script: all or nothing. Returns the positions of
         fills booked before (a replay or redelivery): then nothing is written, and the
         caller undoes its booking and books the others again without them.
@@ -354,7 +354,7 @@ class ExecutionStore:
             len(fills),
             STREAM_MAXLEN,
             FILLS_PER_SYMBOL,
-            orjson.dumps(ledger.to_dict()),
+            orjson.dumps(book.to_dict()),
             len(trace) // 2,
             *trace,
         ]
@@ -377,12 +377,18 @@ class ExecutionStore:
         result = self._fenced(await self._save_fills(keys=keys, args=args))
         return [int(i) for i in result]
 
-    async def load_ledger(self, account: str | None = None) -> Ledger | None:
+    async def load_book_data(self, account: str | None = None) -> dict[str, Any] | None:
+        """The stored book's figures (``AccountBook.load`` takes them)."""
         raw = await self.redis.get(Keys.ledger(account or self.account))
-        return Ledger.from_dict(orjson.loads(raw)) if raw else None
+        return orjson.loads(raw) if raw else None
 
-    async def save_ledger(self, ledger: Ledger) -> None:
-        await self._set(self.keys.ledger, orjson.dumps(ledger.to_dict()))
+    async def load_book(self, account: str | None = None) -> AccountBook | None:
+        """The stored book, for readers (the API in any process)."""
+        data = await self.load_book_data(account)
+        return AccountBook.from_dict(data) if data is not None else None
+
+    async def save_book(self, book: AccountBook) -> None:
+        await self._set(self.keys.ledger, orjson.dumps(book.to_dict()))
 
     async def _set(self, key: str, value: bytes | str) -> None:
         self._fenced(

@@ -23,10 +23,10 @@ import orjson
 from redis.asyncio import Redis
 
 from app.bus import Keys
-from app.execution.fifo import Lots, match
 from app.journal.ledger import read_fills
 from app.journal.tradenote import trading_day
 from app.models.orders import Fill
+from app.portfolio.fifo import Lots, match
 
 TRADING_DAYS = 252
 DEFAULT_TZ = "America/New_York"

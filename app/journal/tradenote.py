@@ -23,8 +23,8 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from app.execution.fifo import match
 from app.models.orders import Fill, Intent
+from app.portfolio.fifo import match
 
 SIDES: dict[Intent, str] = {
     Intent.BUY: "B",

@@ -9,7 +9,7 @@ class StrategyPosition(BaseModel):
     """One strategy's part of a symbol's position (FIFO of that strategy's own fills)."""
 
     strategy: str
-    quantity: int  # signed: negative is short
+    quantity: int | float  # signed: negative is short; fractional where the instrument allows
     avg_price: float
     realized_pnl: float = 0.0
 
@@ -19,21 +19,23 @@ class Position(BaseModel):
     which sum to it."""
 
     symbol: str
-    quantity: int  # signed: negative is short
+    quantity: int | float  # signed: negative is short; fractional where the instrument allows
     avg_price: float
     realized_pnl: float = 0.0
     last_price: float | None = None
+    multiplier: float = 1.0  # value of one unit of price per unit held (100: an option)
     strategies: list[StrategyPosition] = []
 
     @property
     def market_value(self) -> float:
-        return self.quantity * (self.last_price if self.last_price is not None else self.avg_price)
+        mark = self.last_price if self.last_price is not None else self.avg_price
+        return self.quantity * mark * self.multiplier
 
     @property
     def unrealized_pnl(self) -> float:
         if self.last_price is None:
             return 0.0
-        return (self.last_price - self.avg_price) * self.quantity
+        return (self.last_price - self.avg_price) * self.quantity * self.multiplier
 
 
 class AccountState(BaseModel):

@@ -1,8 +1,11 @@
 """The pre-trade risk engine: every enabled check, in order, first denial wins.
 
-Single-threaded by design (it lives on the execution engine's event loop): the hot
-path is plain attribute reads on state that the hooks below keep current, so a full
-check costs microseconds and never touches the network, the disk or pydantic.
+It reads the account's one book (``app/portfolio/book.py``: positions, cash, working
+orders, running totals) and keeps only what is its own: the kill switch, the breaker,
+order-rate and duplicate windows, volatility and the daily loss latch. Single-threaded
+by design (it lives on the execution engine's event loop): the hot path is plain
+attribute reads, so a full check costs microseconds and never touches the network,
+the disk or pydantic.
 """
 
 from __future__ import annotations
@@ -16,9 +19,9 @@ from math import log as _ln
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from app.models.orders import Intent, OrderRequest, TimeInForce
-from app.models.portfolio import AccountState
+from app.models.orders import OrderRequest
 from app.observability.metrics import RISK_CHECK_LATENCY, RISK_DENIALS
+from app.portfolio.book import SIGN, AccountBook
 from app.risk.breaker import CircuitBreaker
 from app.risk.checks import (
     BuyingPowerCheck,
@@ -46,7 +49,7 @@ from app.risk.checks import (
 from app.risk.killswitch import KillState, KillSwitch
 from app.risk.limits import RiskLimits
 from app.risk.market_hours import SessionTable, daily_instants
-from app.risk.state import SIGN, BookState, SymbolState, Volatility, WorkingOrder
+from app.risk.state import RiskState, SymbolRisk, Volatility
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +62,8 @@ class RiskEngine:
 
     ``clock`` returns Unix seconds (inject one in tests). ``market_hours`` is the
     fallback for ``market_hours.mode`` when the limits file leaves it unset (pass
-    ``settings.effective_market_hours``).
+    ``settings.effective_market_hours``). ``book``: the account's book, which the
+    execution engine writes and these checks read (a fresh one by default).
     """
 
     def __init__(
@@ -67,11 +71,13 @@ class RiskEngine:
         limits: RiskLimits | None = None,
         clock: Clock = time.time,
         market_hours: Literal["exchange", "always"] = "exchange",
+        book: AccountBook | None = None,
     ) -> None:
         self.limits = limits = limits if limits is not None else RiskLimits()
         self.clock = clock
         now = clock()
-        self.book = BookState()
+        self.book = book if book is not None else AccountBook(account="risk", cash=0.0)
+        self.state = RiskState()
         self.kill_switch = KillSwitch(limits.kill_switch.initial_state, now)
         cb = limits.circuit_breaker
         self.breaker = CircuitBreaker(cb) if cb is not None and cb.enabled else None
@@ -99,9 +105,12 @@ class RiskEngine:
         self._reset_idx = 0
         self.day_started_at = 0.0
         self._next_reset = 0.0
-        # called when a new trading day starts (the engine rolls its ledger with it)
+        # called when a new trading day starts (after the book rolled)
         self.on_day_roll: Callable[[float], None] | None = None
         self._build_resets(now)
+        self.book.day_of = self.trading_day  # one trading day for the book and the checks
+        sectors_of = self._sector_map.get
+        self.book.sector_of = lambda symbol: sectors_of(symbol, self._default_sector)
         self.checks = self._build_checks()
         self._all = tuple(c.evaluate for c in self.checks)
         self._for_reducing = tuple(c.evaluate for c in self.checks if not c.new_risk_only)
@@ -185,16 +194,11 @@ class RiskEngine:
             self._reset_idx = bisect_right(self._resets, now)
             self.day_started_at = self._resets[self._reset_idx - 1]
             self._next_reset = self._resets[self._reset_idx]
-        book = self.book
-        for oid in [k for k, w in book.working.items() if w.day]:
-            self._drop_working(oid)
-        book.recompute()
-        book.daily_loss_hit = False
-        if book.account_seen:
-            book.day_start_equity = book.equity
+        self.book.roll(now)  # DAY orders gone, the day starts from this equity
+        self.state.daily_loss_hit = False
         if self.on_day_roll is not None:
             self.on_day_roll(now)
-        log.info("risk: trading day rolled over; day start equity %s", book.day_start_equity)
+        log.info("risk: trading day rolled over; day start equity %s", self.book.day_start_equity)
 
     def trading_day(self, ts: float) -> str:
         """The trading day ``ts`` belongs to, as an ISO date: the session whose daily
@@ -216,22 +220,13 @@ class RiskEngine:
         if now >= self._next_reset:
             self._roll_day(now)
         book = self.book
-        sym = book.symbols.get(order.symbol)
-        if sym is None:
-            sym = self._symbol(order.symbol)
+        sym = book.holdings.get(order.symbol) or book.holding(order.symbol)
+        srisk = self.state.symbols.get(order.symbol) or self._symbol(order.symbol)
         sign = SIGN[order.intent]
-        qty = order.quantity
-        pos = sym.qty
-        intent = order.intent
-        if intent is Intent.SELL:
-            reducing = pos > 0 and qty + sym.pending_sell <= pos
-        elif intent is Intent.BUY_TO_COVER:
-            reducing = pos < 0 and qty + sym.pending_buy <= -pos
-        else:
-            reducing = False
+        reducing = sym.reduces(order.intent, order.quantity)
         if price is None:
             price = order.limit_price or order.stop_price or sym.last
-        ctx = Ctx(order, now, book, sym, sign, reducing, price)
+        ctx = Ctx(order, now, book, sym, self.state, srisk, sign, reducing, price)
         for evaluate in self._for_reducing if reducing else self._all:
             decision = evaluate(ctx)
             if decision is not None:
@@ -243,66 +238,51 @@ class RiskEngine:
         return decision
 
     # -- state hooks (called by the execution engine) -------------------------------
-    def _symbol(self, symbol: str) -> SymbolState:
-        sym = self.book.symbols.get(symbol)
-        if sym is None:
-            sym = SymbolState(
-                symbol=symbol,
-                sector=self._sector_map.get(symbol, self._default_sector),
-                vol=Volatility(self._vol_window) if self._vol_window else None,
-            )
-            self.book.symbols[symbol] = sym
-        return sym
+    def _symbol(self, symbol: str) -> SymbolRisk:
+        srisk = SymbolRisk(vol=Volatility(self._vol_window) if self._vol_window else None)
+        self.state.symbols[symbol] = srisk
+        return srisk
 
     def on_quote(self, symbol: str, last: float, ts: float) -> None:
-        """A trade/last price: marks positions, feeds volatility and loss velocity. O(1)."""
+        """A trade price, after the book was marked with it: volatility, loss velocity. O(1)."""
         if last <= 0.0:
             return
-        sym = self.book.symbols.get(symbol) or self._symbol(symbol)
-        prev, prev_ts = sym.last, sym.last_ts
-        if sym.vol is not None and prev is not None and ts >= prev_ts:
+        srisk = self.state.symbols.get(symbol) or self._symbol(symbol)
+        prev, prev_ts = srisk.last, srisk.last_ts
+        if srisk.vol is not None and prev is not None and ts >= prev_ts:
             dt = ts - prev_ts
             if dt <= self._vol_gap and last != prev:
                 r = _ln(last / prev)
-                sym.vol.add(r * r, dt)
+                srisk.vol.add(r * r, dt)
             elif dt <= self._vol_gap:
-                sym.vol.add(0.0, dt)
-        sym.last = last
-        sym.last_ts = ts
-        if sym.qty:
-            book = self.book
-            old = sym.mv
-            new = sym.qty * last
-            sym.mv = new
-            book.net_mv += new - old
-            d_gross = abs(new) - abs(old)
-            book.gross += d_gross
-            book.sector_gross[sym.sector] = book.sector_gross.get(sym.sector, 0.0) + d_gross
-            self._marked(ts)
+                srisk.vol.add(0.0, dt)
+        srisk.last, srisk.last_ts = last, ts
+        held = self.book.holdings.get(symbol)
+        if held is not None and held.qty:
+            self.marked(ts)
 
     def undo_submitted(self, order: OrderRequest, ts: float) -> None:
         """The order counted by ``on_order_submitted(order, ts)`` was never acknowledged
-        (its write failed): forget it entirely, so a retry of the same alert is not a
-        duplicate and does not count twice against rate windows."""
-        self._drop_working(order.client_order_id)
+        (its write failed): forget it, so a retry of the same alert is not a duplicate and
+        does not count twice against rate windows. (The engine releases it from the book.)"""
         key = (order.symbol, order.intent, order.quantity)
-        if self.book.recent.get(key) == ts:
-            del self.book.recent[key]
-        sym = self.book.symbols.get(order.symbol)
-        for window in (self.book.submits, sym.submits if sym is not None else None):
+        if self.state.recent.get(key) == ts:
+            del self.state.recent[key]
+        srisk = self.state.symbols.get(order.symbol)
+        for window in (self.state.submits, srisk.submits if srisk is not None else None):
             if window and window[-1] == ts:
                 window.pop()
-        self.book.recompute()
 
     def on_order_submitted(self, order: OrderRequest, ts: float | None = None) -> None:
-        """An allowed order went to the broker: rate windows, duplicates, working exposure."""
+        """An allowed order went to the broker: rate windows, duplicates, the breaker's
+        count. (Its working quantity is the book's: ``AccountBook.order_submitted``.)"""
         now = self.clock() if ts is None else ts
-        book = self.book
-        sym = self._symbol(order.symbol)
-        book.submits.append(now)
-        sym.submits.append(now)
+        state = self.state
+        srisk = state.symbols.get(order.symbol) or self._symbol(order.symbol)
+        state.submits.append(now)
+        srisk.submits.append(now)
         if self._dup_window:
-            recent = book.recent
+            recent = state.recent
             if len(recent) > 1024:
                 horizon = now - self._dup_window
                 for key in [k for k, t in recent.items() if t <= horizon]:
@@ -310,136 +290,27 @@ class RiskEngine:
             recent[(order.symbol, order.intent, order.quantity)] = now
         if self.breaker is not None:
             self.breaker.order_submitted(now)
-        sign = SIGN[order.intent]
-        pos = sym.qty
-        if order.intent is Intent.SELL:
-            opening = not (pos > 0 and order.quantity + sym.pending_sell <= pos)
-        elif order.intent is Intent.BUY_TO_COVER:
-            opening = not (pos < 0 and order.quantity + sym.pending_buy <= -pos)
-        else:
-            opening = True
-        price = order.limit_price or order.stop_price or sym.last or sym.avg_price or 0.0
-        book.working[order.client_order_id] = WorkingOrder(
-            symbol=order.symbol,
-            sign=sign,
-            remaining=order.quantity,
-            price=price,
-            opening=opening,
-            day=order.time_in_force is TimeInForce.DAY,
-        )
-        if sign > 0:
-            sym.pending_buy += order.quantity
-        else:
-            sym.pending_sell += order.quantity
-        book.recompute()
 
-    def on_order_done(self, client_order_id: str) -> None:
-        """The order is terminal (filled, canceled, rejected, expired): release what is left."""
-        if self._drop_working(client_order_id):
-            self.book.recompute()
-
-    def _drop_working(self, client_order_id: str) -> bool:
-        w = self.book.working.pop(client_order_id, None)
-        if w is None:
-            return False
-        sym = self.book.symbols[w.symbol]
-        if w.sign > 0:
-            sym.pending_buy = max(0, sym.pending_buy - w.remaining)
-        else:
-            sym.pending_sell = max(0, sym.pending_sell - w.remaining)
-        return True
-
-    def on_fill(
-        self,
-        symbol: str,
-        intent: Intent,
-        qty: int,
-        price: float,
-        ts: float | None = None,
-        order_id: str | None = None,
-    ) -> None:
-        """Apply an execution: position (average cost), cash, buying power, working qty.
-
-        Use either fills or ``update_position``/``update_account`` snapshots for a symbol;
-        a snapshot after fills simply overwrites what the fills computed.
-        """
-        now = self.clock() if ts is None else ts
-        book = self.book
-        sym = self._symbol(symbol)
-        sign = SIGN[intent]
-        if order_id is not None and (w := book.working.get(order_id)) is not None:
-            done = min(qty, w.remaining)
-            w.remaining -= done
-            if sign > 0:
-                sym.pending_buy = max(0, sym.pending_buy - done)
-            else:
-                sym.pending_sell = max(0, sym.pending_sell - done)
-            if w.remaining <= 0:
-                del book.working[order_id]
-        old = sym.qty
-        new = old + sign * qty
-        closing = min(qty, abs(old)) if old and (old > 0) != (sign > 0) else 0
-        opening = qty - closing
-        if new == 0:
-            sym.avg_price = 0.0
-        elif old == 0 or (old > 0) != (new > 0):
-            sym.avg_price = price  # opened or flipped: the remainder is at this price
-        elif (old > 0) == (sign > 0):
-            sym.avg_price = (abs(old) * sym.avg_price + qty * price) / abs(new)
-        sym.qty = new
-        if sym.last is None:
-            sym.last, sym.last_ts = price, now
-        book.cash -= sign * qty * price
-        book.buying_power += (closing - opening) * price
-        book.recompute()
-        self._marked(now)
-
-    def update_position(self, symbol: str, qty: int, avg_price: float) -> None:
-        """Snapshot of one position (reconciliation, start-up): overwrites what fills built."""
-        sym = self._symbol(symbol)
-        sym.qty = qty
-        sym.avg_price = avg_price if qty else 0.0
-        self.book.recompute()
-        self._rebase()
-
-    def update_account(self, account: AccountState) -> None:
-        """Cash and buying power from the broker. The first one sets the day's start equity."""
-        book = self.book
-        book.cash = account.cash
-        book.buying_power = account.buying_power
-        book.recompute()
-        if not book.account_seen:
-            book.account_seen = True
-            if book.day_start_equity is None:
-                # Mid-day start: today's realised P&L already happened before us.
-                book.day_start_equity = book.equity - account.realized_pnl_today
-        self._rebase()
-
-    def set_day_start_equity(self, equity: float) -> None:
-        """Restore the day's baseline (e.g. persisted, or the broker's prior close)."""
-        self.book.day_start_equity = equity
-        self.book.daily_loss_hit = False
-        self._rebase()
-
-    def _marked(self, now: float) -> None:
-        """Equity moved with the market: feed loss velocity, latch the daily loss."""
-        book = self.book
-        equity = book.cash + book.net_mv
+    def marked(self, now: float) -> None:
+        """The book's equity moved with the market (a quote, a fill): feed loss velocity,
+        latch the daily loss."""
+        equity = self.book.equity
         if self.breaker is not None:
             self.breaker.equity(equity, now)
+        self._latch_loss(equity)
+
+    def rebased(self) -> None:
+        """The book's equity moved by a snapshot (the broker's book adopted, a reload),
+        not the market: no loss-velocity sample."""
+        equity = self.book.equity
+        if self.breaker is not None:
+            self.breaker.rebase_equity(equity, self.clock())
         self._latch_loss(equity)
 
     def _latch_loss(self, equity: float) -> None:
         start = self.book.day_start_equity
         if self._max_loss is not None and start is not None and equity - start <= -self._max_loss:
-            self.book.daily_loss_hit = True
-
-    def _rebase(self) -> None:
-        """Equity moved by a snapshot, not the market: no loss-velocity sample."""
-        book = self.book
-        if self.breaker is not None:
-            self.breaker.rebase_equity(book.equity, self.clock())
-        self._latch_loss(book.equity)
+            self.state.daily_loss_hit = True
 
     def on_broker_result(self, ok: bool, ts: float | None = None) -> None:
         """Every broker call's outcome (order placement at least): feeds the breaker."""
@@ -485,7 +356,7 @@ class RiskEngine:
                 "day_started_at": self.day_started_at,
                 "next_reset_at": self._next_reset,
                 "day_start_equity": book.day_start_equity,
-                "loss_limit_hit": book.daily_loss_hit,
+                "loss_limit_hit": self.state.daily_loss_hit,
             },
             "account": {
                 "cash": book.cash,
@@ -497,7 +368,7 @@ class RiskEngine:
             },
             "checks": [
                 {"name": c.name, "layer": c.layer, "new_risk_only": c.new_risk_only}
-                | {"status": c.describe(book, now)}
+                | {"status": c.describe(book, self.state, now)}
                 for c in self.checks
             ],
             "limits": self.limits.model_dump(mode="json", by_alias=True),

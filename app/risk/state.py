@@ -1,9 +1,8 @@
-"""What the engine knows between checks: book, quotes, working orders, recent submits.
+"""What the risk engine keeps of its own between checks (the positions, cash and working
+orders it reads are the account's book: ``app/portfolio/book.py``).
 
-Plain slotted classes, updated incrementally by the execution engine's hooks, so a
-check reads a handful of attributes instead of walking the portfolio. Totals that
-quotes move (net and gross market value, per-sector gross) are kept as running sums
-and recomputed exactly whenever a position changes, so float drift cannot build up.
+Plain slotted classes updated in O(1) by the engine's hooks, so a check reads a
+handful of attributes.
 """
 
 from __future__ import annotations
@@ -14,13 +13,6 @@ from dataclasses import dataclass, field
 
 from app.models.orders import Intent
 
-# Signed direction of each intent: +1 buys shares, -1 sells them.
-SIGN: dict[Intent, int] = {
-    Intent.BUY: 1,
-    Intent.BUY_TO_COVER: 1,
-    Intent.SELL: -1,
-    Intent.SELL_SHORT: -1,
-}
 # Trading seconds in a year (252 sessions x 6.5 h): annualises per-second variance.
 TRADING_SECONDS_PER_YEAR = 252 * 6.5 * 3600
 
@@ -70,77 +62,21 @@ class Volatility:
 
 
 @dataclass(slots=True, eq=False)
-class SymbolState:
-    symbol: str
-    sector: str
-    qty: int = 0  # signed: negative is short
-    avg_price: float = 0.0
-    last: float | None = None
-    last_ts: float = 0.0
-    mv: float = 0.0  # qty * mark (last, else avg price)
-    pending_buy: int = 0  # working buy-side shares (BUY, BUY_TO_COVER)
-    pending_sell: int = 0  # working sell-side shares (SELL, SELL_SHORT)
-    vol: Volatility | None = None
+class SymbolRisk:
+    """What risk keeps per symbol of its own: the symbol's order window and volatility."""
+
     submits: deque[float] = field(default_factory=deque)
-
-    @property
-    def mark(self) -> float:
-        return self.last if self.last is not None else self.avg_price
-
-
-@dataclass(slots=True, eq=False)
-class WorkingOrder:
-    """An order sent but not finished: it can still add exposure, so checks count it."""
-
-    symbol: str
-    sign: int
-    remaining: int
-    price: float  # reference price at submit: prices its opening notional
-    opening: bool
-    day: bool  # DAY orders die at the close; dropped at the daily roll-over
+    vol: Volatility | None = None
+    last: float | None = None  # the previous quote, for the next return
+    last_ts: float = 0.0
 
 
 @dataclass(slots=True, eq=False)
-class BookState:
-    cash: float = 0.0
-    buying_power: float = 0.0
-    net_mv: float = 0.0
-    gross: float = 0.0
-    open_positions: int = 0
-    pending_new: int = 0  # flat symbols with working orders: positions about to open
-    sector_gross: dict[str, float] = field(default_factory=dict)
-    symbols: dict[str, SymbolState] = field(default_factory=dict)
-    working: dict[str, WorkingOrder] = field(default_factory=dict)
-    pending_open_notional: float = 0.0
-    account_seen: bool = False
-    day_start_equity: float | None = None
-    daily_loss_hit: bool = False  # latched until the next session start
+class RiskState:
+    """Risk's own state, beside the book it reads: order windows, recent orders (the
+    duplicate guard), the daily loss latch, and per-symbol windows and volatility."""
+
     submits: deque[float] = field(default_factory=deque)
     recent: dict[tuple[str, Intent, int], float] = field(default_factory=dict)
-
-    @property
-    def equity(self) -> float:
-        return self.cash + self.net_mv
-
-    def recompute(self) -> None:
-        """Exact totals from the positions (off the hot path: after position changes)."""
-        net = gross = 0.0
-        count = pending_new = 0
-        sectors: dict[str, float] = {}
-        for s in self.symbols.values():
-            if not s.qty and (s.pending_buy or s.pending_sell):
-                pending_new += 1
-            if s.qty:
-                s.mv = s.qty * s.mark
-                net += s.mv
-                gross += abs(s.mv)
-                count += 1
-                sectors[s.sector] = sectors.get(s.sector, 0.0) + abs(s.mv)
-            else:
-                s.mv = 0.0
-        self.net_mv, self.gross, self.open_positions = net, gross, count
-        self.pending_new = pending_new
-        self.sector_gross = sectors
-        self.pending_open_notional = sum(
-            w.remaining * w.price for w in self.working.values() if w.opening
-        )
+    daily_loss_hit: bool = False  # latched until the next trading day
+    symbols: dict[str, SymbolRisk] = field(default_factory=dict)

@@ -18,6 +18,7 @@ from app.models.orders import Intent, OrderRequest, OrderType
 from app.models.portfolio import AccountState
 from app.risk import RiskDecision, RiskEngine, parse_limits
 from tests.bench.common import record
+from tests.support.risk import harness
 
 # A Tuesday 15:00 UTC (10:00 New York): inside the XNYS session.
 NOW = datetime(2026, 11, 17, 15, 0, tzinfo=UTC).timestamp()
@@ -55,7 +56,7 @@ class Baseline:
 
 def build_engine() -> RiskEngine:
     clock_now = [NOW]
-    engine = RiskEngine(parse_limits(LIMITS, "bench"), clock=lambda: clock_now[0])
+    engine = harness(RiskEngine(parse_limits(LIMITS, "bench"), clock=lambda: clock_now[0]))
     engine.update_account(
         AccountState(account="bench", cash=500_000, equity=500_000, buying_power=1_000_000)
     )

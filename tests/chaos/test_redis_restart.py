@@ -265,7 +265,7 @@ async def test_a_paper_fill_whose_write_failed_is_not_lost(redis_server: RedisSe
             await asyncio.sleep(0.02)
         stored = await engine.store.get_order(decision.order_id)
         assert stored is not None and stored.status.value == "filled", stored
-        assert engine.ledger.position("AAPL") == 1
+        assert engine.book.position("AAPL") == 1
     finally:
         await engine.close()
         await redis.aclose()
@@ -312,7 +312,7 @@ async def test_a_paper_order_whose_write_failed_or_was_not_acknowledged_is_fille
                 break
             await asyncio.sleep(0.1)
         assert stored is not None and stored.status.value == "filled", stored
-        assert engine.ledger.position("AAPL") == 3
+        assert engine.book.position("AAPL") == 3
         assert [f.quantity for f in await engine.store.fills()] == [3]
     finally:
         await engine.close()

@@ -183,7 +183,7 @@ async def test_risk_and_account_report_the_ledgers_cash_equity_and_daily_pnl(
         assert r.json()["status"] == "accepted", r.text
     ledger = None
     for _ in range(200):
-        ledger = await ExecutionStore(redis, "pap").load_ledger()
+        ledger = await ExecutionStore(redis, "pap").load_book()
         if ledger is not None and ledger.position("AAPL") == -3 and ledger.commissions_today >= 5:
             break
         await asyncio.sleep(0.05)
@@ -192,7 +192,7 @@ async def test_risk_and_account_report_the_ledgers_cash_equity_and_daily_pnl(
     assert ledger.commissions_today == pytest.approx(5.0)
     account = (await api.get("/api/v1/account", params={"account": "pap"})).json()
     risk = (await api.get("/api/v1/risk", params={"account": "pap"})).json()
-    ledger = await ExecutionStore(redis, "pap").load_ledger()
+    ledger = await ExecutionStore(redis, "pap").load_book()
     assert ledger is not None
     state = ledger.state()
     assert account["cash"] == risk["account"]["cash"] == state.cash
@@ -201,8 +201,8 @@ async def test_risk_and_account_report_the_ledgers_cash_equity_and_daily_pnl(
     assert risk["daily"]["day_start_equity"] == 25_000.0
     # and the engine's risk checks hold the same cash (commissions included)
     engine = api.app.state.services.execution.engine("pap")  # type: ignore[attr-defined]
-    assert engine.risk.book.cash == pytest.approx(engine.ledger.cash)
+    assert engine.risk.book is engine.book
     fills = [f for f in await ExecutionStore(redis, "pap").fills() if f.account == "pap"]
     spent = sum(f.quantity * f.price * f.side.sign + f.commission for f in fills)
     assert engine.risk.book.cash == pytest.approx(25_000.0 - spent)
-    assert engine.risk.daily_pnl == pytest.approx(engine.ledger.daily_pnl, abs=0.01)
+    assert engine.risk.daily_pnl == pytest.approx(engine.book.daily_pnl, abs=0.01)

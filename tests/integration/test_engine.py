@@ -90,14 +90,14 @@ async def test_bracket_take_profit_closes_the_position(
     )
     assert d.status == "accepted"
     await settle(eng)
-    assert eng.ledger.position("AAPL") == 10
+    assert eng.book.position("AAPL") == 10
     await eng.on_quote(tape.set("AAPL", 105.0))  # inside the bracket: nothing happens
     await settle(eng)
-    assert eng.ledger.position("AAPL") == 10
+    assert eng.book.position("AAPL") == 10
     await eng.on_quote(tape.set("AAPL", 110.5))  # target hit
     await settle(eng)
-    assert eng.ledger.position("AAPL") == 0
-    assert eng.ledger.realized_today == pytest.approx(10 * (110.49 - 100.01))
+    assert eng.book.position("AAPL") == 0
+    assert eng.book.realized_today == pytest.approx(10 * (110.49 - 100.01))
 
 
 async def test_bracket_stop_loss_on_a_short(engine: tuple[ExecutionEngine, Tape]) -> None:
@@ -106,10 +106,10 @@ async def test_bracket_stop_loss_on_a_short(engine: tuple[ExecutionEngine, Tape]
         Alert(ticker="AAPL", action="sell", quantity=5, stop_loss=103, alert_id="b2")
     )
     await settle(eng)
-    assert eng.ledger.position("AAPL") == -5
+    assert eng.book.position("AAPL") == -5
     await eng.on_quote(tape.set("AAPL", 103.5))
     await settle(eng)
-    assert eng.ledger.position("AAPL") == 0
+    assert eng.book.position("AAPL") == 0
 
 
 async def test_a_bracket_survives_a_takeover_of_the_account(redis: Redis) -> None:
@@ -129,7 +129,7 @@ async def test_a_bracket_survives_a_takeover_of_the_account(redis: Redis) -> Non
     await settle(first)
     await first.on_quote(tape.set("MSFT", 49.0))
     await settle(first)
-    assert first.ledger.position("MSFT") == 0
+    assert first.book.position("MSFT") == 0
     await first.close()
 
     second = make_engine(redis, tape)
@@ -138,7 +138,7 @@ async def test_a_bracket_survives_a_takeover_of_the_account(redis: Redis) -> Non
         assert [b.symbol for b in second.brackets.open.values()] == ["AAPL"]
         await second.on_quote(tape.set("AAPL", 94.0))  # the stop, managed by the new engine
         await settle(second)
-        assert second.ledger.position("AAPL") == 0
+        assert second.book.position("AAPL") == 0
     finally:
         await second.close()
 
@@ -189,7 +189,7 @@ async def test_streams_hold_every_transition_and_each_fill_once(
     assert await redis.zscore(keys.recent_orders, d.order_id or "") == orders[0].created_at
     decision = await eng.store.alert_decision("s1")
     assert isinstance(decision, Decision) and decision.order_id == d.order_id
-    ledger = await eng.store.load_ledger()
+    ledger = await eng.store.load_book()
     assert ledger is not None and ledger.position("AAPL") == 2
 
 
@@ -203,17 +203,17 @@ async def test_an_accepted_order_that_never_reached_the_broker_is_sent_after_a_r
     eng._spawn = lambda coro: coro.close()  # type: ignore[method-assign,assignment]  # crash before the broker call
     d = await eng.handle_alert(Alert(ticker="AAPL", action="buy", quantity=4, alert_id="r1"))
     assert d.status == "accepted"
-    assert eng.ledger.position("AAPL") == 0
+    assert eng.book.position("AAPL") == 0
     await eng.close()  # the "crashed" process: its watcher must not send the order itself
     again = make_engine(redis, tape)  # the restarted process
     await again.start()
     await settle(again)
-    assert again.ledger.position("AAPL") == 4
+    assert again.book.position("AAPL") == 4
     # and restarting once more does not send it twice
     third = make_engine(redis, tape)
     await third.start()
     await settle(third)
-    assert third.ledger.position("AAPL") == 4
+    assert third.book.position("AAPL") == 4
     assert await redis.xlen("traderops:stream:fills") == 1
     await again.close()
     await third.close()
@@ -238,7 +238,7 @@ async def test_daily_loss_limit_blocks_new_risk_but_not_exits(redis: Redis) -> N
     exit_ = await eng.handle_alert(Alert(ticker="AAPL", action="exit", alert_id="dl3"))
     assert exit_.status == "accepted"
     await settle(eng)
-    assert eng.ledger.position("AAPL") == 0
+    assert eng.book.position("AAPL") == 0
     await eng.close()
 
 
@@ -273,7 +273,7 @@ async def test_start_up_adopts_the_brokers_positions_and_cash(redis: Redis) -> N
         tape.get,
     )
     await eng.start()
-    assert eng.ledger.position("MSFT") == 7 and eng.ledger.cash == 50_000.0
+    assert eng.book.position("MSFT") == 7 and eng.book.cash == 50_000.0
     decision = await eng.handle_alert(Alert(ticker="MSFT", action="exit", alert_id="adopt-1"))
     assert decision.quantity == 7  # sized against the adopted book
     await eng.close()
@@ -291,15 +291,15 @@ async def test_a_book_keeping_brokers_day_starts_from_its_equity_at_the_open(
     eng = ExecutionEngine(ExecutionStore(redis), broker, risk, tape.get, clock=lambda: now[0])
     await eng.start()
     try:
-        assert eng.ledger.day_start_equity == 60_000.0 and eng.ledger.daily_pnl == 0.0
+        assert eng.book.day_start_equity == 60_000.0 and eng.book.daily_pnl == 0.0
         broker._cash = 61_500.0  # overnight interest, a deposit: the broker's figure counts
         now[0] = risk._next_reset + 60  # the next session's open
         day = eng.risk_snapshot()["daily"]["day"]
         await settle(eng)
         assert day == risk.trading_day(now[0]) != risk.trading_day(now[0] - 86_400 * 4)
-        assert eng.ledger.day_start_equity == 61_500.0
+        assert eng.book.day_start_equity == 61_500.0
         assert risk.book.day_start_equity == 61_500.0
-        stored = await eng.store.load_ledger()
+        stored = await eng.store.load_book()
         assert stored is not None and stored.day_start_equity == 61_500.0
     finally:
         await eng.close()
@@ -415,7 +415,7 @@ async def test_a_decision_whose_claim_was_taken_over_is_not_written(redis: Redis
             OrderStatus.SUBMITTED,
             OrderStatus.FILLED,
         ]
-        assert b.ledger.position("AAPL") == 5 and a.ledger.position("AAPL") == 0
+        assert b.book.position("AAPL") == 5 and a.book.position("AAPL") == 0
     finally:
         await a.close()
         await b.close()
@@ -443,7 +443,7 @@ async def test_a_paper_write_retried_after_its_reply_was_lost_still_reports_the_
         await settle(eng)
         order = await eng.store.get_order(d.order_id or "")
         assert order is not None and order.status is OrderStatus.FILLED, order
-        assert eng.ledger.position("AAPL") == 3
+        assert eng.book.position("AAPL") == 3
     finally:
         await eng.close()
 
@@ -462,11 +462,11 @@ async def test_a_fill_that_could_not_be_stored_is_undone_then_reconciled_once(
     try:
         d = await eng.handle_alert(Alert(ticker="AAPL", action="buy", quantity=4, alert_id="u1"))
         await settle(eng)
-        assert failed.hits and eng.ledger.position("AAPL") == 0  # undone in memory
+        assert failed.hits and eng.book.position("AAPL") == 0  # undone in memory
         order = eng.orders[d.order_id or ""]
         assert order.status is OrderStatus.NEW and order.filled_quantity == 0
         await eng.reconciler._reconcile_order(order)  # what the watcher does on its next round
-        assert eng.ledger.position("AAPL") == 4
+        assert eng.book.position("AAPL") == 4
         stored = await eng.store.get_order(d.order_id or "")
         assert stored is not None and stored.status is OrderStatus.FILLED
     finally:
@@ -474,7 +474,7 @@ async def test_a_fill_that_could_not_be_stored_is_undone_then_reconciled_once(
     again = make_engine(redis, tape)  # a restart replays nothing twice
     await again.start()
     try:
-        assert again.ledger.position("AAPL") == 4
+        assert again.book.position("AAPL") == 4
         assert len(await again.store.fills()) == 1
     finally:
         await again.close()
@@ -494,7 +494,7 @@ async def test_an_alert_whose_write_reply_was_lost_is_answered_from_the_stored_d
         d = await eng.handle_alert(Alert(ticker="AAPL", action="buy", quantity=2, alert_id="w1"))
         assert d.status == "accepted" and not d.duplicate
         await settle(eng)
-        assert eng.ledger.position("AAPL") == 2 and len(await eng.store.fills()) == 1
+        assert eng.book.position("AAPL") == 2 and len(await eng.store.fills()) == 1
     finally:
         await eng.close()
 
@@ -532,13 +532,13 @@ async def test_an_alert_whose_write_outcome_is_unknown_is_held_then_resolved(
     decision says it was placed: the order is sent, and the retry gets that decision."""
     async with held_alert(redis, "w2") as (eng, down):
         await settle(eng)
-        assert eng.ledger.position("AAPL") == 0 and eng.orders  # held, not sent
+        assert eng.book.position("AAPL") == 0 and eng.orders  # held, not sent
         assert REGISTRY.get_sample_value("traderops_execution_unresolved") == 1  # alerting
         down[0] = False
         again = await eng.handle_alert(held("w2"))
         assert again.status == "accepted" and again.duplicate
         await settle(eng)
-        assert eng.ledger.position("AAPL") == 2 and len(await eng.store.fills()) == 1
+        assert eng.book.position("AAPL") == 2 and len(await eng.store.fills()) == 1
         await eng.reconciler._watch_once()
         assert REGISTRY.get_sample_value("traderops_execution_unresolved") == 0
 
@@ -580,7 +580,7 @@ async def test_a_held_alert_resolved_by_the_watcher_and_a_retry_at_once_is_sent_
         await eng.reconciler._watch_once()
         await settle(eng)
         assert submits == [answer.order_id]
-        assert eng.ledger.position("AAPL") == 2 and len(await eng.store.fills()) == 1
+        assert eng.book.position("AAPL") == 2 and len(await eng.store.fills()) == 1
     finally:
         await eng.close()
 
@@ -599,9 +599,9 @@ async def test_a_fill_stored_but_whose_reply_was_lost_is_taken_back_from_redis(
     try:
         d = await eng.handle_alert(Alert(ticker="AAPL", action="buy", quantity=6, alert_id="l1"))
         await settle(eng)
-        assert lost.hits and eng.ledger.position("AAPL") == 0  # undone: unknown here
+        assert lost.hits and eng.book.position("AAPL") == 0  # undone: unknown here
         await eng.reconciler._watch_once()
-        assert eng.ledger.position("AAPL") == 6
+        assert eng.book.position("AAPL") == 6
         assert d.order_id not in eng.orders  # filled: no longer open here either
         stored = await eng.store.get_order(d.order_id or "")
         assert stored is not None and stored.status is OrderStatus.FILLED
@@ -609,13 +609,13 @@ async def test_a_fill_stored_but_whose_reply_was_lost_is_taken_back_from_redis(
             Alert(ticker="AAPL", action="buy", quantity=1, alert_id="l2")
         )
         await settle(eng)
-        assert later.status == "accepted" and eng.ledger.position("AAPL") == 7
+        assert later.status == "accepted" and eng.book.position("AAPL") == 7
     finally:
         await eng.close()
     again = make_engine(redis, tape)
     await again.start()
     try:
-        assert again.ledger.position("AAPL") == 7 and len(await again.store.fills()) == 2
+        assert again.book.position("AAPL") == 7 and len(await again.store.fills()) == 2
     finally:
         await again.close()
 
@@ -632,7 +632,7 @@ async def test_a_held_alert_found_stored_too_late_is_canceled_not_sent(redis: Re
         order = await eng.store.get_order(again.order_id or "")
         assert order is not None and order.status is OrderStatus.CANCELED, order
         assert "not sent" in (order.reason or "")
-        assert eng.ledger.position("AAPL") == 0 and not eng.orders
+        assert eng.book.position("AAPL") == 0 and not eng.orders
         assert await eng.broker.find_by_tag(again.order_id or "") is None
 
 
@@ -650,12 +650,12 @@ async def test_a_fill_reported_twice_is_booked_once(
     )
     await settle(eng)
     (fill,) = await eng.store.fills()
-    cash, order = eng.ledger.cash, await eng.store.get_order(d.order_id or "")
+    cash, order = eng.book.cash, await eng.store.get_order(d.order_id or "")
     assert order is not None and order.status is OrderStatus.FILLED
     await eng.on_broker_event(
         BrokerEvent(fill.order_id, OrderStatus.FILLED, order.broker_order_id, fill=fill)
     )
-    assert eng.ledger.position("AAPL") == 10 and eng.ledger.cash == cash
+    assert eng.book.position("AAPL") == 10 and eng.book.cash == cash
     assert await eng.store.get_order(d.order_id or "") == order
     assert len(await eng.store.fills()) == 1
 
@@ -710,7 +710,7 @@ async def test_fills_that_arrive_together_are_stored_together_and_a_replay_among
     msft = await _resting(eng, tape, "MSFT", 5, "b2")
     first = _fill(aapl, "x-1", 4)
     await eng.on_broker_event(first)
-    cash = eng.ledger.cash
+    cash = eng.book.cash
     sizes: list[int] = []
     real = eng.store.save_fills
 
@@ -725,15 +725,15 @@ async def test_fills_that_arrive_together_are_stored_together_and_a_replay_among
         eng.on_broker_event(_fill(msft, "x-3", 5)),
     )
     assert sizes == [3, 2]  # refused whole for the replay, then the two others at once
-    assert eng.ledger.position("AAPL") == 10 and eng.ledger.position("MSFT") == 5
-    assert eng.ledger.cash == pytest.approx(cash - 11 * 90.0)
+    assert eng.book.position("AAPL") == 10 and eng.book.position("MSFT") == 5
+    assert eng.book.cash == pytest.approx(cash - 11 * 90.0)
     assert sorted(f.id for f in await eng.store.fills()) == ["x-1", "x-2", "x-3"]
     for order in (aapl, msft):
         stored = await eng.store.get_order(order.id)
         assert stored is not None and stored.status is OrderStatus.FILLED, stored
         assert stored.filled_quantity == order.request.quantity
-    ledger = await eng.store.load_ledger()
-    assert ledger is not None and ledger.to_dict() == eng.ledger.to_dict()
+    ledger = await eng.store.load_book()
+    assert ledger is not None and ledger.to_dict() == eng.book.to_dict()
 
 
 async def test_a_batch_of_fills_whose_write_failed_is_undone_whole(
@@ -745,7 +745,7 @@ async def test_a_batch_of_fills_whose_write_failed_is_undone_whole(
     eng, tape = engine
     aapl = await _resting(eng, tape, "AAPL", 10, "c1")
     msft = await _resting(eng, tape, "MSFT", 5, "c2")
-    before = eng.ledger.to_dict()
+    before = eng.book.to_dict()
     states = [(o.status, o.filled_quantity, o.avg_fill_price) for o in (aapl, msft)]
     failed = Lost()
     eng.store.save_fills = fails(eng.store.save_fills, log=failed)  # type: ignore[method-assign]
@@ -757,7 +757,7 @@ async def test_a_batch_of_fills_whose_write_failed_is_undone_whole(
     )
     assert len(failed.hits) == 1  # one write for the three
     assert all(isinstance(r, RedisError) for r in results), results
-    assert eng.ledger.to_dict() == before
+    assert eng.book.to_dict() == before
     assert [(o.status, o.filled_quantity, o.avg_fill_price) for o in (aapl, msft)] == states
     assert {aapl.id, msft.id} <= eng._reconcile_later
     assert await eng.store.fills() == []

@@ -650,13 +650,13 @@ async def test_engine_alert_to_tradier_order_to_fill_to_position(
         assert account.forms[0]["side"] == "buy" and account.forms[0]["quantity"] == "10"
         account.fill(placed["id"], 4, 100.0)
         account.fill(placed["id"], 6, 100.5)  # both between two polls: one delta of 10
-        await until(lambda: engine.ledger.position("AAPL") == 10)
+        await until(lambda: engine.book.position("AAPL") == 10)
         stored = await engine.store.get_order(oid)
         assert stored is not None
         assert stored.status is OrderStatus.FILLED
         assert stored.broker_order_id == str(placed["id"])
         assert stored.filled_quantity == 10 and stored.avg_fill_price == pytest.approx(100.3)
-        [pos] = engine.ledger.positions()
+        [pos] = engine.book.positions()
         assert (pos.symbol, pos.quantity) == ("AAPL", 10)
         assert account.posts() == 1
     finally:
@@ -692,7 +692,7 @@ async def test_engine_timeout_leaves_the_order_unknown_then_reconciles(
         stored = await engine.store.get_order(oid)
         assert stored is not None and stored.broker_order_id == str(account.by_tag(oid)["id"])
         account.fill(account.by_tag(oid)["id"], 5, 100.0)
-        await until(lambda: engine.ledger.position("AAPL") == 5)
+        await until(lambda: engine.book.position("AAPL") == 5)
         assert account.posts() == 1
     finally:
         await engine.close()
@@ -718,11 +718,11 @@ async def test_engine_restart_reconciles_fills_made_while_down(
     account.fill(placed["id"], 8, 99.0)  # while nobody is watching
     again = await make_engine(redis, make_broker(account))  # start() reconciles by tag
     try:
-        await until(lambda: again.ledger.position("AAPL") == 8)
+        await until(lambda: again.book.position("AAPL") == 8)
         stored = await again.store.get_order(oid)
         assert stored is not None and stored.status is OrderStatus.FILLED
         assert [f.id for f in await again.store.fills()] == [f"{placed['id']}-8"]
         await asyncio.sleep(POLL * 5)
-        assert again.ledger.position("AAPL") == 8 and account.posts() == 1
+        assert again.book.position("AAPL") == 8 and account.posts() == 1
     finally:
         await again.close()

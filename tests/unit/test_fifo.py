@@ -6,7 +6,7 @@ from collections import deque
 
 import pytest
 
-from app.execution.fifo import match
+from app.portfolio.fifo import match
 
 
 def test_a_sell_closes_the_oldest_lots_first_and_returns_what_it_reverses() -> None:

@@ -17,6 +17,7 @@ from app.models.orders import Intent, OrderRequest, OrderType
 from app.models.portfolio import AccountState
 from app.risk import RiskDecision, RiskEngine, parse_limits
 from app.risk.state import TRADING_SECONDS_PER_YEAR
+from tests.support.risk import harness
 
 # Tuesday 2026-11-17 15:00 UTC = 10:00 New York: a regular session.
 T0 = datetime(2026, 11, 17, 15, 0, tzinfo=UTC).timestamp()
@@ -62,7 +63,7 @@ def make_engine(
     """An engine with only ``sections`` enabled, funded with ``cash``."""
     data: dict[str, Any] = dict.fromkeys(SECTIONS)
     data.update(sections)
-    engine = RiskEngine(parse_limits(data, "test"), clock=clock or Clock())
+    engine = harness(RiskEngine(parse_limits(data, "test"), clock=clock or Clock()))
     engine.update_account(
         AccountState(
             account="t",
@@ -134,20 +135,21 @@ def test_reference_price_required_for_new_risk_only() -> None:
 
 # -- account --------------------------------------------------------------------------
 def test_buying_power() -> None:
+    """The book's buying power: twice equity less gross exposure (Reg-T)."""
     e = make_engine(buying_power={})
     e.update_account(AccountState(account="t", cash=10_000, equity=10_000, buying_power=10_000))
     e.on_quote("AAPL", 100, T0)
-    assert allowed(e.check(order(qty=100)))
-    assert denied(e.check(order(qty=101)), "buying_power", "insufficient_buying_power")
+    assert allowed(e.check(order(qty=200)))
+    assert denied(e.check(order(qty=201)), "buying_power", "insufficient_buying_power")
 
 
 def test_buying_power_counts_working_orders() -> None:
     e = make_engine(buying_power={})
     e.update_account(AccountState(account="t", cash=10_000, equity=10_000, buying_power=10_000))
     e.on_quote("AAPL", 100, T0)
-    e.on_order_submitted(order(qty=60), T0)
-    assert allowed(e.check(order(qty=40)))
-    assert denied(e.check(order(qty=41)), "buying_power", "insufficient_buying_power")
+    e.on_order_submitted(order(qty=120), T0)
+    assert allowed(e.check(order(qty=80)))
+    assert denied(e.check(order(qty=81)), "buying_power", "insufficient_buying_power")
 
 
 def test_daily_loss() -> None:
@@ -231,7 +233,7 @@ def test_sector_concentration() -> None:
     assert denied(d, "sector_concentration", "max_sector_concentration")
     assert d.detail["sector"] == "Technology"
     assert allowed(e.check(order("ZZZ", qty=300)))  # unknown symbol: its own "Other" sector
-    assert e.book.symbols["ZZZ"].sector == "Other"
+    assert e.book.holding("ZZZ").sector == "Other"
 
 
 # -- order / strategy -----------------------------------------------------------------
@@ -355,8 +357,8 @@ def test_volatility_needs_samples_and_ignores_gaps() -> None:
     _feed_zigzag(e, "AAPL", 0.01, 5, T0)
     assert allowed(e.check(order()))  # 5 samples: no opinion yet
     e.on_quote("AAPL", 200.0, T0 + 3600)  # a jump across a gap is not volatility
-    assert e.book.symbols["AAPL"].vol is not None
-    assert e.book.symbols["AAPL"].vol.count == 5
+    assert e.state.symbols["AAPL"].vol is not None
+    assert e.state.symbols["AAPL"].vol.count == 5
 
 
 def test_duplicate() -> None:

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from app.models.orders import Intent, OrderRequest
 from app.models.portfolio import AccountState
 from app.risk import RiskEngine, parse_limits
+from tests.support.risk import harness
 from tests.unit.test_risk_checks import SECTIONS, T0, Clock
 
 SYMBOLS = ("AAA", "BBB", "CCC", "DDD")
@@ -105,7 +106,7 @@ _ids = itertools.count()
 @given(actions)
 def test_random_trading_never_breaches_limits(steps: list[tuple[Any, ...]]) -> None:
     clock = Clock(T0)
-    engine = RiskEngine(parse_limits(LIMITS), clock=clock)
+    engine = harness(RiskEngine(parse_limits(LIMITS), clock=clock))
     engine.update_account(AccountState(account="p", cash=CASH, equity=CASH, buying_power=CASH))
     m = Model()
     for s in SYMBOLS:
@@ -154,5 +155,5 @@ def test_random_trading_never_breaches_limits(steps: list[tuple[Any, ...]]) -> N
             engine.on_order_done(w.oid)
         check_invariants(m)
         # The engine's view agrees with the model's.
-        assert {s: engine.book.symbols[s].qty for s in SYMBOLS} == m.pos
+        assert {s: engine.book.position(s) for s in SYMBOLS} == m.pos
         assert abs(engine.book.equity - m.equity()) < 1e-6 * max(1.0, abs(m.equity()))

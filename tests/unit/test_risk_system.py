@@ -10,6 +10,7 @@ import pytest
 from app.models.orders import Intent, OrderType, TimeInForce
 from app.models.portfolio import AccountState
 from app.risk import BreakerState, KillState, RiskEngine, parse_limits
+from tests.support.risk import harness
 from tests.unit.test_risk_checks import (
     SECTIONS,
     T0,
@@ -76,7 +77,7 @@ def test_kill_switch_rejects_unknown_state() -> None:
 
 def test_kill_switch_initial_state_from_limits() -> None:
     data = dict.fromkeys(SECTIONS) | {"kill_switch": {"initial_state": "HALTED"}}
-    e = RiskEngine(parse_limits(data), clock=Clock())
+    e = harness(RiskEngine(parse_limits(data), clock=Clock()))
     e.on_quote("AAPL", 100, T0)
     assert denied(e.check(order()), "kill_switch", "halted")
 
@@ -251,10 +252,10 @@ def test_market_hours_always_mode_and_settings_fallback() -> None:
     clock = Clock(utc(2026, 11, 26, 15))  # Thanksgiving
     assert allowed(hours_engine(clock, "always").check(order()))
     data = dict.fromkeys(SECTIONS) | {"market_hours": {"mode": None}}
-    e = RiskEngine(parse_limits(data), clock=clock, market_hours="always")
+    e = harness(RiskEngine(parse_limits(data), clock=clock, market_hours="always"))
     e.on_quote("AAPL", 100, clock())
     assert "market_hours" not in [c.name for c in e.checks]
-    e = RiskEngine(parse_limits(data), clock=clock, market_hours="exchange")
+    e = harness(RiskEngine(parse_limits(data), clock=clock, market_hours="exchange"))
     e.on_quote("AAPL", 100, clock())
     assert denied(e.check(order()), "market_hours", "market_closed")
 
@@ -310,8 +311,10 @@ def test_day_roll_drops_working_day_orders_only() -> None:
 
 def test_mid_day_start_counts_todays_realised_pnl() -> None:
     clock = Clock()
-    e = RiskEngine(
-        parse_limits(dict.fromkeys(SECTIONS) | {"daily_loss": {"max_loss": 500}}), clock=clock
+    e = harness(
+        RiskEngine(
+            parse_limits(dict.fromkeys(SECTIONS) | {"daily_loss": {"max_loss": 500}}), clock=clock
+        )
     )
     e.on_quote("AAPL", 100, T0)
     e.update_account(
@@ -329,7 +332,7 @@ def test_fills_release_working_orders() -> None:
     o = order(qty=80)
     e.on_order_submitted(o, T0)
     e.on_fill("AAPL", Intent.BUY, 50, 10.0, T0, order_id=o.client_order_id)
-    assert e.book.symbols["AAPL"].pending_buy == 30
+    assert e.book.holdings["AAPL"].pending_buy == 30
     assert denied(e.check(order(qty=21)), "position_size", "max_position_shares")
     e.on_order_done(o.client_order_id)  # canceled: the remaining 30 no longer count
     assert allowed(e.check(order(qty=50)))
@@ -340,10 +343,10 @@ def test_fills_track_cash_and_average_price() -> None:
     e = make_engine(cash=10_000)
     e.on_fill("AAPL", Intent.BUY, 10, 100.0, T0)
     e.on_fill("AAPL", Intent.BUY, 10, 110.0, T0)
-    sym = e.book.symbols["AAPL"]
+    sym = e.book.holdings["AAPL"]
     assert (sym.qty, sym.avg_price) == (20, 105.0)
     e.on_fill("AAPL", Intent.SELL, 5, 120.0, T0)
-    assert (sym.qty, sym.avg_price) == (15, 105.0)
+    assert (sym.qty, sym.avg_price) == (15, pytest.approx(1600 / 15))  # FIFO: 100s go first
     assert e.book.cash == pytest.approx(10_000 - 2_100 + 600)
     e.on_quote("AAPL", 120.0, T0 + 1)
     assert e.book.equity == pytest.approx(10_000 + 5 * 15 + 15 * 15)

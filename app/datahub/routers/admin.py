@@ -12,12 +12,12 @@ from app.datahub.deps import ServicesDep
 from app.datahub.errors import InvalidRequest, Problem, responses
 from app.datahub.security import AdminDep
 from app.datahub.services import Services
-from app.execution.ledger import Ledger
 from app.journal.analytics import analytics, calendar
 from app.models.alerts import Decision
 from app.models.market import is_valid_symbol, normalize_symbol
 from app.models.orders import Order
 from app.models.portfolio import AccountState, Position
+from app.portfolio.book import AccountBook
 
 router = APIRouter(
     prefix="/api/v1",
@@ -85,8 +85,8 @@ async def _command(
     return result
 
 
-async def _ledger(services: Services, account: str) -> Ledger:
-    ledger = await services.store(account).load_ledger()
+async def _ledger(services: Services, account: str) -> AccountBook:
+    ledger = await services.store(account).load_book()
     if ledger is None:
         raise HTTPException(
             503, f"account {account!r} has no book yet: no execution engine has held it"
@@ -102,7 +102,7 @@ async def list_accounts(services: ServicesDep) -> dict[str, list[dict[str, Any]]
         store = services.store(cfg.id)
         holder = await services.redis.get(store.keys.lease)
         snap = await store.load_snapshot() or {}
-        ledger = await store.load_ledger()
+        ledger = await store.load_book()
         out.append(
             {
                 "id": cfg.id,

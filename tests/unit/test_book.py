@@ -4,8 +4,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.execution.ledger import Book, Ledger, trading_day
 from app.models.orders import Fill, Intent
+from app.portfolio.book import AccountBook as Ledger
+from app.portfolio.book import Part as Book
+from app.portfolio.book import calendar_day as trading_day
 
 T = 1_795_000_000.0
 
@@ -26,31 +28,31 @@ def fill(intent: Intent, qty: int, price: float, n: int = 0, commission: float =
 
 
 def test_fifo_long_round_trip_with_scale_in_and_partial_close() -> None:
-    book = Book("AAPL")
+    book = Book()
     assert book.apply(10, 100.0) == 0
     assert book.apply(10, 110.0) == 0
     assert book.avg_price == 105.0
     assert book.apply(-15, 120.0) == pytest.approx(10 * 20 + 5 * 10)  # FIFO: the 100s go first
-    assert book.quantity == 5 and book.avg_price == 110.0
+    assert book.qty == 5 and book.avg_price == 110.0
 
 
 def test_short_then_flip_to_long() -> None:
-    book = Book("AAPL")
+    book = Book()
     book.apply(-10, 50.0)
     assert book.apply(15, 45.0) == pytest.approx(50.0)  # covered 10 at a 5 profit each
-    assert book.quantity == 5 and book.avg_price == 45.0
+    assert book.qty == 5 and book.avg_price == 45.0
 
 
 def test_ledger_cash_equity_and_daily_pnl_long_and_short() -> None:
     ledger = Ledger("paper", cash=10_000.0)
     ledger.apply_fill(fill(Intent.BUY, 10, 100.0, 1, commission=1.0))
     assert ledger.cash == 10_000.0 - 1000.0 - 1.0
-    ledger.mark("AAPL", 105.0)
+    ledger.mark("AAPL", 105.0, T)
     assert ledger.unrealized == 50.0
     assert ledger.equity == pytest.approx(10_049.0)
     ledger.apply_fill(fill(Intent.SELL, 10, 105.0, 2))
     ledger.apply_fill(fill(Intent.SELL_SHORT, 5, 105.0, 3))
-    ledger.mark("AAPL", 100.0)
+    ledger.mark("AAPL", 100.0, T)
     assert ledger.position("AAPL") == -5
     assert ledger.unrealized == 25.0
     state = ledger.state()
@@ -76,7 +78,7 @@ def test_set_position_replaces_the_lots() -> None:
     ledger = Ledger("live", cash=1_000.0)
     ledger.apply_fill(fill(Intent.BUY, 10, 100.0, 1))
     ledger.set_position("AAPL", -3, 90.0)
-    assert ledger.position("AAPL") == -3 and ledger.books["AAPL"].avg_price == 90.0
+    assert ledger.position("AAPL") == -3 and ledger.holdings["AAPL"].avg_price == 90.0
     ledger.set_position("AAPL", 0, 0.0)
     assert ledger.positions() == []
 
@@ -109,11 +111,11 @@ def test_a_fill_that_could_not_be_stored_is_undone_exactly(
 def test_a_books_quantity_is_always_the_sum_of_its_lots(trades: list[tuple[int, float]]) -> None:
     """The quantity is kept as fills come (not summed per read): it must never drift from
     the lots, long, short, flipping, and after a round trip through the stored form."""
-    book = Book("AAPL")
+    book = Book()
     for signed, price in trades:
         book.apply(signed, price)
-        assert book.quantity == sum(q for q, _ in book.lots)
-    assert Book.from_dict(book.to_dict()).quantity == book.quantity == sum(s for s, _ in trades)
+        assert book.qty == sum(q for q, _ in book.lots)
+    assert Book.from_dict(book.to_dict()).qty == book.qty == sum(s for s, _ in trades)
 
 
 def strategy_fill(intent: Intent, qty: int, price: float, strategy: str, n: int) -> Fill:
