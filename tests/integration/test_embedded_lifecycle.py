@@ -130,15 +130,38 @@ def test_kill_9_takes_redis_along_and_the_next_run_is_the_only_one(
         stop_process(again)
 
 
-def test_a_second_run_on_the_same_directory_is_refused(
+def _cli(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(BIN / "trader-ops"), *args],
+        env=_env(data_dir),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_a_second_run_on_the_same_directory_is_refused_and_leaves_the_first_alone(
     stack: tuple[subprocess.Popen[bytes], Path, int],
 ) -> None:
+    """Issue 21 item 3: the refused run's clean-up deleted the first run's redis.url and
+    embedded.json, and `journal status` then looked for Redis at the default URL."""
     _, data_dir, _ = stack
+    files = {
+        name: (data_dir / "redis" / name).read_text() for name in ("redis.url", "embedded.json")
+    }
     second = _start(data_dir, free_port())
     out, _ = second.communicate(timeout=30)
     assert second.returncode == 1
-    assert "another trader-ops run" in out.decode() and str(data_dir) in out.decode()
+    lines = [line for line in out.decode().splitlines() if line.strip()]
+    assert len(lines) == 1, out.decode()
+    assert "another trader-ops run" in lines[0] and str(data_dir) in lines[0]
     assert len(_redis_servers_on(data_dir / "redis")) == 1
+    for name, text in files.items():
+        assert (data_dir / "redis" / name).read_text() == text, f"{name} changed or removed"
+    status = _cli(data_dir, "journal", "status", "--json")
+    assert status.returncode == 0, status.stderr
+    assert "backlog" in json.loads(status.stdout)
 
 
 def test_the_embedded_redis_needs_its_password_and_other_commands_find_it(
