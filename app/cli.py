@@ -14,8 +14,8 @@ from typing import Annotated, Any
 
 import typer
 
-from app.cli_support import settings_or_exit
-from app.config import ConfigError, Settings, describe
+from app.cli_support import redis_target, settings_or_exit
+from app.config import ConfigError, Settings, describe, redact_url
 from app.journal.cli import journal_app
 from app.kairos.cli import kairos_app
 from app.notify.cli import notify as notify_command
@@ -71,7 +71,13 @@ def _run(main: Coroutine[Any, Any, None]) -> None:
 def config_show() -> None:
     """Print every setting (secrets redacted) and where its value came from."""
     settings = settings_or_exit()
-    rows = describe(settings)
+    target = redis_target()
+    found = (
+        {"redis_url": f"trader-ops run, {target.recorded_in}"}
+        if target and target.recorded_in
+        else {}
+    )
+    rows = describe(settings, found)
     width = max(len(r[0]) for r in rows)
     for name, value, source in rows:
         typer.echo(f"{name:<{width}}  {value}  [{source}]")
@@ -271,7 +277,7 @@ def run(
         f"  UDF feed    {url}/udf\n"
         f"  stream      ws://{settings.http_host}:{settings.http_port}/stream\n"
         f"  metrics     {url}/metrics\n"
-        f"  redis       {_redacted(settings.redis_url)}  (data in {base.data_dir / 'redis'})\n"
+        f"  redis       {redact_url(settings.redis_url)}  (data in {base.data_dir / 'redis'})\n"
         f"  feed        {settings.feed}, broker {settings.broker}\n"
         f"  secrets     webhook passphrase and admin API key in {secrets_file}\n"
         "Press Ctrl-C to stop."
@@ -284,11 +290,6 @@ def run(
         if embedded is not None:
             embedded.stop()
         typer.echo("trader-ops stopped")
-
-
-def _redacted(url: str) -> str:
-    scheme, _, rest = url.partition("://")
-    return f"{scheme}://***@{rest.split('@', 1)[1]}" if "@" in rest else url
 
 
 def _embedded_secrets(settings: Settings, path: Path) -> dict[str, str]:

@@ -268,9 +268,14 @@ def _write_private(path: Path, text: str) -> None:
         out.write(text)
 
 
+def embedded_dir(data_dir: Path) -> Path:
+    """Where ``trader-ops run`` keeps its Redis (data, lock, ``redis.url``) in ``data_dir``."""
+    return data_dir / "redis"
+
+
 def recorded_url(data_dir: Path) -> str | None:
     """The running embedded stack's Redis URL, if one is running on ``data_dir``."""
-    directory = data_dir / "redis"
+    directory = embedded_dir(data_dir)
     try:
         url = (directory / URL_FILE).read_text().strip()
         state = json.loads((directory / STATE_FILE).read_text())

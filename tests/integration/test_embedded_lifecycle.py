@@ -203,3 +203,19 @@ def test_a_stale_redis_on_the_directory_is_stopped_and_reported(tmp_path: Path) 
         f"stopped a stale redis-server (pid {stale.proc.pid if stale.proc else ''}" in out.decode()
         or "stopped a stale redis-server" in out.decode()
     )
+
+
+def test_config_show_redacts_the_password_of_the_discovered_redis(
+    stack: tuple[subprocess.Popen[bytes], Path, int],
+) -> None:
+    """Issue 21 item 4: the URL found in redis.url was printed with its password, as
+    `[default]`."""
+    _, data_dir, _ = stack
+    url = (data_dir / "redis" / "redis.url").read_text().strip()
+    password = url.split("://:", 1)[1].split("@", 1)[0]
+    port = url.rsplit(":", 1)[1].split("/")[0]
+    shown = _cli(data_dir, "config", "show")
+    assert shown.returncode == 0, shown.stderr
+    assert password not in shown.stdout + shown.stderr
+    row = next(x for x in shown.stdout.splitlines() if x.startswith("TRADEROPS_REDIS_URL "))
+    assert f"127.0.0.1:{port}" in row and "redis.url" in row and "[default]" not in row, row
