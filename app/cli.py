@@ -270,10 +270,11 @@ def run(
     setup_logging(settings.log_level, "text" if sys.stderr.isatty() else settings.log_format)
     setup_tracing("trader-ops")
     url = f"http://{settings.http_host}:{settings.http_port}"
+    docs = f"   (API docs {url}/docs)" if settings.api_docs else ""  # else /docs is a 404
     typer.echo(
         "trader-ops is starting (embedded mode)\n"
         f"  console     {url}/\n"
-        f"  datahub     {url}   (API docs {url}/docs)\n"
+        f"  datahub     {url}{docs}\n"
         f"  UDF feed    {url}/udf\n"
         f"  stream      ws://{settings.http_host}:{settings.http_port}/stream\n"
         f"  metrics     {url}/metrics\n"

@@ -33,12 +33,17 @@ def _env(data_dir: Path) -> dict[str, str]:
     return env
 
 
-def _start(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
+def _start(
+    data_dir: Path, port: int, *, own_group: bool = False, **env: str
+) -> subprocess.Popen[bytes]:
+    """``own_group``: its own process group, as a terminal's foreground job, so Ctrl-C
+    (SIGINT to the whole group) can be sent without hitting the test runner."""
     return subprocess.Popen(
         [str(BIN / "trader-ops"), "run", "--port", str(port)],
-        env=_env(data_dir),
+        env={**_env(data_dir), **env},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
+        start_new_session=own_group,
     )
 
 
@@ -219,3 +224,56 @@ def test_config_show_redacts_the_password_of_the_discovered_redis(
     assert password not in shown.stdout + shown.stderr
     row = next(x for x in shown.stdout.splitlines() if x.startswith("TRADEROPS_REDIS_URL "))
     assert f"127.0.0.1:{port}" in row and "redis.url" in row and "[default]" not in row, row
+
+
+def _children(pid: int) -> list[str]:
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            stat = (proc / "stat").read_text()
+            if proc.name.isdigit() and int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append((proc / "cmdline").read_bytes().decode(errors="replace"))
+        except (OSError, ValueError, IndexError):
+            continue
+    return found
+
+
+def test_ctrl_c_stops_quietly_and_the_banner_offers_no_missing_docs(tmp_path: Path) -> None:
+    """Issue 21 item 7: Ctrl-C printed a KeyboardInterrupt traceback from the history
+    worker process, and the banner advertised /docs, which is off by default (404)."""
+    data_dir, port = tmp_path / "data", free_port()
+    proc = _start(data_dir, port, own_group=True)
+    try:
+        _wait_up(proc, port)
+        now = int(time.time())
+        history = httpx.get(
+            f"http://127.0.0.1:{port}/udf/history",
+            params={"symbol": "AAPL", "resolution": "D", "from": now - 300 * 86_400, "to": now},
+            timeout=30,
+        )
+        assert history.json()["s"] == "ok"
+        assert any("multiprocessing" in c for c in _children(proc.pid)), "no history worker"
+        assert httpx.get(f"http://127.0.0.1:{port}/docs", timeout=5).status_code == 404
+        os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            stop_process(proc)
+        for pid in _redis_servers_on(data_dir / "redis"):
+            os.kill(pid, signal.SIGKILL)
+    text = out.decode()
+    assert "Traceback" not in text and "KeyboardInterrupt" not in text, text
+    assert "trader-ops stopped" in text, text
+    assert "/docs" not in text, text
+
+
+def test_the_banner_offers_docs_when_they_are_on(tmp_path: Path) -> None:
+    data_dir, port = tmp_path / "data", free_port()
+    proc = _start(data_dir, port, TRADEROPS_API_DOCS="true")
+    try:
+        _wait_up(proc, port)
+        assert httpx.get(f"http://127.0.0.1:{port}/docs", timeout=5).status_code != 404
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+    assert f"http://127.0.0.1:{port}/docs" in out.decode(), out.decode()
