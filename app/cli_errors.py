@@ -11,10 +11,6 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-import aiohttp
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
-
 from app.cli_support import redis_target
 from app.config import ConfigError, load_settings, redact_url
 
@@ -49,6 +45,10 @@ def _settings_value(name: str) -> str | None:
 
 def describe_failure(exc: BaseException) -> str | None:
     """The one line for a connection failure anywhere in ``exc``'s chain, else ``None``."""
+    import aiohttp  # here, not at the top: main() imports this module only on a failure
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
     for e in _chain(exc):
         why = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
         if isinstance(e, RedisConnectionError | RedisTimeoutError):
