@@ -10,7 +10,7 @@ import ipaddress
 import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from pydantic import (
     Field,
@@ -366,16 +366,18 @@ def redact_url(url: str) -> str:
     netloc = parts.netloc
     if "@" in netloc:
         netloc = "***@" + netloc.rsplit("@", 1)[1]
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    secret = [any(w in k.lower() for w in _SECRET_QUERY_KEYS) for k, _ in pairs]
     query = parts.query
-    if query:
-        query = urlencode(
-            [
-                (k, "***" if any(w in k.lower() for w in _SECRET_QUERY_KEYS) else v)
-                for k, v in parse_qsl(query, keep_blank_values=True)
-            ],
-            safe="*",
-        )
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+    if any(secret):
+        masked = [(k, "***" if hide else v) for (k, v), hide in zip(pairs, secret, strict=True)]
+        query = urlencode(masked, safe="*")
+    # by hand, not urlunsplit: that drops the "//" of an empty host (unix:///path)
+    return (
+        f"{parts.scheme}://{netloc}{parts.path}"
+        + (f"?{query}" if query else "")
+        + (f"#{parts.fragment}" if parts.fragment else "")
+    )
 
 
 def redact_notify_urls(urls: str) -> str:

@@ -149,6 +149,23 @@ def test_config_show_redacts_every_url_password_and_token(
         assert "[environment]" in rows[name], rows[name]
 
 
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("redis://:pw@cache:6380/0", "redis://***@cache:6380/0"),
+        ("rediss://user:pw@cache", "rediss://***@cache"),
+        ("unix:///run/redis.sock?password=pw&db=1", "unix:///run/redis.sock?password=***&db=1"),
+        ("http://hub:8000/x?api_key=pw&a=1", "http://hub:8000/x?api_key=***&a=1"),
+        ("https://api.tradier.com/v1", "https://api.tradier.com/v1"),
+        ("not a url", "not a url"),
+    ],
+)
+def test_redact_url_hides_userinfo_and_secret_query_values(url: str, shown: str) -> None:
+    from app.config import redact_url
+
+    assert redact_url(url) == shown
+
+
 def test_cli_reports_config_errors_without_traceback(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TRADEROPS_BROKER", "tradier")
     result = CliRunner().invoke(cli, ["config", "show"])
