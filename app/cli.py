@@ -1,27 +1,30 @@
-"""The ``trader-ops`` command."""
+"""The ``trader-ops`` command.
+
+Every command imports what it needs inside its function: ``trader-ops --version`` took
+2 s when this module imported the web stack, Redis, pandas and the exchange calendars
+for every command (issue 21 item 7). ``tests/unit/test_cli_imports.py`` keeps it so.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import os
-import secrets
 import signal
 import sys
 from collections.abc import Coroutine
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from app.cli_support import settings_or_exit
-from app.config import ConfigError, Settings, describe
+from app.cli_support import redis_target, settings_or_exit
 from app.journal.cli import journal_app
 from app.kairos.cli import kairos_app
 from app.notify.cli import notify as notify_command
-from app.notify.service import start_notifier
-from app.observability.logging import setup_logging
-from app.observability.tracing import setup_tracing
+
+if TYPE_CHECKING:
+    import asyncio
+
+    from app.config import Settings
 
 cli = typer.Typer(
     help="trader-ops: TradingView webhooks, pre-trade risk, brokers, market data, journal.",
@@ -62,6 +65,8 @@ def _run(main: Coroutine[Any, Any, None]) -> None:
     try:
         import uvloop
     except ImportError:  # pragma: no cover - optional speed-up
+        import asyncio
+
         asyncio.run(main)
         return
     uvloop.run(main)
@@ -70,18 +75,29 @@ def _run(main: Coroutine[Any, Any, None]) -> None:
 @config_app.command("show")
 def config_show() -> None:
     """Print every setting (secrets redacted) and where its value came from."""
+    from app.config import describe
+
     settings = settings_or_exit()
-    rows = describe(settings)
+    target = redis_target()
+    found = (
+        {"redis_url": f"trader-ops run, {target.recorded_in}"}
+        if target and target.recorded_in
+        else {}
+    )
+    rows = describe(settings, found)
     width = max(len(r[0]) for r in rows)
     for name, value, source in rows:
         typer.echo(f"{name:<{width}}  {value}  [{source}]")
 
 
 async def _serve(settings: Settings, *, with_kairos: bool = False) -> None:
+    import asyncio
+
     import uvicorn
 
     from app.datahub.app import create_app
     from app.datahub.server import uvicorn_config
+    from app.notify.service import start_notifier
 
     config = uvicorn_config(create_app(settings))
     server = uvicorn.Server(config)
@@ -112,7 +128,10 @@ async def _serve(settings: Settings, *, with_kairos: bool = False) -> None:
 
 def _start_journal(settings: Settings) -> asyncio.Task[None] | None:
     """The TradeNote journal worker, when TradeNote is configured."""
+    import asyncio
     import logging
+
+    from app.config import ConfigError
 
     log = logging.getLogger("app.journal")
     if not settings.tradenote_url:
@@ -132,6 +151,7 @@ def _start_journal(settings: Settings) -> asyncio.Task[None] | None:
 
 async def _start_kairos(settings: Settings) -> asyncio.Task[None] | None:
     """The scheduler inside the embedded stack, posting to this process's datahub."""
+    import asyncio
     import logging
 
     from app.kairos.service import build_kairos
@@ -177,6 +197,9 @@ def datahub(
     each account's engine runs in exactly one of them (a lease), or in `trader-ops
     execution` when TRADEROPS_EXECUTION_IN_DATAHUB=false.
     """
+    from app.observability.logging import setup_logging
+    from app.observability.tracing import setup_tracing
+
     settings = settings_or_exit(http_host=host, http_port=port)
     _accounts_or_exit(settings)
     if workers > 1:
@@ -219,6 +242,11 @@ def execution(
     Start several for fail-over: the others stand by and take an account over within
     TRADEROPS_ACCOUNT_LEASE_SECONDS when its holder dies.
     """
+    import contextlib
+
+    from app.observability.logging import setup_logging
+    from app.observability.tracing import setup_tracing
+
     settings = settings_or_exit()
     _accounts_or_exit(settings)
     setup_logging(settings.log_level, settings.log_format)
@@ -239,14 +267,17 @@ def run(
     host: Annotated[str | None, typer.Option(help="bind address (default 127.0.0.1)")] = None,
 ) -> None:
     """Run everything in one process: datahub, kairos, journal (if TradeNote is set), own Redis."""
-    from app.embedded import EmbeddedRedisError, EmbeddedStackRedis
+    from app.config import redact_url
+    from app.embedded import EmbeddedRedisError, EmbeddedStackRedis, embedded_dir
+    from app.observability.logging import setup_logging
+    from app.observability.tracing import setup_tracing
 
     base = settings_or_exit(discover_redis=False, http_host=host, http_port=port)
     _accounts_or_exit(base)
     embedded: EmbeddedStackRedis | None = None
     overrides: dict[str, object] = {}
     if "redis_url" not in base.model_fields_set:
-        embedded = EmbeddedStackRedis(base.data_dir / "redis")
+        embedded = EmbeddedStackRedis(embedded_dir(base.data_dir))
         try:
             overrides["redis_url"] = embedded.start()
         except EmbeddedRedisError as exc:
@@ -264,14 +295,15 @@ def run(
     setup_logging(settings.log_level, "text" if sys.stderr.isatty() else settings.log_format)
     setup_tracing("trader-ops")
     url = f"http://{settings.http_host}:{settings.http_port}"
+    docs = f"   (API docs {url}/docs)" if settings.api_docs else ""  # else /docs is a 404
     typer.echo(
         "trader-ops is starting (embedded mode)\n"
         f"  console     {url}/\n"
-        f"  datahub     {url}   (API docs {url}/docs)\n"
+        f"  datahub     {url}{docs}\n"
         f"  UDF feed    {url}/udf\n"
         f"  stream      ws://{settings.http_host}:{settings.http_port}/stream\n"
         f"  metrics     {url}/metrics\n"
-        f"  redis       {_redacted(settings.redis_url)}  (data in {base.data_dir / 'redis'})\n"
+        f"  redis       {redact_url(settings.redis_url)}  (data in {embedded_dir(base.data_dir)})\n"
         f"  feed        {settings.feed}, broker {settings.broker}\n"
         f"  secrets     webhook passphrase and admin API key in {secrets_file}\n"
         "Press Ctrl-C to stop."
@@ -286,13 +318,10 @@ def run(
         typer.echo("trader-ops stopped")
 
 
-def _redacted(url: str) -> str:
-    scheme, _, rest = url.partition("://")
-    return f"{scheme}://***@{rest.split('@', 1)[1]}" if "@" in rest else url
-
-
 def _embedded_secrets(settings: Settings, path: Path) -> dict[str, str]:
     """Secrets the user did not set, generated once and kept in a 0600 file (never printed)."""
+    import secrets
+
     wanted = {
         "webhook_passphrase": settings.webhook_passphrase,
         "admin_api_key": settings.admin_api_key,
@@ -320,11 +349,11 @@ def _embedded_secrets(settings: Settings, path: Path) -> dict[str, str]:
 
 
 def main() -> None:
-    from app.cli_errors import describe_failure
-
     try:
         cli()
     except Exception as exc:  # a connection failure is one line; anything else a traceback
+        from app.cli_errors import describe_failure
+
         line = describe_failure(exc)
         if line is None:
             raise

@@ -11,11 +11,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-import aiohttp
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
-
-from app.config import ConfigError, load_settings
+from app.cli_support import redis_target
+from app.config import ConfigError, load_settings, redact_url
 
 _ADDRESS = re.compile(
     r"(?:connecting to |to host |Cannot connect to host )\[?([\w.\-:]+?)\]?(?:[. ]|$)"
@@ -38,32 +35,24 @@ def _chain(exc: BaseException) -> Iterator[BaseException]:
                 todo.append(nxt)
 
 
-def _redacted(url: str | None) -> str:
-    if not url:
-        return "?"
-    scheme, _, rest = url.partition("://")
-    return f"{scheme}://***@{rest.split('@', 1)[1]}" if "@" in rest else url
-
-
 def _settings_value(name: str) -> str | None:
     try:
         value = getattr(load_settings(), name, None)
     except ConfigError:
         return None
-    return None if value is None else str(value)
+    return None if value is None else redact_url(str(value))
 
 
 def describe_failure(exc: BaseException) -> str | None:
     """The one line for a connection failure anywhere in ``exc``'s chain, else ``None``."""
+    import aiohttp  # here, not at the top: main() imports this module only on a failure
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
     for e in _chain(exc):
         why = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
         if isinstance(e, RedisConnectionError | RedisTimeoutError):
-            from app.cli_support import current_redis_url
-
-            return (
-                f"cannot reach Redis at {_redacted(current_redis_url())} "
-                f"(TRADEROPS_REDIS_URL): {why}"
-            )
+            return _redis_line(why)
         if isinstance(e, aiohttp.ClientConnectionError | TimeoutError | ConnectionError):
             where, setting = _which_peer(why)
             return f"cannot reach {where} ({setting}): {why}"
@@ -71,6 +60,25 @@ def describe_failure(exc: BaseException) -> str | None:
             url = _settings_value("tradenote_url")
             return f"cannot reach TradeNote at {url} (TRADEROPS_TRADENOTE_URL): {why}"
     return None
+
+
+def _redis_line(why: str) -> str:
+    """Name what the user can act on: the variable they set, the running stack the URL
+    came from, or (neither) that no stack runs on the data directory."""
+    target = redis_target()
+    if target is None or target.explicit:
+        url = redact_url(target.url) if target else "?"
+        return f"cannot reach Redis at {url} (TRADEROPS_REDIS_URL): {why}"
+    if target.recorded_in is not None:
+        return (
+            f"cannot reach the Redis of the trader-ops run on {target.data_dir} at "
+            f"{redact_url(target.url)} (recorded in {target.recorded_in}): {why}"
+        )
+    return (
+        f"no trader-ops run is running on {target.data_dir}: start one with "
+        "`trader-ops run` (same TRADEROPS_DATA_DIR), or set TRADEROPS_REDIS_URL to your "
+        f"Redis (the default {redact_url(target.url)} did not answer: {why})"
+    )
 
 
 def _which_peer(why: str) -> tuple[str, str]:

@@ -10,6 +10,7 @@ import ipaddress
 import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from pydantic import (
     Field,
@@ -356,8 +357,77 @@ def load_settings(**overrides: Any) -> Settings:
         raise ConfigError(_format_errors(exc)) from None
 
 
-def describe(settings: Settings) -> list[tuple[str, str, str]]:
-    """(variable, redacted value, source) for every setting, for ``config show``."""
+_SECRET_QUERY_KEYS = ("pass", "token", "secret", "key", "auth", "sig")
+MASK = "********"
+
+
+def redact_url(url: str) -> str:
+    """``url`` with its userinfo and secret-looking query values replaced by ``***``.
+
+    A password in a URL (``redis://:pw@host``, ``https://user:pw@tradenote``) is as secret
+    as a ``SecretStr``; the host, port and path stay visible so the user can check where
+    the setting points. Text that is not a URL comes back unchanged."""
+    if "://" not in url:
+        return url
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = "***@" + netloc.rsplit("@", 1)[1]
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    secret = [any(w in k.lower() for w in _SECRET_QUERY_KEYS) for k, _ in pairs]
+    query = parts.query
+    if any(secret):
+        masked = [(k, "***" if hide else v) for (k, v), hide in zip(pairs, secret, strict=True)]
+        query = urlencode(masked, safe="*")
+    # by hand, not urlunsplit: that drops the "//" of an empty host (unix:///path)
+    return (
+        f"{parts.scheme}://{netloc}{parts.path}"
+        + (f"?{query}" if query else "")
+        + (f"#{parts.fragment}" if parts.fragment else "")
+    )
+
+
+def redact_notify_urls(urls: str) -> str:
+    """Only the scheme of each apprise URL: they carry tokens in the path too
+    (``tgram://BOT_TOKEN/CHAT_ID``), so nothing after ``://`` is safe to show."""
+    return " ".join(
+        f"{u.split('://', 1)[0]}://***" if "://" in u else "***"
+        for u in urls.replace(",", " ").split()
+    )
+
+
+def _shown(name: str, value: object) -> str:
+    if isinstance(value, SecretStr):
+        if name == "notify_urls":
+            return redact_notify_urls(value.get_secret_value()) or MASK
+        return MASK
+    if value is None:
+        return "(unset)"
+    if isinstance(value, list):
+        return ",".join(redact_url(str(v)) for v in value)
+    return redact_url(str(value))
+
+
+def _otel_rows() -> list[tuple[str, str, str]]:
+    """The OpenTelemetry exporter variables that are set: tracing reads them itself, and
+    an endpoint may carry a password and the headers an API key."""
+    rows = []
+    for key in sorted(os.environ):
+        if not key.startswith("OTEL_"):
+            continue
+        value = os.environ[key]
+        shown = MASK if "HEADERS" in key else redact_url(value)
+        rows.append((key, shown, "environment"))
+    return rows
+
+
+def describe(
+    settings: Settings, sources: dict[str, str] | None = None
+) -> list[tuple[str, str, str]]:
+    """(variable, redacted value, source) for every setting, for ``config show``.
+
+    ``sources`` names where a caller-supplied value came from (the Redis URL a running
+    ``trader-ops run`` recorded, say), which the configuration sources cannot know."""
     provided: dict[str, str] = {}
     for label, source in reversed(named_sources(Settings).items()):
         try:
@@ -366,16 +436,13 @@ def describe(settings: Settings) -> list[tuple[str, str, str]]:
             continue
         for key in values:
             provided[key.lower()] = label
-    rows = []
-    for name in Settings.model_fields:
-        value = getattr(settings, name)
-        if isinstance(value, SecretStr):
-            shown = "********"
-        elif value is None:
-            shown = "(unset)"
-        elif isinstance(value, list):
-            shown = ",".join(map(str, value))
-        else:
-            shown = str(value)
-        rows.append((f"{ENV_PREFIX}{name.upper()}", shown, provided.get(name, "default")))
-    return rows
+    provided.update(sources or {})
+    rows = [
+        (
+            f"{ENV_PREFIX}{name.upper()}",
+            _shown(name, getattr(settings, name)),
+            provided.get(name, "default"),
+        )
+        for name in Settings.model_fields
+    ]
+    return rows + _otel_rows()

@@ -220,14 +220,19 @@ class EmbeddedStackRedis:
         path.unlink(missing_ok=True)
 
     def stop(self) -> None:
+        """Stop our Redis and, only if we hold the lock, remove the files naming it.
+
+        A run refused because the directory is busy never held the lock: the files
+        there belong to the running stack, which other commands find through them."""
         if self.redis is not None:
             self.redis.stop()
             self.redis = None
+        if self._lock is None:
+            return
         for name in (STATE_FILE, URL_FILE):
             (self.directory / name).unlink(missing_ok=True)
-        if self._lock is not None:
-            self._lock.close()  # releases the lock
-            self._lock = None
+        self._lock.close()  # releases the lock
+        self._lock = None
 
 
 def _lock(directory: Path) -> IO[str]:
@@ -263,9 +268,14 @@ def _write_private(path: Path, text: str) -> None:
         out.write(text)
 
 
+def embedded_dir(data_dir: Path) -> Path:
+    """Where ``trader-ops run`` keeps its Redis (data, lock, ``redis.url``) in ``data_dir``."""
+    return data_dir / "redis"
+
+
 def recorded_url(data_dir: Path) -> str | None:
     """The running embedded stack's Redis URL, if one is running on ``data_dir``."""
-    directory = data_dir / "redis"
+    directory = embedded_dir(data_dir)
     try:
         url = (directory / URL_FILE).read_text().strip()
         state = json.loads((directory / STATE_FILE).read_text())

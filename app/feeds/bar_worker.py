@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import multiprocessing
 import os
+import signal
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -30,6 +31,10 @@ _feed: SimulatedFeed | None = None  # the worker process's own model
 
 def _init(symbols: list[str], seed: int) -> None:
     global _feed
+    # Ctrl-C in a terminal reaches the whole process group: the parent stops this worker
+    # (pool shutdown, or SIGTERM when it dies), so the worker itself ignores SIGINT
+    # rather than printing a KeyboardInterrupt traceback from its queue read.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     from app.feeds.simulated import SimulatedFeed
 
     die_with_parent()

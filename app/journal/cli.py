@@ -1,37 +1,24 @@
 """``trader-ops journal``: run the worker, or export / status / replay.
 
-Mounted by ``app/cli.py`` with ``app.add_typer(journal_app, name="journal")``.
+Mounted by ``app/cli.py`` with ``app.add_typer(journal_app, name="journal")``. Each
+command imports the journal's machinery itself, so ``trader-ops --version`` does not.
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
 import sys
-import time
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from redis.asyncio import Redis
 
-from app.bus import Keys, create_redis
 from app.cli_support import settings_or_exit, setup_command_logging
-from app.config import ConfigError
-from app.journal.client import TradeNoteError
-from app.journal.ledger import day_bounds, read_fills, template_csv
-from app.journal.service import (
-    build_worker,
-    create_app,
-    journal_config,
-    status,
-    tradenote_client,
-)
-from app.journal.sync import Journal
-from app.journal.worker import default_consumer_name
-from app.models.orders import Fill
-from app.observability.tracing import setup_tracing
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+    from app.journal.sync import Journal
 
 journal_app = typer.Typer(
     help="Journal: every fill into TradeNote (consumer group, retries, dead letters).",
@@ -54,6 +41,10 @@ def serve(
     if ctx.invoked_subcommand is not None:
         return
     import uvicorn
+
+    from app.config import ConfigError
+    from app.journal.service import build_worker, create_app
+    from app.observability.tracing import setup_tracing
 
     settings = settings_or_exit()
     setup_command_logging(settings)
@@ -81,6 +72,12 @@ def export(
     ] = None,
 ) -> None:
     """Write the day's fills as TradeNote's Template CSV, for a manual import."""
+    import asyncio
+
+    from app.bus import create_redis
+    from app.journal.ledger import day_bounds, read_fills, template_csv
+    from app.journal.service import journal_config
+
     settings = settings_or_exit()
     config = journal_config(settings)
 
@@ -106,6 +103,12 @@ def show_status(
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
 ) -> None:
     """Backlog (fills not yet in TradeNote), last sync, last error and dead letters."""
+    import asyncio
+    import json
+
+    from app.bus import create_redis
+    from app.journal.service import status
+
     settings = settings_or_exit()
 
     async def _go() -> dict[str, Any]:
@@ -130,6 +133,8 @@ def show_status(
 
 
 def _when(ts: float | None) -> str:
+    import time
+
     if ts is None:
         return "never"
     age = time.time() - ts
@@ -154,6 +159,15 @@ def replay(
     if start is None and not dead_letters:
         typer.echo("give --from DATE [--to DATE], or --dead-letters", err=True)
         raise typer.Exit(2)
+    import asyncio
+
+    from app.bus import create_redis
+    from app.config import ConfigError
+    from app.journal.client import TradeNoteError
+    from app.journal.service import journal_config, tradenote_client
+    from app.journal.sync import Journal
+    from app.journal.worker import default_consumer_name
+
     settings = settings_or_exit()
     setup_command_logging(settings, "text")
     try:
@@ -189,6 +203,9 @@ async def replay_range(
     journal: Journal, redis: Redis, first: date, last: date, chunk: int = 2000
 ) -> int:
     """Re-send every fill of [first, last] from the ledger; returns how many."""
+    from app.journal.client import TradeNoteError
+    from app.journal.ledger import day_bounds, read_fills
+
     lo, hi = day_bounds(first, last, journal.config.tz)
     fills = await read_fills(redis, lo, hi)
     for i in range(0, len(fills), chunk):
@@ -205,6 +222,9 @@ async def replay_range(
 
 async def replay_dead_letters(journal: Journal, redis: Redis) -> int:
     """Re-send the dead-letter stream; entries TradeNote now accepts leave it."""
+    from app.bus import Keys
+    from app.models.orders import Fill
+
     entries: Any = await redis.xrange(Keys.JOURNAL_DEAD_LETTERS, count=100_000)
     done = 0
     for entry_id, fields in entries:

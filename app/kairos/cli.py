@@ -1,12 +1,12 @@
 """``trader-ops kairos``: run the scheduler, or validate / list / run-once its jobs.
 
-Mounted by ``app/cli.py`` with ``app.add_typer(kairos_app, name="kairos")``.
+Mounted by ``app/cli.py`` with ``app.add_typer(kairos_app, name="kairos")``. Each
+command imports the scheduler's machinery (exchange calendars, pandas) itself, so
+``trader-ops --version`` does not.
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
@@ -14,10 +14,6 @@ from typing import Annotated
 import typer
 
 from app.cli_support import settings_or_exit, setup_command_logging
-from app.kairos.clock import ManualClock
-from app.kairos.jobs import job_files, load_jobs
-from app.kairos.service import build_kairos, create_app
-from app.observability.tracing import setup_tracing
 
 kairos_app = typer.Typer(
     help="Strategy scheduler: YAML jobs on cron, inside exchange sessions, posting signed alerts.",
@@ -54,6 +50,9 @@ def serve(
         return
     import uvicorn
 
+    from app.kairos.service import build_kairos, create_app
+    from app.observability.tracing import setup_tracing
+
     settings = settings_or_exit()
     setup_command_logging(settings)
     setup_tracing("kairos")
@@ -74,6 +73,8 @@ def validate(
     ],
 ) -> None:
     """Check job files without running them; one line per problem, exit 1 if any."""
+    from app.kairos.jobs import job_files, load_jobs
+
     paths: list[Path] = []
     for f in files:
         paths.extend(job_files(f) if f.is_dir() else [f])
@@ -90,6 +91,10 @@ def validate(
 @kairos_app.command("list")
 def list_jobs(jobs: JobsOption = None) -> None:
     """Show jobs and their next run times (exchange time and UTC)."""
+    import asyncio
+
+    from app.kairos.service import build_kairos
+
     settings = settings_or_exit()
     kairos, job_set = build_kairos(settings, jobs=jobs, persist=False)
     upcoming = dict(kairos.upcoming(datetime.now(UTC)))
@@ -127,6 +132,12 @@ def run_once(
     datahub_url: DatahubOption = None,
 ) -> None:
     """Run one job now (ignoring its schedule) and print the alerts it sends or would send."""
+    import asyncio
+    import json
+
+    from app.kairos.clock import ManualClock
+    from app.kairos.service import build_kairos
+
     settings = settings_or_exit()
     setup_command_logging(settings, "text")
     when = (at if at.tzinfo else at.replace(tzinfo=UTC)) if at else datetime.now(UTC)

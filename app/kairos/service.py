@@ -11,17 +11,16 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
-from typing import Any
-
-from fastapi import FastAPI, Response
-from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from typing import TYPE_CHECKING, Any
 
 from app.config import Settings
 from app.kairos.clock import Clock
 from app.kairos.datahub_client import DatahubClient
 from app.kairos.jobs import JobFileError, JobSet, load_jobs
 from app.kairos.runner import FileState, Kairos, MemoryState
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 log = logging.getLogger("app.kairos")
 
@@ -30,7 +29,16 @@ def create_app(
     kairos: Kairos, *, job_errors: Sequence[JobFileError] = (), run_scheduler: bool = True
 ) -> FastAPI:
     """FastAPI app for one Kairos; ``run_scheduler=False`` serves health/metrics only
-    (for embedding where someone else drives ``kairos.run_forever()``)."""
+    (for embedding where someone else drives ``kairos.run_forever()``).
+
+    The web stack is imported here, not at module level: ``trader-ops kairos list`` and
+    ``run-once`` use this module's :func:`build_kairos` and serve nothing. The routes
+    say ``response_model=None`` because their return types are local names FastAPI
+    cannot resolve from the module."""
+    from fastapi import FastAPI, Response
+    from fastapi.responses import JSONResponse
+    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
     state: dict[str, asyncio.Task[None] | None] = {"task": None}
 
     @contextlib.asynccontextmanager
@@ -49,7 +57,7 @@ def create_app(
 
     app = FastAPI(title="trader-ops kairos", lifespan=lifespan)
 
-    @app.get("/health")
+    @app.get("/health", response_model=None)
     async def health() -> JSONResponse:
         task = state["task"]
         failed = task is not None and task.done()
@@ -62,7 +70,7 @@ def create_app(
             body["error"] = repr(task.exception())
         return JSONResponse(body, status_code=503 if failed else 200)
 
-    @app.get("/metrics")
+    @app.get("/metrics", response_model=None)
     async def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 

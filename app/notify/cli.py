@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from typing import Annotated
 
 import typer
 
 from app.cli_support import settings_or_exit
-from app.notify.service import build_notifier
-from app.notify.worker import DeliveryError
-from app.observability.logging import setup_logging
 
 
 def notify(
@@ -25,6 +20,13 @@ def notify(
     metrics_host: Annotated[str, typer.Option(help="metrics bind address")] = "127.0.0.1",
 ) -> None:
     """Trade notifications: fills, risk denials, kill switch, breaker, unresolved executions."""
+    import asyncio
+    import contextlib
+
+    from app.notify.service import build_notifier  # apprise: only when this command runs
+    from app.notify.worker import DeliveryError
+    from app.observability.logging import setup_logging
+
     settings = settings_or_exit()
     setup_logging(settings.log_level, settings.log_format)
     try:

@@ -112,6 +112,60 @@ def test_config_show_redacts_secrets_and_names_sources(monkeypatch: pytest.Monke
     assert "********" in line and "[environment]" in line
 
 
+def test_config_show_redacts_every_url_password_and_token(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Issue 21 item 4: URLs carry passwords (redis, TradeNote, OTLP) and apprise URLs
+    carry tokens in the path; `config show` printed the Redis one in clear."""
+    canaries = {
+        "TRADEROPS_REDIS_URL": (
+            "redis://:redis-pw-CANARY1@cache.internal:6380/0",
+            "cache.internal",
+        ),
+        "TRADEROPS_TRADENOTE_URL": (
+            "https://journal:tn-pw-CANARY2@tradenote.example:8080",
+            "tradenote.example",
+        ),
+        "TRADEROPS_DATAHUB_URL": ("http://hub.internal:8000/?token=dh-tok-CANARY3", "hub.internal"),
+        "TRADEROPS_NOTIFY_URLS": (
+            "tgram://123456:bot-CANARY4/-100987 json://u:j-CANARY5@h",
+            "tgram://",
+        ),
+        "OTEL_EXPORTER_OTLP_ENDPOINT": ("https://otel:otlp-pw-CANARY6@collector:4318", "collector"),
+        "OTEL_EXPORTER_OTLP_HEADERS": (
+            "Authorization=Bearer%20hdr-CANARY7",
+            "OTEL_EXPORTER_OTLP_HEADERS",
+        ),
+    }
+    monkeypatch.setenv("TRADEROPS_DATA_DIR", str(tmp_path))
+    for name, (value, _) in canaries.items():
+        monkeypatch.setenv(name, value)
+    result = CliRunner().invoke(cli, ["config", "show"])
+    assert result.exit_code == 0, result.output
+    assert "CANARY" not in result.output, result.output
+    rows = {line.split()[0]: line for line in result.output.splitlines() if line.strip()}
+    for name, (_, visible) in canaries.items():
+        assert visible in rows[name], rows[name]  # still shows where it points
+        assert "[environment]" in rows[name], rows[name]
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("redis://:pw@cache:6380/0", "redis://***@cache:6380/0"),
+        ("rediss://user:pw@cache", "rediss://***@cache"),
+        ("unix:///run/redis.sock?password=pw&db=1", "unix:///run/redis.sock?password=***&db=1"),
+        ("http://hub:8000/x?api_key=pw&a=1", "http://hub:8000/x?api_key=***&a=1"),
+        ("https://api.tradier.com/v1", "https://api.tradier.com/v1"),
+        ("not a url", "not a url"),
+    ],
+)
+def test_redact_url_hides_userinfo_and_secret_query_values(url: str, shown: str) -> None:
+    from app.config import redact_url
+
+    assert redact_url(url) == shown
+
+
 def test_cli_reports_config_errors_without_traceback(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TRADEROPS_BROKER", "tradier")
     result = CliRunner().invoke(cli, ["config", "show"])
