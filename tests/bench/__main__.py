@@ -17,6 +17,7 @@ from pathlib import Path
 BENCHES = [
     ("risk engine", ["tests.bench.bench_risk"]),
     ("datahub: UDF, quotes, WebSocket, webhook", ["tests.bench.bench_datahub"]),
+    ("webhook with the embedded notifier's channel down vs up", ["tests.bench.bench_notify"]),
     ("kairos cycle over 50 symbols", ["tests.bench.bench_kairos"]),
     ("journal to a local Parse Server", ["tests.bench.bench_journal"]),
 ]
@@ -48,7 +49,7 @@ def main() -> int:
         print(f"\n=== {title} ===", flush=True)
         start = time.perf_counter()
         argv = [sys.executable, "-m", *module]
-        if quick and module[0].endswith("bench_datahub"):
+        if quick and module[0].endswith(("bench_datahub", "bench_notify")):
             argv.append("--quick")
         if subprocess.run(argv, check=False).returncode != 0:
             failed.append(title)

@@ -273,6 +273,33 @@ async def test_webhook_shows_as_order_and_position_within_a_second(console: Cons
     console.assert_no_console_errors()
 
 
+async def test_positions_and_account_show_the_same_unrealised_pnl(console: Console) -> None:
+    """Both panels price the position from one source (the stream's quotes, as they
+    arrive): the Account panel once showed the book's mark as of its last store (-$0.72)
+    beside the Positions panel's live re-pricing (-$0.84)."""
+    page = await open_unlocked(console)
+    await page.wait_for_selector("#ws-status.live")
+    r = await console.webhook(quantity=7, alert_id="pnl-1")
+    assert r.status_code == 202, r.text
+    await page.wait_for_selector('#positions tr[data-symbol="AAPL"]')
+    shown = """() => {
+      const dt = [...document.querySelectorAll('#account dt')].find(
+        (e) => e.textContent === 'Unrealised');
+      const cell = document.querySelector('#positions tr[data-symbol="AAPL"] .upnl');
+      return [cell ? cell.textContent : null, dt ? dt.nextElementSibling.textContent : null];
+    }"""
+    samples = []
+    for _ in range(40):  # across several quotes (10/s) and panel refreshes (every 2 s)
+        await page.wait_for_timeout(100)
+        samples.append(tuple(await page.evaluate(shown)))
+    OUTPUT.mkdir(exist_ok=True)
+    await page.screenshot(path=str(OUTPUT / "console-pnl.png"), full_page=True)
+    differ = [s for s in samples if s[0] != s[1]]
+    assert not differ, f"positions vs account unrealised: {differ[:5]} ({len(differ)} of 40)"
+    assert len({s[0] for s in samples}) > 1, "the quotes never moved: nothing was compared"
+    console.assert_no_console_errors()
+
+
 async def test_kill_switch_blocks_the_next_alert(console: Console) -> None:
     page = await open_unlocked(console)
     await page.wait_for_selector("#ks-badge.ACTIVE")
@@ -431,6 +458,17 @@ async def test_the_account_selector_switches_every_admin_panel(two_accounts: Con
         raise AssertionError(f"positions panel never showed {want} AAPL")
 
     await shown_quantity("3")  # the default (first) account
+    # styled like the other controls of the dark top bar, not the browser's white box
+    looks = """(sel) => {
+      const css = (e) => { const c = getComputedStyle(e);
+        return [c.backgroundColor, c.color, c.borderTopColor, c.fontFamily, c.fontSize]; };
+      const button = document.querySelector('#resolutions button:not(.on)');
+      return [css(document.querySelector(sel)), css(button)];
+    }"""
+    OUTPUT.mkdir(exist_ok=True)
+    await page.locator(".topbar").screenshot(path=str(OUTPUT / "console-account-select.png"))
+    select_css, button_css = await page.evaluate(looks, "#account-select")
+    assert select_css == button_css, (select_css, button_css)
     await select.select_option("mirror")
     await shown_quantity("6")  # the other account's book: twice the quantity
     await page.wait_for_selector('#alerts tr[data-alert-id="sel-1"][data-status="accepted"]')

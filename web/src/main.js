@@ -30,6 +30,7 @@ const state = {
   orders: new Map(), // id -> Order (recent)
   openOrders: null, // Order[] when "open only" is on
   positions: [],
+  account: null, // /api/v1/account as last fetched (re-priced with the quotes on screen)
   liveFills: new Map(), // order id -> Fill[] seen on the stream
   unlocked: false,
 };
@@ -183,6 +184,7 @@ function onQuotes(quotes) {
       for (const s of dirty) paintQuote(s);
       if (dirty.has(state.symbol)) updateChartQuote();
       tickPositions(state.positions, state.quotes);
+      if (state.account && state.positions.length) drawAccount();
       dirty = new Set();
     });
   }
@@ -270,7 +272,10 @@ async function refresh() {
       renderPositions(state.positions, state.quotes, { onSelect: selectSymbol });
       if (state.positions.map((p) => p.symbol).join() !== before) resubscribe();
     }
-    if (account.ok) renderAccount(account.data);
+    if (account.ok) {
+      state.account = account.data;
+      drawAccount();
+    }
     if (risk.ok) renderRisk(risk.data);
     if (alerts.ok) renderAlerts(alerts.data.alerts);
     const failed = [orders, positions, account, risk, alerts].find((r) => !r.ok && r.status !== 401);
@@ -285,6 +290,10 @@ async function refresh() {
       refresh();
     }
   }
+}
+
+function drawAccount() {
+  renderAccount(state.account, state.positions, state.quotes);
 }
 
 let soonTimer = 0;
@@ -504,6 +513,7 @@ function lock(message) {
   state.orders = new Map();
   state.openOrders = null;
   state.positions = [];
+  state.account = null;
   state.liveFills = new Map();
   chart.setFills([]);
   drawOrders();

@@ -36,12 +36,21 @@ export function renderOrders(orders, { onCancel }) {
 }
 
 // -- positions and account ----------------------------------------------------------------
+/**
+ * A position priced at the quote the console shows for it: the stream's last, else the
+ * book's stored mark. The one pricing both the Positions and the Account panels use, so
+ * they never show two unrealised P&Ls side by side.
+ */
+export function priced(p, quotes) {
+  const last = quotes.get(p.symbol)?.last ?? p.last_price;
+  return { last, upnl: last == null ? null : (last - p.avg_price) * p.quantity };
+}
+
 export function renderPositions(positions, quotes, { onSelect }) {
   const rows = positions
     .filter((p) => p.quantity !== 0)
     .map((p) => {
-      const last = quotes.get(p.symbol)?.last ?? p.last_price;
-      const upnl = last == null ? null : (last - p.avg_price) * p.quantity;
+      const { last, upnl } = priced(p, quotes);
       return h(
         "tr",
         { class: "click", dataset: { symbol: p.symbol }, onclick: () => onSelect(p.symbol) },
@@ -60,25 +69,44 @@ export function renderPositions(positions, quotes, { onSelect }) {
 export function tickPositions(positions, quotes) {
   for (const p of positions) {
     const row = document.querySelector(`#positions tr[data-symbol="${CSS.escape(p.symbol)}"]`);
-    const q = quotes.get(p.symbol);
-    if (!row || !q) continue;
-    const upnl = (q.last - p.avg_price) * p.quantity;
-    row.querySelector(".last").textContent = num(q.last);
+    if (!row || !quotes.has(p.symbol)) continue;
+    const { last, upnl } = priced(p, quotes);
+    row.querySelector(".last").textContent = num(last);
     const cell = row.querySelector(".upnl");
     cell.textContent = money(upnl);
     cell.className = `r upnl ${sign(upnl)}`;
   }
 }
 
-export function renderAccount(a) {
+/**
+ * The account as the server stores it, with the figures that move with prices (unrealised
+ * P&L, equity, gross exposure) re-priced like the positions beside it: the server's come
+ * from the book's marks as last stored, seconds older than the stream's quotes. Buying
+ * power stays the engine's.
+ */
+export function renderAccount(a, positions, quotes) {
+  let { unrealized_pnl: upnl, equity, gross_exposure: gross } = a;
+  const open = positions.filter((p) => p.quantity !== 0);
+  if (open.length) {
+    upnl = 0;
+    equity = a.cash;
+    gross = 0;
+    for (const p of open) {
+      const { last, upnl: u } = priced(p, quotes);
+      const price = last ?? p.avg_price;
+      upnl += u ?? 0;
+      equity += p.quantity * price;
+      gross += Math.abs(p.quantity) * price;
+    }
+  }
   const items = [
     ["Account", a.account],
-    ["Equity", money(a.equity)],
+    ["Equity", money(equity)],
     ["Cash", money(a.cash)],
     ["Buying power", money(a.buying_power)],
     ["Realised today", money(a.realized_pnl_today), sign(a.realized_pnl_today)],
-    ["Unrealised", money(a.unrealized_pnl), sign(a.unrealized_pnl)],
-    ["Gross exposure", money(a.gross_exposure)],
+    ["Unrealised", money(upnl), sign(upnl)],
+    ["Gross exposure", money(gross)],
     ["Open positions", a.open_positions],
   ];
   $("#account").replaceChildren(...items.flatMap(([k, v, c]) => [h("dt", {}, k), h("dd", { class: c }, v)]));
