@@ -12,8 +12,9 @@ decides from the headers alone, before the app can read a byte:
 * and at most ``TRADEROPS_ADMIN_MAX_BODY_BYTES``: a larger ``Content-Length`` is 413
   at once, a chunked body is counted as it is read and cut off with 413.
 
-Refusals carry ``Connection: close``, so uvicorn does not go on reading a body nobody
-wants; reading time is bounded in the protocol (app/datahub/connguard.py).
+The rest of a refused body is left to the protocol (app/datahub/connguard.py): it
+discards it for a short linger, so the client reads its 401 or 413 rather than a
+connection reset, then closes; reading time is bounded there too.
 """
 
 from __future__ import annotations
@@ -39,7 +40,6 @@ def _answer(status: int, detail: str, *extra: tuple[bytes, bytes]) -> tuple[Mess
         "headers": [
             (b"content-type", b"application/json"),
             (b"content-length", str(len(body)).encode()),
-            (b"connection", b"close"),
             *extra,
         ],
     }

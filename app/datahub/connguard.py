@@ -13,6 +13,8 @@ deadlines live in the protocol, where the parser says which part is being read:
   most ``MAX_HEAD_BYTES`` of them (431 beyond: httptools itself has no limit);
 * body: the whole body within ``TRADEROPS_HTTP_BODY_TIMEOUT_SECONDS`` of the headers,
   whether the app reads it or not (408 when nothing was answered yet);
+* a body the app refused (answered before it arrived): discarded for at most
+  ``LINGER_SECONDS`` (so the client reads the answer, not a reset), then closed;
 * connections: at most ``TRADEROPS_HTTP_MAX_CONNECTIONS`` open (503 beyond) and
   ``TRADEROPS_HTTP_MAX_CONNECTIONS_PER_CLIENT`` from one address (429 beyond), refused
   as they are accepted, so the open files stay bounded. Peers in
@@ -41,6 +43,7 @@ from app.observability.metrics import HTTP_CONNECTIONS_CLOSED
 log = logging.getLogger(__name__)
 
 MAX_HEAD_BYTES = 64 * 1024  # request line + headers (nginx's default buffers hold 32 KiB)
+LINGER_SECONDS = 2.0  # nginx's lingering_timeout is 5 s
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -102,7 +105,7 @@ def guarded_protocol(limits: ConnectionLimits) -> type[HttpToolsProtocol]:
         ) -> None:
             super().__init__(config, server_state, app_state, _loop)
             self.deadline: asyncio.TimerHandle | None = None
-            self.phase = "idle"  # idle | head | body | done | upgraded
+            self.phase = "idle"  # idle | head | body | done | linger | upgraded
             self.head_bytes = 0
             self.counted: str | None = None  # the address this connection counts against
 
@@ -160,6 +163,10 @@ def guarded_protocol(limits: ConnectionLimits) -> type[HttpToolsProtocol]:
             super().on_headers_complete()
 
         def on_message_complete(self) -> None:
+            if self.phase == "linger":  # the refused body is all in: close cleanly
+                super().on_message_complete()
+                self.close("unread_body")
+                return
             if self.phase == "body":
                 self.phase = "done"
                 self.disarm()
@@ -167,6 +174,11 @@ def guarded_protocol(limits: ConnectionLimits) -> type[HttpToolsProtocol]:
 
         def on_response_complete(self) -> None:
             super().on_response_complete()
+            if self.phase == "body" and not self.transport.is_closing():
+                # answered before its body arrived (a 401 or 413): discard the rest briefly
+                self.phase = "linger"
+                self.arm(min(LINGER_SECONDS, limits.body_timeout), "unread_body")
+                return
             # waiting for the next request (uvicorn's keep-alive timer closes a silent
             # connection sooner; this one bounds a connection that sends only noise)
             if self.phase == "done" and not self.transport.is_closing():
