@@ -218,6 +218,24 @@ class Settings(BaseSettings):
     metrics_token: SecretStr | None = Field(
         None, description="when set, /metrics needs Authorization: Bearer <token>"
     )
+    # -- slow and greedy HTTP clients (issue 21) -------------------------------
+    http_header_timeout_seconds: float = Field(
+        10.0, gt=0, le=300, description="a request's line and headers must arrive within this"
+    )
+    http_body_timeout_seconds: float = Field(
+        10.0, gt=0, le=300, description="a request's body must arrive within this of its headers"
+    )
+    http_max_connections: int = Field(
+        1000, ge=1, description="open HTTP connections at once; beyond, refused with 503"
+    )
+    http_max_connections_per_client: int = Field(
+        128,
+        ge=1,
+        description="open connections per client address (not TRADEROPS_TRUSTED_PROXIES); beyond, 429",
+    )
+    admin_max_body_bytes: int = Field(
+        8192, ge=256, le=1_048_576, description="largest body of an /api/v1 request (413 beyond)"
+    )
 
     @field_validator("symbols", mode="before")
     @classmethod

@@ -21,6 +21,7 @@ from app import __version__
 from app.bus import create_redis
 from app.config import Settings
 from app.datahub import openapi
+from app.datahub.bodyguard import RequestBodyGuard
 from app.datahub.guards import HostAllowList
 from app.datahub.market import LookupLimitedError, MarketData
 from app.datahub.marks import FillMarks
@@ -183,6 +184,7 @@ def create_app(settings: Settings, *, feed: Feed | None = None) -> FastAPI:
             return JSONResponse({"s": "error", "errmsg": text}, status_code=400)
         return JSONResponse({"detail": "invalid request", "errors": errors}, status_code=422)
 
+    app.add_middleware(RequestBodyGuard, settings=settings)  # before any body is read
     app.add_middleware(HTTPMetrics)
     app.add_middleware(HostAllowList, settings=settings)  # outermost: before anything else
     return app

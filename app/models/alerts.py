@@ -56,6 +56,18 @@ class Alert(BaseModel):
     def _order_type(cls, value: Any) -> Any:
         return value.strip().lower() if isinstance(value, str) else value
 
+    @field_validator("quantity", "price", "stop_loss", "take_profit", mode="before")
+    @classmethod
+    def _number(cls, value: Any) -> Any:
+        """A number, or a numeric string (TradingView fills ``{{close}}`` and
+        ``{{strategy.order.contracts}}`` into quoted strings); never a boolean, which
+        pydantic's lax mode would take as 1 share."""
+        if value is None or (isinstance(value, int | float) and not isinstance(value, bool)):
+            return value
+        if isinstance(value, str):
+            return value  # parsed (and its bounds checked) as a float below
+        raise ValueError("must be a number or a numeric string")
+
     @field_validator("quantity")
     @classmethod
     def _whole_shares(cls, value: float | None) -> float | None:

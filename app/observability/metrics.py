@@ -27,6 +27,11 @@ WEBHOOK_LATENCY = Histogram(
     buckets=LATENCY_BUCKETS,
 )
 WEBHOOK_ALERTS = Counter("traderops_webhook_alerts_total", "Webhook alerts by outcome", ["outcome"])
+HTTP_CONNECTIONS_CLOSED = Counter(
+    "traderops_http_connections_closed_total",
+    "Connections the datahub closed on a slow or greedy client (timeout, cap, oversize head)",
+    ["reason"],
+)
 
 # -- market data ----------------------------------------------------------------
 FEED_LATENCY = Histogram(

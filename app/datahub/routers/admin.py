@@ -6,7 +6,7 @@ from datetime import date
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from app.datahub.deps import ServicesDep
 from app.datahub.errors import InvalidRequest, Problem, responses
@@ -24,19 +24,32 @@ router = APIRouter(
     tags=["admin"],
     dependencies=[AdminDep],
     responses={
-        **responses(Problem, 400, 401, 404, 409, 502, 503),
+        **responses(Problem, 400, 401, 404, 409, 413, 502, 503),
         **responses(InvalidRequest, 422),
     },
 )
 
 
+MAX_REASON = 500  # logged, stored and shown on every GET /risk: a sentence, not a file
+
+
 class KillSwitchRequest(BaseModel):
+    """Strict: ``"flatten": "yes"`` or ``1`` is a 422, never a flatten; an unknown field
+    is a 422, never ignored."""
+
+    model_config = ConfigDict(strict=True, extra="forbid")
+
     state: Literal["ACTIVE", "REDUCING", "HALTED"]
     flatten: bool = False
-    reason: str | None = None
+    reason: str | None = Field(None, max_length=MAX_REASON)
 
 
 class FlattenRequest(BaseModel):
+    """Strict, and an unknown field is a 422: ``{"symbl": "AAPL"}`` must not flatten
+    every position."""
+
+    model_config = ConfigDict(strict=True, extra="forbid")
+
     symbol: str | None = Field(None, description="one symbol; omit to flatten every position")
 
     @field_validator("symbol")

@@ -30,6 +30,7 @@ from app.observability.metrics import WEBHOOK_ALERTS, WEBHOOK_LATENCY
 router = APIRouter(tags=["webhook"])
 log = logging.getLogger(__name__)
 
+PATH = "/webhook/tradingview"  # app/datahub/bodyguard.py leaves its body to it
 MAX_BODY = 64 * 1024
 FORMAT_HINT = (
     'send a JSON alert message, e.g. {"passphrase": "...", "ticker": "{{ticker}}", '
@@ -67,7 +68,7 @@ async def _read_body(request: Request) -> bytes | None:
 
 
 @router.post(
-    "/webhook/tradingview",
+    PATH,
     response_model=WebhookAnswer,
     status_code=200,
     openapi_extra=alert_request_body(),
