@@ -304,7 +304,8 @@ def run(
         f"  stream      ws://{settings.http_host}:{settings.http_port}/stream\n"
         f"  metrics     {url}/metrics\n"
         f"  redis       {redact_url(settings.redis_url)}  (data in {embedded_dir(base.data_dir)})\n"
-        f"  feed        {settings.feed}, broker {settings.broker}\n"
+        f"  feed        {settings.feed}\n"
+        f"  accounts    {_accounts_line(settings)}\n"
         f"  secrets     webhook passphrase and admin API key in {secrets_file}\n"
         "Press Ctrl-C to stop."
     )
@@ -316,6 +317,15 @@ def run(
         if embedded is not None:
             embedded.stop()
         typer.echo("trader-ops stopped")
+
+
+def _accounts_line(settings: Settings) -> str:
+    """Each account and its broker, as the engines will run them (the accounts file, or
+    the one account of the plain settings)."""
+    from app.execution.accounts import load_accounts
+
+    accounts = load_accounts(settings).accounts
+    return ", ".join(f"{a.id} ({a.broker})" for a in accounts)
 
 
 def _embedded_secrets(settings: Settings, path: Path) -> dict[str, str]:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from app.models.market import Quote
-from app.models.orders import Fill, Order, OrderStatus
+from app.models.orders import Fill, Order, OrderStatus, Qty
 from app.models.portfolio import AccountState, Position
 
 
@@ -42,7 +42,7 @@ class BrokerOrderState:
     order_id: str
     broker_order_id: str | None
     status: OrderStatus
-    filled_quantity: int
+    filled_quantity: Qty
     avg_fill_price: float | None
 
 
@@ -78,7 +78,7 @@ class Broker(Protocol):
         """The broker's view of one of our orders (reconciliation), or None if never received."""
 
     async def fills_for(
-        self, order_id: str, filled_quantity: int | None = None, avg_fill_price: float | None = None
+        self, order_id: str, filled_quantity: Qty | None = None, avg_fill_price: float | None = None
     ) -> list[Fill]:
         """Fills for one of our orders not yet booked (given what is booked)."""
 

@@ -21,7 +21,7 @@ from app.autopipeline import AutoPipeline
 from app.brokers.base import BrokerError, BrokerEvent, BrokerOrderState, EventHandler
 from app.bus import Keys
 from app.models.market import Quote
-from app.models.orders import Fill, Order, OrderStatus, OrderType, Side
+from app.models.orders import Fill, Order, OrderStatus, OrderType, Qty, Side
 from app.models.portfolio import AccountState, Position
 
 log = logging.getLogger(__name__)
@@ -139,7 +139,7 @@ class PaperBroker:
         )
 
     async def fills_for(
-        self, order_id: str, filled_quantity: int | None = None, avg_fill_price: float | None = None
+        self, order_id: str, filled_quantity: Qty | None = None, avg_fill_price: float | None = None
     ) -> list[Fill]:
         """Fills the paper broker made for an order; each has its own id, so the engine
         skips the ones it already booked (the booked totals are not needed here).

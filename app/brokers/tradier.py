@@ -39,7 +39,7 @@ from app.brokers.base import (
     EventHandler,
 )
 from app.models.market import Quote
-from app.models.orders import Fill, Intent, Order, OrderStatus, OrderType
+from app.models.orders import Fill, Intent, Order, OrderStatus, OrderType, Qty
 from app.models.portfolio import AccountState, Position
 from app.observability.metrics import BROKER_ERRORS
 from app.tradier import normalize as tn
@@ -133,9 +133,9 @@ class _Tracked:
     broker_order_id: str
     symbol: str | None = None
     intent: Intent | None = None
-    quantity: int | None = None
+    quantity: Qty | None = None
     strategy: str = "default"
-    filled: int = 0  # cumulative quantity already turned into Fill events
+    filled: Qty = 0  # cumulative quantity already turned into Fill events
     avg: float | None = None  # Tradier's avg_fill_price at that point
     status: OrderStatus | None = None  # last status reported
 
@@ -307,7 +307,7 @@ class TradierBroker:
     async def fills_for(
         self,
         order_id: str,
-        filled_quantity: int | None = None,
+        filled_quantity: Qty | None = None,
         avg_fill_price: float | None = None,
     ) -> list[Fill]:
         """Executions not yet reported for one of our orders (reconciliation).
@@ -485,7 +485,7 @@ class TradierBroker:
             tracked.intent = _intent(raw.get("side"))
         if tracked.quantity is None and tn.num(raw.get("quantity")):
             tracked.quantity = tn.integer(raw.get("quantity"))
-        cum = tn.integer(raw.get("exec_quantity"))
+        cum: Qty = tn.integer(raw.get("exec_quantity"))
         avg = tn.num(raw.get("avg_fill_price")) or None
         if cum == 0 and map_status(raw.get("status")) is OrderStatus.FILLED and avg:
             cum = tracked.quantity or 0  # a filled order reported without exec_quantity

@@ -20,7 +20,9 @@ from app.execution.engine import ExecutionEngine
 from app.execution.service import EngineFactory
 from app.execution.store import ExecutionStore
 from app.feeds.base import FeedError
+from app.models.instruments import InstrumentRegistry
 from app.models.market import Quote
+from app.portfolio.book import AccountBook
 from app.risk.engine import RiskEngine
 
 log = logging.getLogger(__name__)
@@ -59,6 +61,18 @@ def make_broker(
     )
 
 
+def multiplier_of(symbol: str) -> float:
+    """What one unit of price is worth per unit held: the instrument's (100 for an OCC
+    option symbol, a future's point value, 1 for shares)."""
+    try:
+        return float(INSTRUMENTS.get(symbol).multiplier)
+    except ValueError:  # not a symbol the registry can read: a plain ticker
+        return 1.0
+
+
+INSTRUMENTS = InstrumentRegistry()
+
+
 def engine_factory(settings: Settings, redis: Redis, market: MarketData) -> EngineFactory:
     async def quote(symbol: str) -> Quote | None:
         try:
@@ -68,7 +82,8 @@ def engine_factory(settings: Settings, redis: Redis, market: MarketData) -> Engi
 
     def build(account: AccountConfig, lease: str | None) -> ExecutionEngine:
         limits, sizing = load_execution_config(account.risk_config or settings.risk_config)
-        risk = RiskEngine(limits, market_hours=settings.effective_market_hours)
+        book = AccountBook(account=account.id, cash=0.0, multiplier_of=multiplier_of)
+        risk = RiskEngine(limits, market_hours=settings.effective_market_hours, book=book)
         return ExecutionEngine(
             ExecutionStore(redis, account.id, lease),
             make_broker(settings, redis, quote, account),

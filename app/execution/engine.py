@@ -38,7 +38,7 @@ from app.execution.store import (
 )
 from app.models.alerts import Alert, AlertAction, Decision
 from app.models.market import Quote
-from app.models.orders import TRANSITIONS, Fill, Order, OrderRequest, OrderStatus
+from app.models.orders import TRANSITIONS, Fill, Order, OrderRequest, OrderStatus, Qty
 from app.notify import outbox as notify_outbox
 from app.observability.metrics import (
     BROKER_ERRORS,
@@ -92,7 +92,7 @@ class _Booked:
     event: BrokerEvent
     order: Order
     write: FillWrite
-    before: tuple[OrderStatus, int, float | None, float]
+    before: tuple[OrderStatus, Qty, float | None, float]
     checkpoint: Checkpoint
 
 
@@ -515,7 +515,8 @@ class ExecutionEngine:
         self, alert: Alert, alert_id: str, price: float | None, rule: SizingRule | None = None
     ) -> list[OrderRequest]:
         """The planner, given this account's position and working orders in the symbol."""
-        pending = strategy_pending = 0
+        pending: Qty = 0
+        strategy_pending: Qty = 0
         for o in self.orders.values():
             if o.request.symbol == alert.ticker:
                 signed = o.remaining * o.request.side.sign
@@ -526,12 +527,12 @@ class ExecutionEngine:
             alert,
             alert_id,
             account=self.account,
-            position=int(self.book.position(alert.ticker)),
+            position=self.book.position(alert.ticker),
             pending=pending,
             price=price,
             equity=self.book.equity,
             rule=rule or self.sizing.rule(alert.strategy),
-            strategy_held=int(self.book.strategy_position(alert.strategy, alert.ticker))
+            strategy_held=self.book.strategy_position(alert.strategy, alert.ticker)
             + strategy_pending,
         )
 

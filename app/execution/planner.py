@@ -15,7 +15,7 @@ from typing import Any
 
 from app.execution.sizing import SizingError, SizingRule, size
 from app.models.alerts import Alert, AlertAction
-from app.models.orders import Intent, OrderRequest, OrderType
+from app.models.orders import Intent, OrderRequest, OrderType, Qty
 
 
 def order_id(account: str, alert_id: str, leg: int) -> str:
@@ -28,12 +28,12 @@ def plan(
     alert_id: str,
     *,
     account: str,
-    position: int,
-    pending: int,
+    position: Qty,
+    pending: Qty,
     price: float | None,
     equity: float,
     rule: SizingRule,
-    strategy_held: int | None = None,
+    strategy_held: Qty | None = None,
 ) -> list[OrderRequest]:
     """The orders an alert becomes. ``position`` is the account's signed holding,
     ``pending`` the signed remaining quantity of its working orders in the symbol,

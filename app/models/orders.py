@@ -3,8 +3,20 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+
+def _whole_if_integral(value: int | float) -> int | float:
+    """Shares and contracts stay integers (``10``, never ``10.0``, in JSON and in what a
+    broker is sent); fractions stay where the instrument allows them (0.0375 BTC)."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+Qty = int | float  # a quantity: whole shares and contracts as int, fractions as float
+# a quantity as the instrument allows it: whole shares or contracts, or a fraction of a coin
+Quantity = Annotated[int | float, Field(gt=0), AfterValidator(_whole_if_integral)]
 
 
 class Side(StrEnum):
@@ -115,7 +127,7 @@ class OrderRequest(BaseModel):
     client_order_id: str = Field(description="our id; sent to the broker as its tag")
     symbol: str
     intent: Intent
-    quantity: int = Field(gt=0)
+    quantity: Quantity
     order_type: OrderType = OrderType.MARKET
     limit_price: float | None = Field(None, gt=0)
     stop_price: float | None = Field(None, gt=0)
@@ -140,14 +152,14 @@ class Order(BaseModel):
     request: OrderRequest
     status: OrderStatus = OrderStatus.NEW
     broker_order_id: str | None = None
-    filled_quantity: int = 0
+    filled_quantity: int | float = 0
     avg_fill_price: float | None = None
     reason: str | None = None
     created_at: float
     updated_at: float
 
     @property
-    def remaining(self) -> int:
+    def remaining(self) -> int | float:
         return self.request.quantity - self.filled_quantity
 
 
@@ -160,7 +172,7 @@ class Fill(BaseModel):
     account: str
     symbol: str
     intent: Intent
-    quantity: int = Field(gt=0)
+    quantity: Quantity
     price: float = Field(gt=0)
     commission: float = 0.0
     time: float

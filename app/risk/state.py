@@ -77,6 +77,6 @@ class RiskState:
     duplicate guard), the daily loss latch, and per-symbol windows and volatility."""
 
     submits: deque[float] = field(default_factory=deque)
-    recent: dict[tuple[str, Intent, int], float] = field(default_factory=dict)
+    recent: dict[tuple[str, Intent, float], float] = field(default_factory=dict)
     daily_loss_hit: bool = False  # latched until the next trading day
     symbols: dict[str, SymbolRisk] = field(default_factory=dict)

@@ -299,6 +299,10 @@ async def test_the_shipped_accounts_example_routes_as_documented(
         assert abs(by_account["live"]["quantity"] - 2000 // last) <= 1
     finally:
         await stack.stop()
+    if mode == "run":  # the banner names the accounts it runs, not "broker paper"
+        assert stack.proc.stdout is not None
+        banner = (await stack.proc.stdout.read()).decode()
+        assert "accounts    paper (paper), live (tradier)" in banner, banner
 
 
 async def test_refused_starts_are_one_line(tmp_path: Path) -> None:
