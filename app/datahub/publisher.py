@@ -16,6 +16,7 @@ from redis.exceptions import RedisError
 from app.bus import RELEASE_IF_HELD, RENEW_IF_HELD, Keys, QuoteCache
 from app.feeds.base import Feed, FeedError
 from app.observability.metrics import QUOTE_PUBLISHER, QUOTES_PUBLISHED
+from app.retry import REDIS_RECONNECT, RetryPolicy
 
 log = logging.getLogger(__name__)
 
@@ -36,25 +37,25 @@ class QuotePublisher:
         symbols: Sequence[str],
         *,
         lease_seconds: float = 3.0,
-        max_backoff: float = 5.0,
+        retry: RetryPolicy = REDIS_RECONNECT,
     ) -> None:
         self.feed = feed
         self.redis = redis
         self.cache = cache
         self.symbols = list(symbols)
         self.lease_ms = int(lease_seconds * 1000)
-        self.max_backoff = max_backoff
+        self.retry = retry
         self.instance = uuid.uuid4().hex
         self.leader = False
         self.stopping = False  # set before cancelling: no retry loop outlives shutdown
 
     async def run(self) -> None:
         """Forever: win the lease, publish while holding it, back off on errors."""
-        backoff = 0.1
+        backoff = self.retry.waits()
         while not self.stopping:
             try:
                 if await self._acquire():
-                    backoff = 0.1
+                    backoff.reset()
                     await self._publish_while_leader()
                 elif not self.stopping:
                     await asyncio.sleep(self.lease_ms / 3000)
@@ -63,9 +64,9 @@ class QuotePublisher:
                 self._set_leader(False)
                 if self.stopping:
                     return
-                log.warning("quote publisher error, retrying in %.1fs: %s", backoff, exc)
-                await asyncio.sleep(backoff)
-                backoff = min(self.max_backoff, backoff * 2)
+                delay = next(backoff)
+                log.warning("quote publisher error, retrying in %.1fs: %s", delay, exc)
+                await asyncio.sleep(delay)
 
     async def stop(self) -> None:
         self.stopping = True

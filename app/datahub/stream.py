@@ -23,6 +23,7 @@ from starlette.websockets import WebSocket
 
 from app.bus import Keys
 from app.observability.metrics import QUOTES_RECEIVED, WS_CLIENTS, WS_DROPPED, WS_MESSAGES
+from app.retry import REDIS_RECONNECT, RetryPolicy
 
 log = logging.getLogger(__name__)
 
@@ -95,11 +96,11 @@ class StreamClient:
 
 
 class QuoteHub:
-    def __init__(self, redis: Redis, *, max_backoff: float = 5.0) -> None:
+    def __init__(self, redis: Redis, *, retry: RetryPolicy = REDIS_RECONNECT) -> None:
         self.redis = redis
         self.subscribers: dict[str, set[StreamClient]] = {}
         self.clients: set[StreamClient] = set()
-        self.max_backoff = max_backoff
+        self.retry = retry
         self.connected = asyncio.Event()
         self.stopping = False
         self.listeners: list[Callable[[dict[str, Any]], None]] = []  # in-process quote consumers
@@ -174,13 +175,13 @@ class QuoteHub:
 
     async def run(self) -> None:
         """Subscribe and dispatch forever; resubscribe with backoff when Redis drops."""
-        backoff = 0.1
+        backoff = self.retry.waits()
         while not self.stopping:
             pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(Keys.QUOTES_CHANNEL, Keys.EVENTS_CHANNEL)
                 self.connected.set()
-                backoff = 0.1
+                backoff.reset()
                 while True:
                     message = await pubsub.get_message(timeout=1.0)
                     if message is not None and message["type"] == "message":
@@ -196,9 +197,9 @@ class QuoteHub:
                 if self.stopping or (task is not None and task.cancelling()):
                     raise asyncio.CancelledError from exc  # shutting down, not a Redis failure
                 self.connected.clear()
-                log.warning("quote subscription lost, retrying in %.1fs: %s", backoff, exc)
-                await asyncio.sleep(backoff)
-                backoff = min(self.max_backoff, backoff * 2)
+                delay = next(backoff)
+                log.warning("quote subscription lost, retrying in %.1fs: %s", delay, exc)
+                await asyncio.sleep(delay)
             finally:
                 with contextlib.suppress(Exception):
                     await pubsub.aclose()  # type: ignore[no-untyped-call]

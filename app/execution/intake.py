@@ -28,6 +28,7 @@ from app.bus import Keys
 from app.execution.accounts import AccountsConfig, RouteTarget, scaled_quantity
 from app.models.alerts import Alert, Decision
 from app.observability.tracing import inject_context
+from app.retry import REDIS_RECONNECT
 
 STREAM_MAXLEN = 100_000
 DUPLICATE_POLL_SECONDS = 0.02
@@ -123,21 +124,21 @@ class Waiter:
 
     async def run(self) -> None:
         """Listen until cancelled; reconnect with capped backoff when Redis goes away."""
-        backoff = 0.1
+        backoff = REDIS_RECONNECT.waits()
         while True:
             pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(Keys.DECISIONS_CHANNEL, self.channel)
                 self.connected.set()
-                backoff = 0.1
+                backoff.reset()
                 async for message in pubsub.listen():
                     if message.get("type") == "message":
                         self._deliver(message["data"])
             except (RedisError, OSError) as exc:
                 self.connected.clear()
-                log.warning("decision listener: %s; reconnecting in %.1fs", exc, backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(5.0, backoff * 2)
+                delay = next(backoff)
+                log.warning("decision listener: %s; reconnecting in %.1fs", exc, delay)
+                await asyncio.sleep(delay)
             finally:
                 with contextlib.suppress(Exception):
                     await pubsub.aclose()  # type: ignore[no-untyped-call]

@@ -30,12 +30,12 @@ from app.models.market import (
     normalize_symbol,
 )
 from app.observability.metrics import FEED_ERRORS, FEED_LATENCY
+from app.retry import RetryPolicy
 from app.tradier import normalize as tn
 from app.tradier.client import (
     PRODUCTION_URL,
     STREAM_URL,
     Params,
-    RetryPolicy,
     TradierClient,
     TradierError,
 )
@@ -270,7 +270,7 @@ class TradierFeed:
         if not wanted:
             return
         book = QuoteBook(self._clock)
-        failures = 0
+        backoff = self.client.retry.waits()
         while True:
             delivered = False
             try:
@@ -285,14 +285,15 @@ class TradierFeed:
                 reason = "closed by Tradier"
             except (FeedError, TradierError, aiohttp.ClientError, TimeoutError) as exc:
                 reason = str(exc) or type(exc).__name__
-            failures = 1 if delivered else failures + 1
-            delay = self.client.retry.backoff(failures)
+            if delivered:  # the session worked: this drop starts a new outage
+                backoff.reset()
+            delay = next(backoff)
             FEED_ERRORS.labels(FEED, "stream").inc()
             log.warning(
                 "Tradier stream dropped (%s); reconnecting in %.2fs with a new session (attempt %d)",
                 reason,
                 delay,
-                failures,
+                backoff.failures,
             )
             await asyncio.sleep(delay)
 

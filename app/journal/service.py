@@ -7,6 +7,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -20,7 +21,7 @@ from app.bus import Keys, create_redis
 from app.config import ConfigError, Settings
 from app.journal.client import TradeNoteClient
 from app.journal.sync import Journal, JournalConfig
-from app.journal.worker import JournalWorker, backlog, default_consumer_name
+from app.journal.worker import JOURNAL_RETRY, JournalWorker, backlog, default_consumer_name
 
 log = logging.getLogger("app.journal")
 
@@ -75,7 +76,7 @@ def build_worker(
         consumer=name,
         batch_size=settings.journal_batch_size,
         max_attempts=settings.journal_max_attempts,
-        backoff_cap=settings.journal_backoff_max_seconds,
+        retry=replace(JOURNAL_RETRY, wait_max=settings.journal_backoff_max_seconds),
     )
 
 

@@ -22,11 +22,10 @@ import asyncio
 import contextlib
 import logging
 import os
-import random
 import socket
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -46,10 +45,16 @@ from app.journal.sync import Journal, SyncResult
 from app.models.orders import Fill
 from app.observability import metrics
 from app.observability.tracing import links_from, tracer
+from app.retry import RetryPolicy
 
 log = logging.getLogger("app.journal")
 
 DEAD_MAXLEN = 100_000
+
+# A TradeNote or Redis outage: fills wait, the batch is tried again, forever.
+JOURNAL_RETRY = RetryPolicy(
+    attempts=None, total_timeout=None, wait_initial=0.2, wait_max=30.0, wait_jitter=0.5
+)
 
 
 def default_consumer_name() -> str:
@@ -65,24 +70,6 @@ class Entry:
     error: str | None = None
 
 
-@dataclass
-class Backoff:
-    """Capped exponential backoff with full jitter in [delay/2, delay]."""
-
-    base: float = 0.2
-    cap: float = 30.0
-    failures: int = 0
-    rng: random.Random = field(default_factory=random.Random)
-
-    def next_delay(self) -> float:
-        delay = min(self.cap, self.base * (2**self.failures))
-        self.failures = min(self.failures + 1, 32)
-        return float(delay / 2 + self.rng.random() * delay / 2)
-
-    def reset(self) -> None:
-        self.failures = 0
-
-
 class JournalWorker:
     def __init__(
         self,
@@ -94,8 +81,7 @@ class JournalWorker:
         max_attempts: int = 5,
         block_ms: int = 1000,
         claim_idle_ms: int = 60_000,
-        backoff_cap: float = 30.0,
-        backoff_base: float = 0.2,
+        retry: RetryPolicy = JOURNAL_RETRY,
     ) -> None:
         self.redis = redis
         self.journal = journal
@@ -104,7 +90,7 @@ class JournalWorker:
         self.max_attempts = max_attempts
         self.block_ms = block_ms
         self.claim_idle_ms = claim_idle_ms
-        self.backoff = Backoff(base=backoff_base, cap=backoff_cap)
+        self.backoff = retry.waits()
         self._drain_own = True  # first read our own pending entries (restart)
         self._stop = asyncio.Event()
         self.last_error: str | None = None
@@ -127,7 +113,7 @@ class JournalWorker:
                 raise
             except (TradeNoteError, RedisError, OSError) as exc:
                 await self._failed(exc)
-                delay = self.backoff.next_delay()
+                delay = next(self.backoff)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stop.wait(), timeout=delay)
         log.info("journal worker %s stopped", self.consumer)

@@ -1,7 +1,7 @@
 """Everything kairos asks of the datahub: bars (UDF history), quotes, the book (admin API),
 and signed alert posts.
 
-Connection errors and 5xx are retried with capped, jittered exponential backoff (stamina);
+Connection errors and 5xx are retried with capped, jittered exponential backoff (``app.retry``);
 that is safe for alerts too because their ids make them idempotent. A 4xx is the datahub's
 final word (bad request, auth, risk denial): never retried, returned and logged.
 """
@@ -17,11 +17,11 @@ from typing import Any
 
 import aiohttp
 import orjson
-import stamina
 
 from app.kairos.alerts import sign
 from app.kairos.models import Account, Position, QuoteSnapshot
 from app.models.market import Bar, Resolution
+from app.retry import RetryPolicy
 
 log = logging.getLogger("app.kairos.datahub")
 
@@ -40,13 +40,9 @@ class TransientHTTPError(DatahubError):
         self.status = status
 
 
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    attempts: int = 5
-    timeout: float = 30.0  # total seconds across attempts
-    wait_initial: float = 0.2
-    wait_max: float = 5.0
-    wait_jitter: float = 0.5
+DATAHUB_RETRY = RetryPolicy(
+    attempts=5, total_timeout=30.0, wait_initial=0.2, wait_max=5.0, wait_jitter=0.5
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +84,7 @@ class DatahubClient:
         self.base_url = base_url.rstrip("/")
         self.hmac_key = hmac_key
         self.admin_key = admin_key
-        self.retry = retry or RetryPolicy()
+        self.retry = retry or DATAHUB_RETRY
         self._timeout = aiohttp.ClientTimeout(total=request_timeout)
         self._session = session
         self._own_session = session is None
@@ -128,16 +124,8 @@ class DatahubClient:
         headers: dict[str, str] | None = None,
     ) -> tuple[int, bytes]:
         """(status, body) of the first non-5xx answer; raises after the retries run out."""
-        r = self.retry
         async with self._limit:
-            async for attempt in stamina.retry_context(
-                on=_retryable,
-                attempts=r.attempts,
-                timeout=r.timeout,
-                wait_initial=r.wait_initial,
-                wait_max=r.wait_max,
-                wait_jitter=r.wait_jitter,
-            ):
+            async for attempt in self.retry.retrying(_retryable):
                 with attempt:
                     async with self.session.request(
                         method, url, params=params, data=data, headers=headers

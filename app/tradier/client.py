@@ -11,19 +11,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from types import TracebackType
 from typing import Any
 
 import aiohttp
 import orjson
-import stamina
 from pydantic import SecretStr
 
+from app.retry import RetryPolicy as RetryPolicy  # re-exported: the connectors take one
 from app.tradier.normalize import error_message
 
 PRODUCTION_URL = "https://api.tradier.com/v1"
@@ -61,24 +60,10 @@ class TradierRetryableError(TradierError):
         self.retry_after = retry_after
 
 
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """Bounds for every retry loop; injectable so tests can use tiny waits."""
-
-    attempts: int = 4
-    total_timeout: float = 20.0  # seconds across all attempts of one call
-    wait_initial: float = 0.25
-    wait_max: float = 5.0
-    wait_jitter: float = 0.5
-    rate_limit_wait_max: float = 60.0  # longest we sleep for a quota to reset
-
-    def backoff(self, failures: int) -> float:
-        """Capped, jittered exponential delay after ``failures`` consecutive failures.
-
-        For loops stamina cannot drive (the never-ending stream reconnect).
-        """
-        base = self.wait_initial * 2.0 ** max(0, failures - 1)
-        return min(self.wait_max, base) + random.uniform(0, self.wait_jitter)
+# Every Tradier REST call; the stream reconnect takes its waits from the same numbers.
+TRADIER_RETRY = RetryPolicy(
+    attempts=4, total_timeout=20.0, wait_initial=0.25, wait_max=5.0, wait_jitter=0.5
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +107,7 @@ class TradierClient:
         self._token = token if isinstance(token, SecretStr) else SecretStr(token)
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
-        self.retry = retry or RetryPolicy()
+        self.retry = retry or TRADIER_RETRY
         self._clock = clock
         self._session: aiohttp.ClientSession | None = None
         self.limits: dict[str, RateLimit] = {}
@@ -185,18 +170,10 @@ class TradierClient:
         """Decoded JSON of a successful answer, else ``TradierError``."""
         if idempotent is None:
             idempotent = method in ("GET", "HEAD", "DELETE")
-        policy = self.retry
-        attempts = policy.attempts if retry else 1
+        policy = self.retry if retry else replace(self.retry, attempts=1)
         tried = 0
         try:
-            async for attempt in stamina.retry_context(
-                on=partial(self._should_retry, idempotent),
-                attempts=attempts,
-                timeout=policy.total_timeout,
-                wait_initial=policy.wait_initial,
-                wait_max=policy.wait_max,
-                wait_jitter=policy.wait_jitter,
-            ):
+            async for attempt in policy.retrying(partial(_should_retry, idempotent)):
                 with attempt:
                     tried = attempt.num
                     return await self._once(method, path, _clean(params), _clean(data))
@@ -205,16 +182,6 @@ class TradierClient:
                 raise
             raise TradierError(f"{exc}; gave up after {tried} attempts", status=exc.status) from exc
         raise AssertionError("unreachable: stamina either returns or raises")
-
-    def _should_retry(self, idempotent: bool, exc: Exception) -> bool | float:
-        """stamina backoff hook: retry transient failures, honouring ``Retry-After``."""
-        if not isinstance(exc, TradierRetryableError):
-            return False
-        if not idempotent and exc.status != 429:
-            return False
-        if exc.retry_after is not None:
-            return min(max(exc.retry_after, 0.0), self.retry.rate_limit_wait_max)
-        return True
 
     async def _once(
         self, method: str, path: str, params: dict[str, str] | None, data: dict[str, str] | None
@@ -269,7 +236,7 @@ class TradierClient:
         until = self._blocked_until.get(bucket)
         if until is None:
             return
-        delay = min(until - self._clock() + QUOTA_MARGIN, self.retry.rate_limit_wait_max)
+        delay = min(until - self._clock() + QUOTA_MARGIN, self.retry.retry_after_max)
         if delay > 0:
             log.warning("Tradier %s quota used up; waiting %.2fs for it to reset", bucket, delay)
             await asyncio.sleep(delay)
@@ -286,6 +253,16 @@ class TradierClient:
         except (aiohttp.ClientError, TimeoutError) as exc:
             kind = "timed out" if isinstance(exc, TimeoutError) else str(exc) or type(exc).__name__
             raise TradierRetryableError(f"cannot open the Tradier stream at {url}: {kind}") from exc
+
+
+def _should_retry(idempotent: bool, exc: Exception) -> bool | float:
+    """Transient failures are retried, after ``Retry-After`` when Tradier sends one (the
+    policy caps it); a non-idempotent call only past a 429, which placed nothing."""
+    if not isinstance(exc, TradierRetryableError):
+        return False
+    if not idempotent and exc.status != 429:
+        return False
+    return exc.retry_after if exc.retry_after is not None else True
 
 
 def _clean(params: Params | None) -> dict[str, str] | None:

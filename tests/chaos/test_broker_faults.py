@@ -24,9 +24,9 @@ from app.execution.store import ExecutionStore
 from app.models.alerts import Alert, AlertAction, Decision
 from app.models.market import Quote
 from app.models.orders import OrderStatus
+from app.retry import RetryPolicy
 from app.risk.engine import RiskEngine
 from app.risk.limits import parse_limits
-from app.tradier.client import RetryPolicy
 from tests.chaos.common import LONG
 from tests.fakes.tradier_orders import TradierAccount, running_account
 from tests.support.poll import until
@@ -44,7 +44,7 @@ FAST = RetryPolicy(
     wait_initial=0.01,
     wait_max=0.05,
     wait_jitter=0.01,
-    rate_limit_wait_max=1.0,
+    retry_after_max=1.0,
 )
 LIMITS = {
     "circuit_breaker": {

@@ -31,6 +31,7 @@ from app.journal.tradenote import day_unix
 from app.journal.worker import JournalWorker, backlog
 from app.models.orders import Fill, Intent
 from app.observability import metrics
+from app.retry import RetryPolicy
 from tests.journal_servers import ParseServer, tradenote_srv, tradenote_user
 from tests.servers import free_port, wait_for_port
 
@@ -39,6 +40,12 @@ __all__ = ["tradenote_srv", "tradenote_user"]  # fixtures
 pytestmark = pytest.mark.integration
 NY = ZoneInfo("America/New_York")
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def waits(initial: float, cap: float) -> RetryPolicy:
+    """The worker's never-ending backoff, shrunk so an outage test takes milliseconds."""
+    return RetryPolicy(attempts=None, total_timeout=None, wait_initial=initial, wait_max=cap,
+                       wait_jitter=initial)  # fmt: skip
 
 
 def at(day: date, hh: int, mm: int, ss: int = 0) -> float:
@@ -253,7 +260,7 @@ async def test_outage_1000_fills_each_lands_once(
     journal = journal_for(redis, proxy.url, tradenote_srv.app_id, tradenote_srv.master_key,
                           tradenote_user["username"])  # fmt: skip
     worker = JournalWorker(redis, journal, consumer="outage", block_ms=50, batch_size=200,
-                           backoff_base=0.05, backoff_cap=0.3)  # fmt: skip
+                           retry=waits(0.05, 0.3))  # fmt: skip
     await worker.ensure_group()
     task = asyncio.create_task(worker.run_forever())
     try:
@@ -314,8 +321,8 @@ async def test_wrong_key_and_unknown_user_wait(
         (tradenote_srv.master_key, "nobody-here", "unknown_user", "has no user 'nobody-here'"),
     ):
         journal = journal_for(redis, tradenote_srv.base_url, tradenote_srv.app_id, key, username)
-        worker = JournalWorker(redis, journal, consumer="bad", block_ms=50, backoff_base=0.01,
-                               backoff_cap=0.02)  # fmt: skip
+        worker = JournalWorker(redis, journal, consumer="bad", block_ms=50,
+                               retry=waits(0.01, 0.02))  # fmt: skip
         await worker.ensure_group()
         before = counter(reason)
         task = asyncio.create_task(worker.run_forever())
@@ -360,8 +367,8 @@ async def test_resumes_after_redis_restart(
     redis = create_redis(server.url)  # retries on a dropped connection, as services do
     journal = journal_for(redis, tradenote_srv.base_url, tradenote_srv.app_id,
                           tradenote_srv.master_key, tradenote_user["username"])  # fmt: skip
-    worker = JournalWorker(redis, journal, consumer="r", block_ms=50, backoff_base=0.05,
-                           backoff_cap=0.2)  # fmt: skip
+    worker = JournalWorker(redis, journal, consumer="r", block_ms=50,
+                           retry=waits(0.05, 0.2))  # fmt: skip
     await worker.ensure_group()
     task = asyncio.create_task(worker.run_forever())
     try:

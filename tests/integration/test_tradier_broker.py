@@ -25,8 +25,8 @@ from app.models.orders import (
     OrderType,
     TimeInForce,
 )
+from app.retry import RetryPolicy
 from app.risk.engine import RiskEngine
-from app.tradier.client import RetryPolicy
 from tests.fakes.tradier_orders import TradierAccount, running_account
 from tests.support.poll import until
 
@@ -38,7 +38,7 @@ FAST = RetryPolicy(
     wait_initial=0.01,
     wait_max=0.05,
     wait_jitter=0.01,
-    rate_limit_wait_max=2.0,
+    retry_after_max=2.0,
 )
 POLL = 0.02
 

@@ -17,7 +17,8 @@ from app.feeds.base import Feed, FeedError
 from app.feeds.tradier import TradierFeed
 from app.models.market import Quote, Resolution
 from app.observability.metrics import FEED_ERRORS
-from app.tradier.client import RetryPolicy, TradierError
+from app.retry import RetryPolicy
+from app.tradier.client import TradierError
 from tests.fakes.tradier_server import (
     FakeTradier,
     history_rows,
@@ -32,7 +33,7 @@ FAST = RetryPolicy(
     wait_initial=0.01,
     wait_max=0.05,
     wait_jitter=0.01,
-    rate_limit_wait_max=3.0,
+    retry_after_max=3.0,
 )
 SESSION_OPEN = int(datetime(2024, 3, 12, 13, 30, tzinfo=UTC).timestamp())  # 09:30 EDT
 

@@ -15,7 +15,6 @@ from app.journal.tradenote import (
     parse_date,
     trading_day,
 )
-from app.journal.worker import Backoff
 from app.models.orders import Fill, Intent
 
 NY = ZoneInfo("America/New_York")
@@ -213,14 +212,6 @@ def test_template_csv() -> None:
     cells = row.split(",")
     assert cells[:10] == ["live", "03/12/2025", "03/13/2025", "USD", "stock", "SS", "AAPL", "7", "12.5", "09:31:02"]  # fmt: skip
     assert cells[10] == "0.35" and cells[17] == "87.5" and cells[18] == "87.15"
-
-
-@pytest.mark.parametrize("failures", [0, 1, 5, 20])
-def test_backoff_is_capped_and_jittered(failures: int) -> None:
-    backoff = Backoff(base=0.2, cap=5.0, failures=failures)
-    delay = backoff.next_delay()
-    expected = min(5.0, 0.2 * 2**failures)
-    assert expected / 2 <= delay <= expected
 
 
 def test_a_trade_whose_td_is_not_the_documents_day_is_refused() -> None:

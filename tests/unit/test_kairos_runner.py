@@ -21,18 +21,19 @@ from app.feeds.simulated import SimulatedFeed
 from app.kairos.alerts import alert_id
 from app.kairos.cli import kairos_app
 from app.kairos.clock import ManualClock
-from app.kairos.datahub_client import DatahubClient, RetryPolicy
+from app.kairos.datahub_client import DatahubClient
 from app.kairos.jobs import LoadedJob, load_jobs, parse_job
 from app.kairos.runner import Kairos, MemoryState, RunReport
 from app.kairos.service import create_app
 from app.kairos.testing import FakeDatahub, bars_from, positions_payload
+from app.retry import RetryPolicy
 
 JOBS_DIR = Path(__file__).resolve().parents[2] / "deployment/kairos/jobs"
 KEY = b"test-hmac-key"
 ADMIN = "admin-key"
 NY = ZoneInfo("America/New_York")
 T0 = int(datetime(2026, 11, 25, 14, 30, tzinfo=UTC).timestamp())
-FAST = RetryPolicy(attempts=4, timeout=10, wait_initial=0.01, wait_max=0.05, wait_jitter=0.01)
+FAST = RetryPolicy(attempts=4, total_timeout=10, wait_initial=0.01, wait_max=0.05, wait_jitter=0.01)
 
 
 def shipped(name: str) -> LoadedJob:
