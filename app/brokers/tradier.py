@@ -126,7 +126,7 @@ def _intent(raw: Any) -> Intent | None:
 
 
 @dataclass(slots=True)
-class _Tracked:
+class Tracked:
     """What we know of one of our orders at Tradier, and how much of it we reported."""
 
     order_id: str  # our id = Tradier tag
@@ -167,9 +167,9 @@ class TradierBroker:
         self.client = TradierClient(token, base_url, timeout=timeout, retry=retry)
         self.poll_interval = poll_interval
         self.clock = clock
-        self.tracked: dict[str, _Tracked] = {}  # broker order id -> state, open orders only
+        self.tracked: dict[str, Tracked] = {}  # broker order id -> state, open orders only
         # our id -> (state, since): placed without an answer, looked for by tag while polling
-        self.pending: dict[str, tuple[_Tracked, float]] = {}
+        self.pending: dict[str, tuple[Tracked, float]] = {}
         self.pending_ttl = pending_ttl
         self._on_event: EventHandler | None = None
         self._poller: asyncio.Task[None] | None = None
@@ -230,7 +230,7 @@ class TradierBroker:
         try:
             body = await self.client.post(self._orders_path, form)
         except TradierError as exc:
-            error = _place_error(exc, order.id)
+            error = place_error(exc, order.id)
             if isinstance(error, BrokerTimeoutError):
                 self._unresolved(order)
             raise error from exc
@@ -322,11 +322,11 @@ class TradierBroker:
             return []
         broker_id = str(raw.get("id"))
         async with self._lock:
-            tracked = self._adopt(order_id, broker_id) or _Tracked(order_id, broker_id)
+            tracked = self._adopt(order_id, broker_id) or Tracked(order_id, broker_id)
             if filled_quantity is not None:
                 tracked.filled = filled_quantity
                 tracked.avg = avg_fill_price
-            fill = self._new_fill(tracked, raw)
+            fill = self.new_fill(tracked, raw)
             if not map_status(raw.get("status")).terminal:
                 self.tracked[broker_id] = tracked
                 self._wake.set()
@@ -421,7 +421,7 @@ class TradierBroker:
                     continue
                 if not raw:
                     continue
-            await self._observe(raw)
+            await self.observe(raw)
 
     async def _poll_loop(self) -> None:
         failures = 0
@@ -441,7 +441,7 @@ class TradierBroker:
                 async with asyncio.timeout(delay):
                     await self._wake.wait()
 
-    async def _observe(self, raw: dict[str, Any]) -> None:
+    async def observe(self, raw: dict[str, Any]) -> None:
         """Turn one Tradier order snapshot into events: new executions first, then status.
 
         If the handler fails, the watermark goes back so the next poll reports again
@@ -455,7 +455,7 @@ class TradierBroker:
             before = (tracked.filled, tracked.avg, tracked.status)
             events: list[BrokerEvent] = []
             status = map_status(raw.get("status"))
-            fill = self._new_fill(tracked, raw)
+            fill = self.new_fill(tracked, raw)
             if fill is not None:
                 done = tracked.quantity is not None and tracked.filled >= tracked.quantity
                 fill_status = OrderStatus.FILLED if done else OrderStatus.PARTIALLY_FILLED
@@ -477,7 +477,7 @@ class TradierBroker:
                     self.tracked[broker_id] = tracked
                     return
 
-    def _new_fill(self, tracked: _Tracked, raw: dict[str, Any]) -> Fill | None:
+    def new_fill(self, tracked: Tracked, raw: dict[str, Any]) -> Fill | None:
         """The execution since ``tracked``'s watermark as one Fill (and advance it), or None."""
         if tracked.symbol is None and raw.get("symbol"):
             tracked.symbol = str(raw["symbol"])
@@ -537,7 +537,7 @@ class TradierBroker:
         self.pending[order.id] = (self._tracked_for(order, "", status=None), self.clock())
         self._wake.set()
 
-    def _adopt(self, order_id: str, broker_id: str) -> _Tracked | None:
+    def _adopt(self, order_id: str, broker_id: str) -> Tracked | None:
         """The tracked state of one of our orders now known by ``broker_id`` (or None)."""
         tracked = self.tracked.get(broker_id)
         entry = self.pending.pop(order_id, None)
@@ -560,9 +560,9 @@ class TradierBroker:
 
     def _tracked_for(
         self, order: Order, broker_id: str, *, status: OrderStatus | None = None
-    ) -> _Tracked:
+    ) -> Tracked:
         req = order.request
-        return _Tracked(
+        return Tracked(
             order_id=order.id,
             broker_order_id=broker_id,
             symbol=req.symbol,
@@ -600,7 +600,7 @@ class TradierBroker:
         return True
 
 
-def _place_error(exc: TradierError, order_id: str) -> BrokerError:
+def place_error(exc: TradierError, order_id: str) -> BrokerError:
     """Classify a failed order POST: refused (4xx) or unknown (everything else)."""
     status = exc.status
     if status == 429:  # still throttled after the client's retries: nothing was accepted

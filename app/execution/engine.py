@@ -143,15 +143,15 @@ class ExecutionEngine:
         self.orders: dict[str, Order] = {}  # open orders
         self.brackets = Brackets()  # stop-loss / take-profit exits of filled entries
         self.reconciler = Reconciler(self)  # in line with the broker and Redis
-        self._lock = asyncio.Lock()
+        self.lock = asyncio.Lock()
         self._events = EventBatches(self._handle_events)  # broker events, batched in order
-        self._tasks: set[asyncio.Task[None]] = set()
+        self.tasks: set[asyncio.Task[None]] = set()
         self._inflight: dict[str, asyncio.Future[Decision]] = {}
         self._watcher: asyncio.Task[None] | None = None
-        self._heartbeat: asyncio.Task[None] | None = None
-        self._unresolved: dict[str, _Parked] = {}  # alert id -> outcome of its write unknown
-        self._reconcile_later: set[str] = set()  # orders whose fill could not be stored
-        self._sending: set[str] = set()  # orders with a submit scheduled or in flight
+        self.heartbeat_task: asyncio.Task[None] | None = None
+        self.unresolved: dict[str, _Parked] = {}  # alert id -> outcome of its write unknown
+        self.reconcile_later: set[str] = set()  # orders whose fill could not be stored
+        self.sending: set[str] = set()  # orders with a submit scheduled or in flight
         # names this engine in its alert claims; its heartbeat key says it is alive
         self.instance = uuid.uuid4().hex[:12]
         self.last: dict[str, float] = {}  # last trade per symbol, from the quote fan-out
@@ -188,11 +188,11 @@ class ExecutionEngine:
             # account holds now (the broker's, for a broker that keeps a book), never a default
             await self.store.save_book(self.book)
             self.risk.rebased()
-        await self.reconciler._restore_brackets()
-        self._update_gauges()
+        await self.reconciler.restore_brackets()
+        self.update_gauges()
         await self.store.heartbeat(self.instance)
-        self._heartbeat = asyncio.create_task(self._beat(), name="engine-heartbeat")
-        self._watcher = asyncio.create_task(self.reconciler._watch_unknown(), name="unknown-orders")
+        self.heartbeat_task = asyncio.create_task(self._beat(), name="engine-heartbeat")
+        self._watcher = asyncio.create_task(self.reconciler.watch_unknown(), name="unknown-orders")
         self.started = True
 
     async def _beat(self) -> None:
@@ -210,14 +210,14 @@ class ExecutionEngine:
         """Let in-flight broker calls finish (bounded), stop watchers, close the broker."""
         if self._watcher is not None:
             self._watcher.cancel()
-        if self._tasks:
-            await asyncio.wait(list(self._tasks), timeout=5)
-        for task in list(self._tasks):
+        if self.tasks:
+            await asyncio.wait(list(self.tasks), timeout=5)
+        for task in list(self.tasks):
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*self.tasks, return_exceptions=True)
         await self._events.close()
-        if self._heartbeat is not None:
-            self._heartbeat.cancel()
+        if self.heartbeat_task is not None:
+            self.heartbeat_task.cancel()
         with contextlib.suppress(RedisError, OSError):  # gone: claims left are free at once
             await self.store.drop_heartbeat(self.instance)
         await self.broker.close()
@@ -226,7 +226,7 @@ class ExecutionEngine:
         """A new trading day started (the book rolled): for a broker that keeps a book, the
         day's loss budget is measured from its equity."""
         if self.broker.keeps_book and self.started:  # the day starts from the broker's equity
-            self._spawn(self.reconciler._adopt_at_session_start())
+            self._spawn(self.reconciler.adopt_at_session_start())
 
     async def handle_alert(
         self,
@@ -251,9 +251,9 @@ class ExecutionEngine:
         future: asyncio.Future[Decision] = asyncio.get_running_loop().create_future()
         self._inflight[alert_id] = future
         try:
-            if alert_id in self._unresolved:  # an earlier copy's write: placed or not?
+            if alert_id in self.unresolved:  # an earlier copy's write: placed or not?
                 try:
-                    earlier = await self._resolve(alert_id)
+                    earlier = await self.resolve(alert_id)
                 except (RedisError, OSError) as exc:
                     raise RetryLaterError(_UNKNOWN) from exc
                 if earlier is not None:
@@ -285,7 +285,7 @@ class ExecutionEngine:
                 # let a retry decide again (if Redis is down too, our retry takes the claim
                 # over as this engine's own; another engine's once our heartbeat lapses);
                 # a parked alert keeps its claim until its stored decision is known
-                if alert_id not in self._unresolved:
+                if alert_id not in self.unresolved:
                     with contextlib.suppress(RedisError, OSError):
                         await self.store.release_alert(alert_id, token)
                 raise
@@ -348,7 +348,7 @@ class ExecutionEngine:
         price = alert.price or self.last.get(alert.ticker) or await self._last_price(alert.ticker)
         denial: Decision | None = None
         orders: list[Order] = []
-        async with self._lock:
+        async with self.lock:
             try:
                 requests = self._requests_for(alert, alert_id, price, rule)
             except SizingError as exc:
@@ -435,7 +435,7 @@ class ExecutionEngine:
             self._forget(orders, now)
             raise ClaimLostError(alert_id)
         ORDERS.labels(self.broker.name, OrderStatus.NEW.value).inc(len(orders))
-        self._send(orders)
+        self.send(orders)
         return decision
 
     async def _stored_after_all(
@@ -458,11 +458,11 @@ class ExecutionEngine:
             except (RedisError, OSError):
                 stored = None
             except BaseException:  # cancelled while reading back
-                self._unresolved[alert_id] = _Parked(decision, orders, token, now)
+                self.unresolved[alert_id] = _Parked(decision, orders, token, now)
                 raise
         if stored is None:
-            self._unresolved[alert_id] = _Parked(decision, orders, token, now)
-            self.reconciler._count_unresolved()
+            self.unresolved[alert_id] = _Parked(decision, orders, token, now)
+            self.reconciler.count_unresolved()
             if isinstance(exc, asyncio.CancelledError):
                 raise exc
             log.error(
@@ -481,26 +481,26 @@ class ExecutionEngine:
             self.risk.undo_submitted(order.request, now)
             self.book.order_done(order.id)
 
-    async def _resolve(self, alert_id: str) -> Decision | None:
+    async def resolve(self, alert_id: str) -> Decision | None:
         """A parked alert: its decision if the write had reached Redis (its orders are sent
         now), else None (its orders are dropped and the claim freed for a retry)."""
-        parked = self._unresolved.get(alert_id)
+        parked = self.unresolved.get(alert_id)
         if parked is None:
             return None
         stored = await self.store.decision_is(alert_id, parked.decision)
-        if self._unresolved.get(alert_id) is not parked:
+        if self.unresolved.get(alert_id) is not parked:
             return None  # resolved meanwhile (the watcher and a retry at once)
-        del self._unresolved[alert_id]
+        del self.unresolved[alert_id]
         if stored:
             ORDERS.labels(self.broker.name, OrderStatus.NEW.value).inc(len(parked.orders))
             held = self.clock() - parked.now
             if held <= MAX_HOLD_SECONDS:
                 log.warning("alert %s: its write had been stored; sending its orders", alert_id)
-                self._send(parked.orders)
+                self.send(parked.orders)
             else:  # too late to trade on: stored as canceled, never sent
                 log.error("alert %s: stored, but held %.0fs; canceling its orders", alert_id, held)
                 for order in parked.orders:
-                    await self._locked_transition(
+                    await self.locked_transition(
                         order.id,
                         OrderStatus.CANCELED,
                         f"held {held:.0f}s while Redis was unreachable; not sent",
@@ -553,12 +553,12 @@ class ExecutionEngine:
     # -- broker side (background) ------------------------------------------------
     def _spawn(self, coro: Any) -> None:
         task = asyncio.create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
 
-    def _send(self, orders: list[Order]) -> None:
+    def send(self, orders: list[Order]) -> None:
         """Submit in the background; the watcher leaves these alone meanwhile."""
-        self._sending.update(o.id for o in orders)
+        self.sending.update(o.id for o in orders)
         self._spawn(self._submit_chain(orders))
 
     async def _submit_chain(self, orders: list[Order]) -> None:
@@ -566,11 +566,11 @@ class ExecutionEngine:
         try:
             await self._submit_legs(orders)
         finally:
-            self._sending.difference_update(o.id for o in orders)
+            self.sending.difference_update(o.id for o in orders)
 
     async def _submit_legs(self, orders: list[Order]) -> None:
         for order in orders:
-            await self._submit(order)
+            await self.submit(order)
             if len(orders) > 1:
                 for _ in range(200):
                     current = self.orders.get(order.id)
@@ -578,7 +578,7 @@ class ExecutionEngine:
                         break
                     await asyncio.sleep(0.01)
 
-    async def _submit(self, order: Order) -> None:
+    async def submit(self, order: Order) -> None:
         start = time.perf_counter()
         try:
             async with asyncio.timeout(self.broker_timeout):  # (no wait_for task per order)
@@ -586,7 +586,7 @@ class ExecutionEngine:
         except (TimeoutError, BrokerTimeoutError) as exc:
             BROKER_ERRORS.labels(self.broker.name, "submit").inc()
             self.risk.on_broker_result(False)
-            await self._locked_transition(
+            await self.locked_transition(
                 order.id,
                 OrderStatus.UNKNOWN,
                 f"broker timeout: {exc or 'no answer'}; reconcile by tag",
@@ -601,26 +601,26 @@ class ExecutionEngine:
         except BrokerError as exc:
             BROKER_ERRORS.labels(self.broker.name, "submit").inc()
             self.risk.on_broker_result(False)
-            await self._locked_transition(order.id, OrderStatus.REJECTED, str(exc))
+            await self.locked_transition(order.id, OrderStatus.REJECTED, str(exc))
             return
         ORDER_LATENCY.labels(self.broker.name).observe(time.perf_counter() - start)
         self.risk.on_broker_result(True)
-        async with self._lock:
+        async with self.lock:
             current = self.orders.get(order.id)
             if current is not None and current.broker_order_id is None:
                 current.broker_order_id = broker_id
                 if current.status is OrderStatus.NEW:
-                    await self._transition(current, OrderStatus.SUBMITTED)
+                    await self.transition(current, OrderStatus.SUBMITTED)
 
-    async def _locked_transition(
+    async def locked_transition(
         self, order_id: str, status: OrderStatus, reason: str | None = None
     ) -> None:
-        async with self._lock:
+        async with self.lock:
             order = self.orders.get(order_id)
             if order is not None:
-                await self._transition(order, status, reason)
+                await self.transition(order, status, reason)
 
-    async def _transition(
+    async def transition(
         self, order: Order, status: OrderStatus, reason: str | None = None
     ) -> None:
         if status == order.status and status is not OrderStatus.PARTIALLY_FILLED:
@@ -662,7 +662,7 @@ class ExecutionEngine:
             if event is None:
                 break
             try:
-                async with self._lock:
+                async with self.lock:
                     await self._status_event(event)
             except Exception as exc:  # (its caller gets it, as with a lone event)
                 outcomes[i] = exc
@@ -684,7 +684,7 @@ class ExecutionEngine:
             or order.status is OrderStatus.NEW
             or order.status is OrderStatus.UNKNOWN
         ):
-            await self._transition(order, event.status, event.reason)
+            await self.transition(order, event.status, event.reason)
 
     async def _book_fills(self, events: list[BrokerEvent]) -> Exception | None:
         """Book fills in memory, store them (one script), and undo them if the store says
@@ -696,7 +696,7 @@ class ExecutionEngine:
         meanwhile, on a book that already holds these fills (they did happen at the
         broker; only our record of them is in flight)."""
         while events:
-            async with self._lock:
+            async with self.lock:
                 booked: list[_Booked] = []
                 for event in events:
                     order = await self._event_order(event)
@@ -713,13 +713,13 @@ class ExecutionEngine:
                 # of Redis (the next fill would store these in its book, and a restart
                 # would replay them). Undo them; the watcher reloads the orders and book
                 # from Redis, then reconciles whatever is still missing.
-                async with self._lock:
+                async with self.lock:
                     for b in reversed(booked):  # newest first: each checkpoint restored exactly
                         self._undo_fill(b)
-                    self._reconcile_later.update(b.order.id for b in booked)
-                    self.reconciler._count_unresolved()
+                    self.reconcile_later.update(b.order.id for b in booked)
+                    self.reconciler.count_unresolved()
                 return exc
-            async with self._lock:
+            async with self.lock:
                 if replays:
                     for b in reversed(booked):
                         self._undo_fill(b)
@@ -729,7 +729,7 @@ class ExecutionEngine:
                 for b in booked:
                     self._fill_booked(b)
                 self.risk.marked(self.clock())  # loss velocity, the daily loss latch
-                self._update_gauges()
+                self.update_gauges()
             return None
         return None
 
@@ -792,7 +792,7 @@ class ExecutionEngine:
         decision = await self.handle_alert(alert)
         log.info("bracket exit %s: %s %s", alert.alert_id, decision.status, decision.reason or "")
 
-    def _update_gauges(self) -> None:
+    def update_gauges(self) -> None:
         daily = self.risk.limits.section("daily_loss")
         if daily is not None:
             DAILY_LOSS_LIMIT.labels(self.broker.account).set(daily.max_loss)
@@ -809,7 +809,7 @@ class ExecutionEngine:
                 raise KeyError(order_id)
             raise ValueError(f"order {order_id} is {stored.status.value} and cannot be canceled")
         if order.status is OrderStatus.NEW:
-            await self._locked_transition(
+            await self.locked_transition(
                 order_id, OrderStatus.CANCELED, "canceled before reaching the broker"
             )
         else:
@@ -863,10 +863,10 @@ class ExecutionEngine:
     async def publish_snapshot(self) -> None:
         """For readers in every process: the book (marks moved with quotes) and the
         risk state, stored under the lock so no unstored fill is ever published."""
-        async with self._lock:
+        async with self.lock:
             await self.store.save_book(self.book)
             snap = self.risk_snapshot()
         await self.store.save_snapshot(orjson.dumps(snap, option=orjson.OPT_NON_STR_KEYS))
         await notify_outbox.watch_state(
-            self.store.redis, self.account, snap, len(self._unresolved) + len(self._reconcile_later)
+            self.store.redis, self.account, snap, len(self.unresolved) + len(self.reconcile_later)
         )

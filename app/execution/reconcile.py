@@ -28,7 +28,7 @@ class Reconciler:
     def __init__(self, engine: ExecutionEngine) -> None:
         self.engine = engine
 
-    async def _restore_brackets(self, scan: int = 1000) -> None:
+    async def restore_brackets(self, scan: int = 1000) -> None:
         """Brackets of entries still held whose exit was not placed (an engine that took
         the account over, or a restart, keeps managing the stops)."""
         for order in await self.engine.store.recent_orders(scan):
@@ -46,7 +46,7 @@ class Reconciler:
         if self.engine.brackets.open:
             log.info("restored %d brackets (stop/target exits)", len(self.engine.brackets.open))
 
-    async def _watch_unknown(self, every: float = 5.0) -> None:
+    async def watch_unknown(self, every: float = 5.0) -> None:
         """Orders left UNKNOWN by a broker timeout: ask the broker by tag until it knows.
         Orders still NEW long after acceptance (their submit failed with Redis, maybe
         after the broker had stored it), and orders whose fill could not be stored:
@@ -55,27 +55,27 @@ class Reconciler:
         while True:
             await asyncio.sleep(every)
             try:
-                await self._watch_once()
+                await self.watch_once()
             except Exception:  # the watcher must outlive any one bad order
                 log.exception("order watcher round failed; next round in %.0fs", every)
 
-    async def _watch_once(self) -> None:
+    async def watch_once(self) -> None:
         stale = self.engine.clock() - 2 * self.engine.broker_timeout
-        for alert_id in list(self.engine._unresolved):
+        for alert_id in list(self.engine.unresolved):
             with contextlib.suppress(RedisError, OSError):
-                await self.engine._resolve(alert_id)
-        retry, self.engine._reconcile_later = self.engine._reconcile_later, set()
+                await self.engine.resolve(alert_id)
+        retry, self.engine.reconcile_later = self.engine.reconcile_later, set()
         for order_id in retry:
             try:  # Redis is the truth for a fill whose write may or may not have landed
                 await self._reload(order_id)
             except (RedisError, OSError) as exc:
                 log.warning("reloading order %s failed, will retry: %s", order_id, exc)
-                self.engine._reconcile_later.add(order_id)
+                self.engine.reconcile_later.add(order_id)
         for order in [
             o
             for o in self.engine.orders.values()
-            if o.id not in self.engine._sending
-            and o.request.alert_id not in self.engine._unresolved
+            if o.id not in self.engine.sending
+            and o.request.alert_id not in self.engine.unresolved
             and (
                 (o.status is OrderStatus.NEW and o.created_at < stale)
                 or o.status is OrderStatus.UNKNOWN
@@ -83,20 +83,20 @@ class Reconciler:
             )
         ]:
             try:
-                await self._reconcile_order(order)
+                await self.reconcile_order(order)
             except (BrokerError, RedisError, OSError) as exc:
                 log.warning("reconciling order %s failed, will retry: %s", order.id, exc)
                 if order.id in retry:
-                    self.engine._reconcile_later.add(order.id)
-        self._count_unresolved()
+                    self.engine.reconcile_later.add(order.id)
+        self.count_unresolved()
 
-    def _count_unresolved(self) -> None:
-        EXECUTION_UNRESOLVED.set(len(self.engine._unresolved) + len(self.engine._reconcile_later))
+    def count_unresolved(self) -> None:
+        EXECUTION_UNRESOLVED.set(len(self.engine.unresolved) + len(self.engine.reconcile_later))
 
     async def _reload(self, order_id: str) -> None:
         """Take one order and the book back from Redis (every fill's write stores the
         whole book, so Redis never runs behind what was booked)."""
-        async with self.engine._lock:
+        async with self.engine.lock:
             order = await self.engine.store.get_order(order_id)
             stored = await self.engine.store.load_book_data()
             if stored is not None:
@@ -109,22 +109,22 @@ class Reconciler:
                 self.engine.book.order_done(order_id)
             else:
                 self.engine.orders[order_id] = order
-        self.engine._update_gauges()
+        self.engine.update_gauges()
 
-    async def _adopt_at_session_start(self) -> None:
+    async def adopt_at_session_start(self) -> None:
         """The new day's loss budget is measured from the broker's equity at the open
         (positions are reconciled at start-up, not here: fills may be in flight)."""
         try:
             account = await self.engine.broker.balances()  # (no lock held over the network)
             if account.equity <= 0:
                 return
-            async with self.engine._lock:
+            async with self.engine.lock:
                 self.engine.book.day_start_equity = account.equity
                 self.engine.risk.rebased()
                 await self.engine.store.save_book(self.engine.book)
         except (BrokerError, RedisError, OSError) as exc:
             log.warning("session start: the broker's equity could not be read (%s)", exc)
-        self.engine._update_gauges()
+        self.engine.update_gauges()
 
     async def adopt_broker_book(self, *, first_seen: bool = False) -> None:
         """A broker that keeps its own book (Tradier) is the truth at start-up: positions
@@ -170,9 +170,9 @@ class Reconciler:
             self.engine.orders[order.id] = order
             self.engine.risk.on_order_submitted(order.request, order.created_at)
             self.engine.book.order_submitted(order.request, None)
-            await self._reconcile_order(order, at_start=True)
+            await self.reconcile_order(order, at_start=True)
 
-    async def _reconcile_order(self, order: Order, *, at_start: bool = False) -> None:
+    async def reconcile_order(self, order: Order, *, at_start: bool = False) -> None:
         """Adopt the broker's status, replay fills we missed, submit an order that never
         reached it, and never resubmit one the broker may have."""
         state = await self.engine.broker.find_by_tag(order.id)
@@ -182,11 +182,11 @@ class Reconciler:
                     "order %s was accepted but never reached the broker; sending it", order.id
                 )
                 if at_start:
-                    self.engine._send([order])
+                    self.engine.send([order])
                 else:
-                    await self.engine._submit(order)
+                    await self.engine.submit(order)
             elif at_start:
-                await self.engine._transition(
+                await self.engine.transition(
                     order, OrderStatus.REJECTED, "not found at the broker on reconciliation"
                 )
             return  # (an UNKNOWN order the broker does not know yet: ask again later)

@@ -36,6 +36,7 @@ from app.execution.store import FencedError
 from app.models.alerts import Alert, Decision
 from app.models.market import Quote
 from app.observability.tracing import extract_context, get_tracer
+from app.retry import REDIS_RECONNECT
 
 log = logging.getLogger(__name__)
 
@@ -72,16 +73,16 @@ class AccountRunner:
 
     async def run(self) -> None:
         """Hold the account whenever nobody else does, until cancelled."""
-        backoff = 0.2
+        backoff = REDIS_RECONNECT.waits()
         while not self.stopping:
             try:
                 value = await self.lease.acquire()
             except (RedisError, OSError) as exc:
-                log.warning("account %s: lease: %s (retry in %.1fs)", self.account.id, exc, backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(5.0, backoff * 2)
+                wait = next(backoff)
+                log.warning("account %s: lease: %s (retry in %.1fs)", self.account.id, exc, wait)
+                await asyncio.sleep(wait)
                 continue
-            backoff = 0.2
+            backoff.reset()
             if value is None:
                 await asyncio.sleep(self.lease_seconds / 5)
                 continue

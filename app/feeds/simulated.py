@@ -100,14 +100,14 @@ class SimulatedFeed:
         self._cache_days = cache_days
         self._now = clock or time.time
         self._days_lock = threading.Lock()  # history runs in a worker thread, quotes on the loop
-        self._worker = BarWorker(symbols, seed)
+        self.worker = BarWorker(symbols, seed)
 
     # -- protocol ---------------------------------------------------------------
     async def start(self) -> None:
         return None
 
     async def close(self) -> None:
-        await self._worker.close()
+        await self.worker.close()
 
     async def ping(self) -> None:
         return None
@@ -157,7 +157,7 @@ class SimulatedFeed:
         self._inst(symbol)
         now = self._now()
         try:
-            return await self._worker.body(symbol, resolution, start, end, countback, now)
+            return await self.worker.body(symbol, resolution, start, end, countback, now)
         except (OSError, BrokenProcessPool) as exc:  # no worker process here: a thread, then
             log.warning("bar worker process unavailable (%s); computing bars in a thread", exc)
             history = await asyncio.to_thread(

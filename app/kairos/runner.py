@@ -122,7 +122,7 @@ class Kairos:
         }
         self.last_reports: dict[str, RunReport] = {}
         self.next_due: dict[str, datetime | None] = {}
-        self._locks = {name: asyncio.Lock() for name in self.jobs}
+        self.locks = {name: asyncio.Lock() for name in self.jobs}
         self._book_warned = False
 
     # -- one run ----------------------------------------------------------------------
@@ -139,7 +139,7 @@ class Kairos:
         job = self.jobs[name]
         now = now or self.clock.now()
         report = RunReport(job=name, started=now, nominal=nominal, dry_run=dry_run)
-        lock = self._locks[name]
+        lock = self.locks[name]
         if lock.locked():
             report.outcome = "overlap"
             self._finish(report)

@@ -104,7 +104,7 @@ class RiskEngine:
         self._resets: list[float] = []
         self._reset_idx = 0
         self.day_started_at = 0.0
-        self._next_reset = 0.0
+        self.next_reset = 0.0
         # called when a new trading day starts (after the book rolled)
         self.on_day_roll: Callable[[float], None] | None = None
         self._build_resets(now)
@@ -184,7 +184,7 @@ class RiskEngine:
         self._resets = daily_instants(self._reset_tz, self._reset_at, start, _RESET_DAYS, keep)
         self._reset_idx = bisect_right(self._resets, now)
         self.day_started_at = self._resets[self._reset_idx - 1]
-        self._next_reset = self._resets[self._reset_idx]
+        self.next_reset = self._resets[self._reset_idx]
 
     def _roll_day(self, now: float) -> None:
         """Session start passed: new loss budget, DAY orders gone. Rare, so may be slow."""
@@ -193,7 +193,7 @@ class RiskEngine:
         else:
             self._reset_idx = bisect_right(self._resets, now)
             self.day_started_at = self._resets[self._reset_idx - 1]
-            self._next_reset = self._resets[self._reset_idx]
+            self.next_reset = self._resets[self._reset_idx]
         self.book.roll(now)  # DAY orders gone, the day starts from this equity
         self.state.daily_loss_hit = False
         if self.on_day_roll is not None:
@@ -217,7 +217,7 @@ class RiskEngine:
         """
         t0 = time.perf_counter()
         now = self.clock()
-        if now >= self._next_reset:
+        if now >= self.next_reset:
             self._roll_day(now)
         book = self.book
         sym = book.holdings.get(order.symbol) or book.holding(order.symbol)
@@ -338,7 +338,7 @@ class RiskEngine:
     def snapshot(self) -> dict[str, Any]:
         """State and limits for ``GET /api/v1/risk`` (JSON-ready)."""
         now = self.clock()
-        if now >= self._next_reset:
+        if now >= self.next_reset:
             self._roll_day(now)
         book = self.book
         dl = self.limits.section("daily_loss")
@@ -354,7 +354,7 @@ class RiskEngine:
                 "pnl": self.daily_pnl,
                 "loss_limit": dl.max_loss if dl is not None else None,
                 "day_started_at": self.day_started_at,
-                "next_reset_at": self._next_reset,
+                "next_reset_at": self.next_reset,
                 "day_start_equity": book.day_start_equity,
                 "loss_limit_hit": self.state.daily_loss_hit,
             },

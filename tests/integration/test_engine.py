@@ -74,7 +74,7 @@ async def engine(redis: Redis) -> AsyncIterator[tuple[ExecutionEngine, Tape]]:
 
 async def settle(eng: ExecutionEngine) -> None:
     for _ in range(200):
-        if not eng._tasks:
+        if not eng.tasks:
             return
         await __import__("asyncio").sleep(0.01)
 
@@ -293,7 +293,7 @@ async def test_a_book_keeping_brokers_day_starts_from_its_equity_at_the_open(
     try:
         assert eng.book.day_start_equity == 60_000.0 and eng.book.daily_pnl == 0.0
         broker._cash = 61_500.0  # overnight interest, a deposit: the broker's figure counts
-        now[0] = risk._next_reset + 60  # the next session's open
+        now[0] = risk.next_reset + 60  # the next session's open
         day = eng.risk_snapshot()["daily"]["day"]
         await settle(eng)
         assert day == risk.trading_day(now[0]) != risk.trading_day(now[0] - 86_400 * 4)
@@ -362,8 +362,8 @@ async def test_an_alert_left_claimed_by_a_dead_engine_is_decided_once_its_heartb
         alert = Alert(ticker="AAPL", action="buy", quantity=1, alert_id="orphan")
         waiting = await b.handle_alert(alert)
         assert (waiting.status, waiting.reason) == ("denied", "in_progress")
-        assert a._heartbeat is not None
-        a._heartbeat.cancel()
+        assert a.heartbeat_task is not None
+        a.heartbeat_task.cancel()
         await redis.delete(Keys.instance(a.instance))  # A's heartbeat key expires
         decided = await b.handle_alert(alert)
         assert decided.status == "accepted" and not decided.duplicate, decided
@@ -404,7 +404,7 @@ async def test_a_decision_whose_claim_was_taken_over_is_not_written(redis: Redis
     try:
         answer = await a.handle_alert(Alert(ticker="AAPL", action="buy", quantity=5, alert_id="x"))
         assert answer.status == "accepted" and answer.duplicate, answer  # B's decision
-        assert not a.orders and not a._tasks  # nothing placed by A
+        assert not a.orders and not a.tasks  # nothing placed by A
         await settle(b)
         orders = [
             Order.model_validate_json(fields[b"order"])
@@ -465,7 +465,7 @@ async def test_a_fill_that_could_not_be_stored_is_undone_then_reconciled_once(
         assert failed.hits and eng.book.position("AAPL") == 0  # undone in memory
         order = eng.orders[d.order_id or ""]
         assert order.status is OrderStatus.NEW and order.filled_quantity == 0
-        await eng.reconciler._reconcile_order(order)  # what the watcher does on its next round
+        await eng.reconciler.reconcile_order(order)  # what the watcher does on its next round
         assert eng.book.position("AAPL") == 4
         stored = await eng.store.get_order(d.order_id or "")
         assert stored is not None and stored.status is OrderStatus.FILLED
@@ -539,7 +539,7 @@ async def test_an_alert_whose_write_outcome_is_unknown_is_held_then_resolved(
         assert again.status == "accepted" and again.duplicate
         await settle(eng)
         assert eng.book.position("AAPL") == 2 and len(await eng.store.fills()) == 1
-        await eng.reconciler._watch_once()
+        await eng.reconciler.watch_once()
         assert REGISTRY.get_sample_value("traderops_execution_unresolved") == 0
 
 
@@ -575,9 +575,9 @@ async def test_a_held_alert_resolved_by_the_watcher_and_a_retry_at_once_is_sent_
         for held in eng.orders.values():  # held long enough to look "accepted, never sent"
             held.created_at -= 3600
         down[0] = False
-        answer, _ = await asyncio.gather(eng.handle_alert(alert), eng.reconciler._watch_once())
+        answer, _ = await asyncio.gather(eng.handle_alert(alert), eng.reconciler.watch_once())
         assert answer.status == "accepted" and answer.duplicate
-        await eng.reconciler._watch_once()
+        await eng.reconciler.watch_once()
         await settle(eng)
         assert submits == [answer.order_id]
         assert eng.book.position("AAPL") == 2 and len(await eng.store.fills()) == 1
@@ -600,7 +600,7 @@ async def test_a_fill_stored_but_whose_reply_was_lost_is_taken_back_from_redis(
         d = await eng.handle_alert(Alert(ticker="AAPL", action="buy", quantity=6, alert_id="l1"))
         await settle(eng)
         assert lost.hits and eng.book.position("AAPL") == 0  # undone: unknown here
-        await eng.reconciler._watch_once()
+        await eng.reconciler.watch_once()
         assert eng.book.position("AAPL") == 6
         assert d.order_id not in eng.orders  # filled: no longer open here either
         stored = await eng.store.get_order(d.order_id or "")
@@ -624,7 +624,7 @@ async def test_a_held_alert_found_stored_too_late_is_canceled_not_sent(redis: Re
     """Redis answered only after the hold limit: the stored decision stands (a retry gets
     it), but its order is stored canceled with the reason, never sent at a stale price."""
     async with held_alert(redis, "late-1") as (eng, down):
-        eng._unresolved["late-1"].now -= MAX_HOLD_SECONDS + 5  # Redis was away that long
+        eng.unresolved["late-1"].now -= MAX_HOLD_SECONDS + 5  # Redis was away that long
         down[0] = False
         again = await eng.handle_alert(held("late-1"))
         assert again.status == "accepted" and again.duplicate
@@ -759,5 +759,5 @@ async def test_a_batch_of_fills_whose_write_failed_is_undone_whole(
     assert all(isinstance(r, RedisError) for r in results), results
     assert eng.book.to_dict() == before
     assert [(o.status, o.filled_quantity, o.avg_fill_price) for o in (aapl, msft)] == states
-    assert {aapl.id, msft.id} <= eng._reconcile_later
+    assert {aapl.id, msft.id} <= eng.reconcile_later
     assert await eng.store.fills() == []

@@ -34,6 +34,7 @@ from app.observability import metrics
 from app.retry import RetryPolicy
 from tests.journal_servers import ParseServer, tradenote_srv, tradenote_user
 from tests.servers import free_port, wait_for_port
+from tests.support.metrics import sample
 
 __all__ = ["tradenote_srv", "tradenote_user"]  # fixtures
 
@@ -242,7 +243,7 @@ class FaultProxy:
 
 
 def counter(reason: str) -> float:
-    return metrics.JOURNAL_ERRORS.labels(reason=reason)._value.get()
+    return sample(metrics.JOURNAL_ERRORS, reason=reason)
 
 
 async def count_in_tradenote(parse: ParseServer, user: dict[str, Any]) -> list[str]:

@@ -270,7 +270,7 @@ async def test_without_a_worker_process_bars_are_computed_in_a_thread() -> None:
     async def refused(*args: Any) -> bytes:
         raise OSError("no worker processes here")
 
-    feed._worker.body = refused  # type: ignore[method-assign]
+    feed.worker.body = refused  # type: ignore[method-assign]
     resolution = Resolution.parse("D")
     body = await feed.history_body("MSFT", resolution, 0, int(now), 30)
     expected = (await feed.history("MSFT", resolution, 0, int(now), 30)).udf_columns()

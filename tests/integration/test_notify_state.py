@@ -119,7 +119,7 @@ async def test_an_unresolved_execution_and_its_resolution_each_arrive_once(
             again = await eng.handle_alert(alert)
             assert again.status == "accepted" and again.duplicate
             await settle(eng)
-            await eng.reconciler._watch_once()
+            await eng.reconciler.watch_once()
             await eng.publish_snapshot()
             await wait_until(lambda: len(channel.messages) == 2, 15, "the resolved message")
             await asyncio.sleep(1.5)

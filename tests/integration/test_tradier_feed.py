@@ -26,6 +26,7 @@ from tests.fakes.tradier_server import (
     tradier_quote,
     utc_midnight,
 )
+from tests.support.metrics import sample
 
 FAST = RetryPolicy(
     attempts=3,
@@ -73,7 +74,7 @@ async def feed(fake: FakeTradier) -> AsyncIterator[TradierFeed]:
 
 
 def errors(op: str) -> float:
-    return float(FEED_ERRORS.labels("tradier", op)._value.get())
+    return sample(FEED_ERRORS, feed="tradier", op=op)
 
 
 # -- protocol and headers --------------------------------------------------------------

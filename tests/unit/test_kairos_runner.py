@@ -143,7 +143,7 @@ async def test_datahub_down_is_an_error_outcome() -> None:
 
 async def test_no_overlapping_runs(hub: FakeDatahub) -> None:
     kairos = kairos_for(hub, shipped("momentum"))
-    async with kairos._locks["momentum"]:  # a run in progress
+    async with kairos.locks["momentum"]:  # a run in progress
         report = await kairos.run_job("momentum", now=AFTER_BARS)
     assert report.outcome == "overlap"
     await kairos.client.close()
