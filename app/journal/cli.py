@@ -87,11 +87,11 @@ def export(
     async def _go() -> tuple[str, int]:
         redis = create_redis(settings.redis_url)
         try:
-            start, end = day_bounds(day.date(), day.date(), config.tz)
+            start, end = day_bounds(day.date(), day.date(), config.calendar)
             fills = await read_fills(redis, start, end)
         finally:
             await redis.aclose()
-        return template_csv(fills, config.account_for, config.tz), len(fills)
+        return template_csv(fills, config.account_for, config.tz, config.calendar), len(fills)
 
     text, count = asyncio.run(_go())
     if output is None:
@@ -189,7 +189,7 @@ async def replay_range(
     journal: Journal, redis: Redis, first: date, last: date, chunk: int = 2000
 ) -> int:
     """Re-send every fill of [first, last] from the ledger; returns how many."""
-    lo, hi = day_bounds(first, last, journal.config.tz)
+    lo, hi = day_bounds(first, last, journal.config.calendar)
     fills = await read_fills(redis, lo, hi)
     for i in range(0, len(fills), chunk):
         part = fills[i : i + chunk]
