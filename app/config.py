@@ -160,6 +160,11 @@ class Settings(BaseSettings):
         "America/New_York", description="the TradeNote user's time zone (dateUnix midnight)"
     )
     tradenote_timeout_seconds: float = Field(10.0, gt=0)
+    journal_calendar: str = Field(
+        "XNYS",
+        description="exchange calendar whose session dates are the journal's and "
+        "/api/v1/analytics' trading days (app/sessions.py)",
+    )
     journal_max_attempts: int = Field(
         5, ge=1, description="rejections of one fill before it goes to the dead-letter stream"
     )

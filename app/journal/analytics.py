@@ -1,7 +1,9 @@
 """Trading analytics and the P&L calendar, from our own fill ledger (the fills stream).
 
 P&L is realised FIFO per (account, symbol), long and short, net of commissions; a round
-trip runs from flat to flat. Daily figures use the journal's time zone. Results are
+trip runs from flat to flat. A fill's day is its trading day on the journal's calendar
+(``app.sessions.trading_day``: the exchange's session date, the same day the journal's
+documents use); the time zone only says which day is "today". Results are
 cached in Redis keyed by their parameters and the fills stream's last entry id, so a
 new fill invalidates them and nothing else does.
 
@@ -24,9 +26,10 @@ from redis.asyncio import Redis
 
 from app.bus import Keys
 from app.journal.ledger import read_fills
-from app.journal.tradenote import trading_day
+from app.journal.tradenote import JOURNAL_CALENDAR
 from app.models.orders import Fill
 from app.portfolio.fifo import Lots, match
+from app.sessions import trading_day
 
 TRADING_DAYS = 252
 DEFAULT_TZ = "America/New_York"
@@ -68,12 +71,13 @@ class Realised:
     fills: int = 0
 
 
-def realise(fills: Sequence[Fill], tz: ZoneInfo) -> Realised:
-    """FIFO round trips and daily net P&L (``fills`` in time order)."""
+def realise(fills: Sequence[Fill], calendar: str = JOURNAL_CALENDAR) -> Realised:
+    """FIFO round trips and daily net P&L per trading day on ``calendar`` (``fills`` in
+    time order)."""
     out = Realised()
     books: dict[tuple[str, str], _Book] = {}
     for fill in fills:
-        day = trading_day(fill.time, tz)
+        day = trading_day(fill.time, calendar)
         out.fills += 1
         out.commissions += fill.commission
         out.daily_fills[day] = out.daily_fills.get(day, 0) + 1
@@ -241,13 +245,13 @@ async def analytics(
     end: date | None = None,
     capital: float | None = None,
     tz: str = DEFAULT_TZ,
+    calendar: str = JOURNAL_CALENDAR,
 ) -> dict[str, Any]:
     """Total, paper and live figures from the fill ledger (see ``summarise``).
 
     ``capital`` turns daily P&L into returns for Sharpe/Sortino (they are scale-free,
     so it only changes ``max_drawdown_pct``)."""
-    zone = ZoneInfo(tz)
-    key = f"analytics:{start}:{end}:{capital}:{tz}"
+    key = f"analytics:{start}:{end}:{capital}:{tz}:{calendar}"
 
     async def compute() -> dict[str, Any]:
         fills = await read_fills(redis)
@@ -256,12 +260,13 @@ async def analytics(
         return {
             "generated_at": datetime.now(UTC).isoformat(),
             "timezone": tz,
+            "calendar": calendar,
             "start": start.isoformat() if start else None,
             "end": end.isoformat() if end else None,
             "fills": len(fills),
-            "total": summarise(realise(fills, zone), start=start, end=end, capital=capital),
-            "paper": summarise(realise(paper, zone), start=start, end=end, capital=capital),
-            "live": summarise(realise(live, zone), start=start, end=end, capital=capital),
+            "total": summarise(realise(fills, calendar), start=start, end=end, capital=capital),
+            "paper": summarise(realise(paper, calendar), start=start, end=end, capital=capital),
+            "live": summarise(realise(live, calendar), start=start, end=end, capital=capital),
         }
 
     return await _cached(redis, key, compute)
@@ -274,7 +279,12 @@ def calendar_start(today: date, months: int) -> date:
 
 
 async def calendar(
-    redis: Redis, months: int, *, tz: str = DEFAULT_TZ, today: date | None = None
+    redis: Redis,
+    months: int,
+    *,
+    tz: str = DEFAULT_TZ,
+    today: date | None = None,
+    exchange: str = JOURNAL_CALENDAR,
 ) -> dict[str, Any]:
     """Daily net P&L for a heat map: every calendar day of the last ``months`` months
     (whole months, the current one included), with trades closed and fills per day."""
@@ -283,11 +293,11 @@ async def calendar(
     zone = ZoneInfo(tz)
     now = today or datetime.now(zone).date()
     first = calendar_start(now, months)
-    key = f"calendar:{months}:{first}:{now}:{tz}"
+    key = f"calendar:{months}:{first}:{now}:{tz}:{exchange}"
 
     async def compute() -> dict[str, Any]:
         fills = await read_fills(redis)
-        realised = realise(fills, zone)
+        realised = realise(fills, exchange)
         days: list[dict[str, Any]] = []
         d = first
         while d <= now:
@@ -307,6 +317,7 @@ async def calendar(
             "start": first.isoformat(),
             "end": now.isoformat(),
             "timezone": tz,
+            "calendar": exchange,
             "total": _r(sum(pnls), 2),
             "best": max(active, key=lambda x: float(x["pnl"] or 0.0)) if active else None,
             "worst": min(active, key=lambda x: float(x["pnl"] or 0.0)) if active else None,

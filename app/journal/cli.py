@@ -84,11 +84,11 @@ def export(
     async def _go() -> tuple[str, int]:
         redis = create_redis(settings.redis_url)
         try:
-            start, end = day_bounds(day.date(), day.date(), config.tz)
+            start, end = day_bounds(day.date(), day.date(), config.calendar)
             fills = await read_fills(redis, start, end)
         finally:
             await redis.aclose()
-        return template_csv(fills, config.account_for, config.tz), len(fills)
+        return template_csv(fills, config.account_for, config.tz, config.calendar), len(fills)
 
     text, count = asyncio.run(_go())
     if output is None:
@@ -206,7 +206,7 @@ async def replay_range(
     from app.journal.client import TradeNoteError
     from app.journal.ledger import day_bounds, read_fills
 
-    lo, hi = day_bounds(first, last, journal.config.tz)
+    lo, hi = day_bounds(first, last, journal.config.calendar)
     fills = await read_fills(redis, lo, hi)
     for i in range(0, len(fills), chunk):
         part = fills[i : i + chunk]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterable
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -13,8 +13,9 @@ from pydantic import ValidationError
 from redis.asyncio import Redis
 
 from app.bus import Keys
-from app.journal.tradenote import SIDES, settlement_day, trading_day
+from app.journal.tradenote import JOURNAL_CALENDAR, SIDES, settlement_day
 from app.models.orders import Fill
+from app.sessions import get_sessions, trading_day
 
 TEMPLATE_COLUMNS = [
     "Account", "T/D", "S/D", "Currency", "Type", "Side", "Symbol", "Qty", "Price",
@@ -55,12 +56,10 @@ async def read_fills(
     return sorted(fills.values(), key=lambda f: (f.time, f.id))
 
 
-def day_bounds(first: date, last: date, tz: ZoneInfo) -> tuple[float, float]:
-    """[midnight of ``first``, midnight after ``last``) in ``tz`` as Unix seconds."""
-    start = datetime(first.year, first.month, first.day, tzinfo=tz)
-    after = last + timedelta(days=1)
-    end = datetime(after.year, after.month, after.day, tzinfo=tz)
-    return start.timestamp(), end.timestamp()
+def day_bounds(first: date, last: date, calendar: str) -> tuple[float, float]:
+    """Unix seconds [lo, hi) of the fills whose trading day on ``calendar`` is in
+    [first, last] (a Monday's start includes the weekend before it)."""
+    return get_sessions(calendar).bounds(first, last)
 
 
 def _num(value: float) -> str:
@@ -68,15 +67,18 @@ def _num(value: float) -> str:
     return "0" if text in ("", "-0") else text
 
 
-def template_csv(fills: Iterable[Fill], account_for: Any, tz: ZoneInfo) -> str:
-    """TradeNote's Template CSV (the importer's generic format), one row per fill."""
+def template_csv(
+    fills: Iterable[Fill], account_for: Any, tz: ZoneInfo, calendar: str = JOURNAL_CALENDAR
+) -> str:
+    """TradeNote's Template CSV (the importer's generic format), one row per fill: T/D
+    is the trading day on ``calendar``, Exec Time the wall time in ``tz``."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(TEMPLATE_COLUMNS)
     for fill in fills:
         side = SIDES[fill.intent]
         local = datetime.fromtimestamp(fill.time, tz)
-        day = trading_day(fill.time, tz)
+        day = trading_day(fill.time, calendar)
         notional = fill.quantity * fill.price
         gross = -notional if side in ("B", "BC") else notional
         writer.writerow(

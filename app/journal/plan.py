@@ -20,6 +20,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from app.journal.tradenote import (
+    JOURNAL_CALENDAR,
     Positions,
     build_day,
     check_day_document,
@@ -28,9 +29,9 @@ from app.journal.tradenote import (
     day_unix,
     merge_executions,
     positions_to_json,
-    trading_day,
 )
 from app.models.orders import Fill
+from app.sessions import trading_day
 
 MAX_CASCADE_DAYS = 400
 
@@ -39,14 +40,16 @@ MAX_CASCADE_DAYS = 400
 class JournalConfig:
     username: str
     tz: ZoneInfo = field(default_factory=lambda: ZoneInfo("America/New_York"))
+    calendar: str = JOURNAL_CALENDAR  # whose session dates are the trading days
 
     def account_for(self, fill: Fill) -> str:
         """TradeNote account name: each trading account is its own TradeNote account."""
         return fill.account
 
     def date_unix(self, fill: Fill) -> int:
-        """The fill's TradeNote day (``dateUnix``): the journal's one trading-day rule."""
-        return day_unix(trading_day(fill.time, self.tz), self.tz)
+        """The fill's TradeNote day (``dateUnix``): its trading day (``app.sessions``, the
+        same day risk and the ledger use) at midnight in the user's time zone."""
+        return day_unix(trading_day(fill.time, self.calendar), self.tz)
 
 
 @dataclass
@@ -143,7 +146,7 @@ def plan_sync(
             existing = unique_executions([*existing, *(dup.get("executions") or [])])
             plan.stale.append(str(dup.get("objectId")))
         executions, added = merge_executions(
-            existing, by_day.get(day, []), config.account_for, config.tz
+            existing, by_day.get(day, []), config.account_for, config.tz, config.calendar
         )
         plan.executions_added += added
         build = build_day(executions, carry_in, day)

@@ -22,6 +22,7 @@ from app.config import ConfigError, Settings
 from app.journal.client import TradeNoteClient
 from app.journal.sync import Journal, JournalConfig
 from app.journal.worker import JOURNAL_RETRY, JournalWorker, backlog, default_consumer_name
+from app.sessions import calendar_names
 
 log = logging.getLogger("app.journal")
 
@@ -33,9 +34,14 @@ def journal_config(settings: Settings) -> JournalConfig:
         raise ConfigError(
             f"TRADEROPS_TRADENOTE_TIMEZONE: unknown time zone {settings.tradenote_timezone!r}"
         ) from None
+    if settings.journal_calendar not in calendar_names():
+        raise ConfigError(
+            f"TRADEROPS_JOURNAL_CALENDAR: unknown exchange calendar {settings.journal_calendar!r}"
+        )
     return JournalConfig(
         username=settings.tradenote_username or "",
         tz=tz,
+        calendar=settings.journal_calendar,
     )
 
 

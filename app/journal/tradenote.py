@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo
 
 from app.models.orders import Fill, Intent
 from app.portfolio.fifo import match
+from app.sessions import trading_day
 
 SIDES: dict[Intent, str] = {
     Intent.BUY: "B",
@@ -37,16 +38,15 @@ ASSET_TYPE = "stock"
 CURRENCY = "USD"
 FEE_FIELDS = ("sec", "taf", "nscc", "nasdaq", "ecnRemove", "ecnAdd")
 EPS = 1e-9
+#: The journal's calendar unless configured (TRADEROPS_JOURNAL_CALENDAR): US equities.
+JOURNAL_CALENDAR = "XNYS"
 
 Document = dict[str, Any]
 
 
 # -- days -------------------------------------------------------------------------
-def trading_day(ts: float, tz: ZoneInfo) -> date:
-    """The calendar day a timestamp falls on in the journal's time zone."""
-    return datetime.fromtimestamp(ts, tz).date()
-
-
+# A fill's day is ``app.sessions.trading_day`` on the journal's calendar (its session
+# date, pre- and after-market included); only dateUnix is in the user's time zone.
 def day_unix(day: date, tz: ZoneInfo) -> int:
     """TradeNote's ``dateUnix``: midnight of ``day`` in the user's time zone, in seconds."""
     return int(datetime(day.year, day.month, day.day, tzinfo=tz).timestamp())
@@ -80,10 +80,14 @@ def execution_base(exec_time: int, symbol: str, side: str) -> str:
     return f"e{exec_time}_{symbol_key(symbol)}_{ASSET_TYPE}_{side}"
 
 
-def new_execution(fill: Fill, account: str, tz: ZoneInfo, exec_id: str) -> Document:
-    """A TradeNote execution for one fill (buys carry negative proceeds, sells positive)."""
+def new_execution(
+    fill: Fill, account: str, tz: ZoneInfo, exec_id: str, calendar: str = JOURNAL_CALENDAR
+) -> Document:
+    """A TradeNote execution for one fill (buys carry negative proceeds, sells positive).
+
+    ``td`` is the fill's trading day on ``calendar`` at midnight in ``tz``."""
     side = SIDES[fill.intent]
-    day = trading_day(fill.time, tz)
+    day = trading_day(fill.time, calendar)
     notional = round(fill.quantity * fill.price, 6)
     gross = -notional if side in BUY_SIDES else notional
     execution: Document = {
@@ -123,6 +127,7 @@ def merge_executions(
     fills: Iterable[Fill],
     account_for: Callable[[Fill], str],
     tz: ZoneInfo,
+    calendar: str = JOURNAL_CALENDAR,
 ) -> tuple[list[Document], int]:
     """Existing executions plus the fills not yet among them (matched by fill id).
 
@@ -141,7 +146,7 @@ def merge_executions(
         n = 1
         while f"{base}_{n}" in used:
             n += 1
-        execution = new_execution(fill, account_for(fill), tz, f"{base}_{n}")
+        execution = new_execution(fill, account_for(fill), tz, f"{base}_{n}", calendar)
         merged.append(execution)
         used.add(execution["id"])
         seen.add(fill.id)

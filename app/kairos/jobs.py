@@ -17,8 +17,8 @@ import yaml
 from croniter import croniter
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from app.kairos.calendar import calendar_names
 from app.models.market import is_valid_symbol, normalize_symbol
+from app.sessions import calendar_names
 
 if TYPE_CHECKING:
     from app.kairos.strategies.base import Strategy

@@ -12,6 +12,7 @@ from app.journal.analytics import calendar_start, realise, summarise
 from app.models.orders import Fill, Intent
 
 NY = ZoneInfo("America/New_York")
+XNYS = "XNYS"
 
 
 def at(day: int, hh: int = 10, mm: int = 0) -> float:
@@ -42,7 +43,7 @@ def trip(day: int, pnl: float, commission: float = 0.0) -> list[Fill]:
 
 def test_figures() -> None:
     fills = [*trip(3, 100, 1.0), *trip(4, -50, 1.0), *trip(5, 200, 1.0), *trip(5, -20, 0.0)]
-    s = summarise(realise(fills, NY))
+    s = summarise(realise(fills, XNYS))
     assert s["total_pnl"] == 227.0 and s["gross_pnl"] == 230.0 and s["commissions"] == 3.0
     assert (s["trades"], s["wins"], s["losses"]) == (4, 2, 2)
     assert s["win_rate"] == 0.5
@@ -70,7 +71,7 @@ def test_short_and_partial_fifo() -> None:
         f(Intent.BUY_TO_COVER, 15, 49.0, at(3, 12)),  # 10*(50-49) + 5*(52-49) = 25
         f(Intent.BUY_TO_COVER, 5, 53.0, at(4, 10)),  # 5*(52-53) = -5, trip closes
     ]
-    r = realise(fills, NY)
+    r = realise(fills, XNYS)
     assert r.daily[date(2025, 3, 3)] == 25.0 and r.daily[date(2025, 3, 4)] == -5.0
     s = summarise(r)
     assert s["trades"] == 1 and s["wins"] == 1 and s["total_pnl"] == 20.0
@@ -79,17 +80,17 @@ def test_short_and_partial_fifo() -> None:
 
 def test_streaks_and_range() -> None:
     fills = [*trip(3, 10), *trip(4, 10), *trip(5, 10), *trip(6, -10), *trip(7, -10)]
-    s = summarise(realise(fills, NY))
+    s = summarise(realise(fills, XNYS))
     assert s["longest_win_streak"] == 3 and s["longest_loss_streak"] == 2
     assert s["longest_winning_days"] == 3 and s["longest_losing_days"] == 2
-    ranged = summarise(realise(fills, NY), start=date(2025, 3, 6))
+    ranged = summarise(realise(fills, XNYS), start=date(2025, 3, 6))
     assert ranged["trades"] == 2 and ranged["total_pnl"] == -20.0
-    assert summarise(realise([], NY))["win_rate"] is None
+    assert summarise(realise([], XNYS))["win_rate"] is None
 
 
 def test_drawdown_pct_with_capital() -> None:
     fills = [*trip(3, 1000), *trip(4, -500)]
-    s = summarise(realise(fills, NY), capital=10_000)
+    s = summarise(realise(fills, XNYS), capital=10_000)
     assert s["max_drawdown"] == 500.0
     assert s["max_drawdown_pct"] == pytest.approx(500 / 11_000, abs=1e-4)
 

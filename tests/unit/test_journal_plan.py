@@ -5,7 +5,11 @@ from __future__ import annotations
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
+import pytest
+
+from app.journal.analytics import realise
 from app.journal.client import TradeNoteUser
+from app.journal.ledger import template_csv
 from app.journal.plan import JournalConfig, Stored, fills_by_day, needed_days, plan_sync
 from app.journal.tradenote import day_unix
 from app.models.orders import Fill, Intent
@@ -77,3 +81,31 @@ def test_planning_is_pure() -> None:
     b = plan_sync(stored, by_day, CONFIG, USER)
     assert [w.request for w in a.writes] == [w.request for w in b.writes]
     assert stored.docs == {} and stored.eod == {}
+
+
+def test_one_trading_day_for_pre_regular_and_after_market_fills_in_any_user_zone() -> None:
+    """08:00, 12:00 and 19:00 New York on Tuesday are Tuesday's document, 10:00 Wednesday
+    is Wednesday's, wherever the TradeNote user lives; analytics' daily P&L agrees."""
+    tue, wed = date(2026, 11, 24), date(2026, 11, 25)
+    fills = [
+        fill(1, Intent.BUY, 10, 100.0, tue, 8).model_copy(update={"commission": 1.0}),
+        fill(2, Intent.SELL, 4, 102.0, tue, 12),  # +8
+        fill(3, Intent.SELL, 4, 103.0, tue, 19),  # +12: 01:00 Wednesday in Berlin
+        fill(4, Intent.SELL, 2, 99.0, wed, 10),  # -2
+    ]
+    realised = realise(fills, "XNYS")
+    assert realised.daily_gross == {tue: 20.0, wed: -2.0}
+    assert realised.daily == {tue: 19.0, wed: -2.0}
+    for zone in (NY, ZoneInfo("Europe/Berlin"), ZoneInfo("Asia/Tokyo")):
+        config = JournalConfig(username="trader", tz=zone)
+        by_day = fills_by_day(fills, config)
+        assert by_day == {day_unix(tue, zone): fills[:3], day_unix(wed, zone): fills[3:]}
+        plan = plan_sync(loaded(Stored(journaled=set()), by_day), by_day, config, USER)
+        assert plan.complete and [w.day for w in plan.writes] == sorted(by_day)
+        for write, day in zip(plan.writes, (tue, wed), strict=True):
+            body = write.request["body"]
+            assert body["date"]["iso"].startswith(day.isoformat())
+            assert body["pAndL"]["grossProceeds"] == pytest.approx(realised.daily_gross[day])
+            assert body["pAndL"]["netProceeds"] == pytest.approx(realised.daily[day])
+        csv = template_csv(fills, config.account_for, zone, config.calendar).splitlines()
+        assert [row.split(",")[1] for row in csv[1:]] == ["11/24/2026"] * 3 + ["11/25/2026"]

@@ -13,9 +13,9 @@ from app.journal.tradenote import (
     day_unix,
     merge_executions,
     parse_date,
-    trading_day,
 )
 from app.models.orders import Fill, Intent
+from app.sessions import trading_day
 
 NY = ZoneInfo("America/New_York")
 DAY = date(2025, 3, 12)
@@ -61,7 +61,7 @@ def build(fills: list[Fill], existing: list[dict] | None = None):  # type: ignor
 
 def test_day_math() -> None:
     assert int(datetime(2025, 3, 12, tzinfo=NY).timestamp()) == TD
-    assert trading_day(at(23, 59), NY) == DAY
+    assert trading_day(at(23, 59), "XNYS") == DAY
     assert parse_date(DAY) == {"__type": "Date", "iso": "2025-03-12T00:00:00.000Z"}
 
 

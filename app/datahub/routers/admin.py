@@ -262,6 +262,7 @@ async def get_analytics(
         end=end,
         capital=capital,
         tz=services.settings.tradenote_timezone,
+        calendar=services.settings.journal_calendar,
     )
 
 
@@ -270,4 +271,7 @@ async def get_calendar(
     services: ServicesDep, months: Annotated[int, Query(ge=1, le=24)] = 3
 ) -> dict[str, Any]:
     """Daily net P&L for the heat map (whole months, the current one included)."""
-    return await calendar(services.redis, months, tz=services.settings.tradenote_timezone)
+    settings = services.settings
+    return await calendar(
+        services.redis, months, tz=settings.tradenote_timezone, exchange=settings.journal_calendar
+    )
