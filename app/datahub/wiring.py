@@ -20,7 +20,7 @@ from app.execution.engine import ExecutionEngine
 from app.execution.service import EngineFactory
 from app.execution.store import ExecutionStore
 from app.feeds.base import FeedError
-from app.models.instruments import InstrumentRegistry
+from app.models.instruments import multiplier_of
 from app.models.market import Quote
 from app.portfolio.book import AccountBook
 from app.risk.engine import RiskEngine
@@ -59,18 +59,6 @@ def make_broker(
         min_commission=settings.paper_min_commission,
         partial_fill_shares=settings.paper_partial_fill_shares,
     )
-
-
-def multiplier_of(symbol: str) -> float:
-    """What one unit of price is worth per unit held: the instrument's (100 for an OCC
-    option symbol, a future's point value, 1 for shares)."""
-    try:
-        return float(INSTRUMENTS.get(symbol).multiplier)
-    except ValueError:  # not a symbol the registry can read: a plain ticker
-        return 1.0
-
-
-INSTRUMENTS = InstrumentRegistry()
 
 
 def engine_factory(settings: Settings, redis: Redis, market: MarketData) -> EngineFactory:

@@ -27,6 +27,7 @@ from redis.asyncio import Redis
 from app.bus import Keys
 from app.journal.ledger import read_fills
 from app.journal.tradenote import JOURNAL_CALENDAR
+from app.models.instruments import multiplier_of
 from app.models.orders import Fill
 from app.portfolio.fifo import Lots, match
 from app.sessions import trading_day
@@ -99,6 +100,7 @@ def realise(fills: Sequence[Fill], calendar: str = JOURNAL_CALENDAR) -> Realised
                 remaining = 0.0
                 break
             pnl, remaining = match(book.lots, remaining, fill.price)
+            pnl *= multiplier_of(fill.symbol)  # points x quantity -> dollars
             trip.gross += pnl
             out.daily[day] += pnl
             out.daily_gross[day] += pnl

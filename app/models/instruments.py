@@ -393,3 +393,23 @@ def _split_prefix(key: str) -> tuple[str, str]:
     if not sep or "/" in head:
         return "", key
     return head, rest
+
+
+_SHARED: list[InstrumentRegistry] = []
+
+
+def shared_registry() -> InstrumentRegistry:
+    """The process's registry (built on first use): what the book, analytics and journal
+    ask for multipliers when nothing more specific was registered."""
+    if not _SHARED:
+        _SHARED.append(InstrumentRegistry())
+    return _SHARED[0]
+
+
+def multiplier_of(symbol: str) -> float:
+    """What one unit of price is worth per unit held: 100 for an OCC option symbol, a
+    future's point value, 1 for shares, coins and anything the registry cannot read."""
+    try:
+        return float(shared_registry().get(symbol).multiplier)
+    except ValueError:
+        return 1.0

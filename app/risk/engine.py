@@ -12,12 +12,10 @@ from __future__ import annotations
 
 import logging
 import time
-from bisect import bisect_right
 from collections.abc import Callable
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from math import log as _ln
 from typing import Any, Literal
-from zoneinfo import ZoneInfo
 
 from app.models.orders import OrderRequest
 from app.observability.metrics import RISK_CHECK_LATENCY, RISK_DENIALS
@@ -48,8 +46,9 @@ from app.risk.checks import (
 )
 from app.risk.killswitch import KillState, KillSwitch
 from app.risk.limits import RiskLimits
-from app.risk.market_hours import SessionTable, daily_instants
+from app.risk.market_hours import SessionTable
 from app.risk.state import RiskState, SymbolRisk, Volatility
+from app.sessions import day_span, trading_day
 
 log = logging.getLogger(__name__)
 
@@ -98,16 +97,20 @@ class RiskEngine:
                 mh.calendar, today - timedelta(days=7), today + timedelta(days=365 * mh.years_ahead)
             )
         dl = limits.section("daily_loss")
-        self._reset_tz = dl.timezone if dl is not None else "America/New_York"
-        self._reset_at = dl.reset_time if dl is not None else "09:30"
         self._max_loss: float | None = dl.max_loss if dl is not None else None
-        self._resets: list[float] = []
-        self._reset_idx = 0
-        self.day_started_at = 0.0
-        self.next_reset = 0.0
+        if dl is not None and {"reset_time", "timezone"} & dl.model_fields_set:
+            log.warning(
+                "risk: daily_loss.reset_time and .timezone are ignored: the day rolls with "
+                "market_hours.calendar's trading day"
+            )
+        # the account's calendar: its trading day is the one "today" of the book, the
+        # checks, the API and the metrics (app/sessions.py: pre- and after-market
+        # included; a day without a session belongs to the next one)
+        self.calendar = mh.calendar if mh is not None else "XNYS"
+        span = day_span(now, self.calendar)
+        self.day_started_at, self.next_reset = span.start, span.end
         # called when a new trading day starts (after the book rolled)
         self.on_day_roll: Callable[[float], None] | None = None
-        self._build_resets(now)
         self.book.day_of = self.trading_day  # one trading day for the book and the checks
         sectors_of = self._sector_map.get
         self.book.sector_of = lambda symbol: sectors_of(symbol, self._default_sector)
@@ -166,34 +169,10 @@ class RiskEngine:
         lim = self.limits
         return lim.section(name), lim.overridden(name)
 
-    def _build_resets(self, now: float) -> None:
-        """Roll-over instants: reset time on each session day (weekdays without a calendar)."""
-        start = datetime.fromtimestamp(now, UTC).date() - timedelta(days=7)
-        keep: Callable[[date], bool]
-        if self.sessions is not None:
-            dates = self.sessions.session_dates(self._reset_tz)
-            last = max(dates, default=start)
-
-            def keep(d: date) -> bool:
-                return d in dates if d <= last else d.weekday() < 5
-        else:
-
-            def keep(d: date) -> bool:
-                return d.weekday() < 5
-
-        self._resets = daily_instants(self._reset_tz, self._reset_at, start, _RESET_DAYS, keep)
-        self._reset_idx = bisect_right(self._resets, now)
-        self.day_started_at = self._resets[self._reset_idx - 1]
-        self.next_reset = self._resets[self._reset_idx]
-
     def _roll_day(self, now: float) -> None:
-        """Session start passed: new loss budget, DAY orders gone. Rare, so may be slow."""
-        if now >= self._resets[-1]:
-            self._build_resets(now)
-        else:
-            self._reset_idx = bisect_right(self._resets, now)
-            self.day_started_at = self._resets[self._reset_idx - 1]
-            self.next_reset = self._resets[self._reset_idx]
+        """A new trading day: new loss budget, DAY orders gone. Rare, so may be slow."""
+        span = day_span(now, self.calendar)
+        self.day_started_at, self.next_reset = span.start, span.end
         self.book.roll(now)  # DAY orders gone, the day starts from this equity
         self.state.daily_loss_hit = False
         if self.on_day_roll is not None:
@@ -201,12 +180,8 @@ class RiskEngine:
         log.info("risk: trading day rolled over; day start equity %s", self.book.day_start_equity)
 
     def trading_day(self, ts: float) -> str:
-        """The trading day ``ts`` belongs to, as an ISO date: the session whose daily
-        roll-over (``daily_loss.reset_time`` on an exchange session day) last passed. The
-        one definition of "today" for the risk checks and the ledger."""
-        i = bisect_right(self._resets, ts)
-        start = self._resets[i - 1] if 0 < i < len(self._resets) else ts
-        return datetime.fromtimestamp(start, ZoneInfo(self._reset_tz)).date().isoformat()
+        """The trading day ``ts`` belongs to on the account's calendar, as an ISO date."""
+        return trading_day(ts, self.calendar).isoformat()
 
     # -- the hot path ---------------------------------------------------------------
     def check(self, order: OrderRequest, price: float | None = None) -> RiskDecision:

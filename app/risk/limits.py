@@ -91,8 +91,10 @@ class BuyingPowerLimits(_Section):
 
 class DailyLossLimits(_Section):
     max_loss: float = Field(1000.0, gt=0, description="dollars, realised + unrealised")
-    reset_time: str = Field("09:30", description="HH:MM local: the regular session start")
-    timezone: str = "America/New_York"
+    # no longer used: the day rolls with the calendar's trading day (app/sessions.py);
+    # still accepted so older files load (a warning says so)
+    reset_time: str = Field("09:30", description="ignored: the calendar's trading day rules")
+    timezone: str = Field("America/New_York", description="ignored (see reset_time)")
 
     @field_validator("reset_time")
     @classmethod

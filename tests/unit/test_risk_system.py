@@ -268,33 +268,47 @@ def test_market_hours_beyond_table_fails_closed() -> None:
 
 
 # -- daily loss reset ---------------------------------------------------------------------
-def test_daily_loss_resets_at_session_start_new_york() -> None:
+def test_daily_loss_resets_when_the_trading_day_rolls_in_new_york() -> None:
+    """The budget is the trading day's (app/sessions.py): on XNYS the day rolls at
+    midnight New York, so pre-market fills count toward the day they happen on."""
     clock = Clock(utc(2026, 11, 17, 15))  # Tue 10:00 EST
     e = make_engine(clock, daily_loss={"max_loss": 1000})
     hold(e, "AAPL", 100, 100.0)
     e.on_quote("AAPL", 89.0, clock.advance(60))  # -1100
     assert denied(e.check(order()), "daily_loss", "daily_loss_limit")
-    clock.t = utc(2026, 11, 18, 14, 29, 59)  # Wed 09:29:59 EST: still yesterday's budget
+    clock.t = utc(2026, 11, 18, 4, 59, 59)  # Tue 23:59:59 EST: still Tuesday's budget
     assert denied(e.check(order()), "daily_loss", "daily_loss_limit")
-    clock.t = utc(2026, 11, 18, 14, 30)  # Wed 09:30 EST: new session, new budget
+    clock.t = utc(2026, 11, 18, 5)  # Wed 00:00 EST: Wednesday, a new budget
     assert allowed(e.check(order()))
     snap = e.snapshot()["daily"]
     assert snap["pnl"] == pytest.approx(0.0)
-    assert snap["day_started_at"] == utc(2026, 11, 18, 14, 30)
+    assert snap["day_started_at"] == utc(2026, 11, 18, 5)
+    assert e.trading_day(utc(2026, 11, 18, 13)) == "2026-11-18"  # 08:00 pre-market
     e.on_quote("AAPL", 80.0, clock.advance(1))  # -900 today
     assert allowed(e.check(order()))
 
 
 def test_daily_loss_reset_follows_dst() -> None:
-    clock = Clock(utc(2026, 3, 6, 15))  # Fri 10:00 EST
+    clock = Clock(utc(2026, 3, 9, 15))  # Mon 11:00 EDT (clocks went forward on Sunday)
     e = make_engine(clock, daily_loss={"max_loss": 100})
     hold(e, "AAPL", 100, 100.0)
     e.on_quote("AAPL", 98.0, clock.advance(1))
     assert not e.check(order()).allowed
-    clock.t = utc(2026, 3, 9, 13, 29)  # Mon 09:29 EDT
+    clock.t = utc(2026, 3, 10, 3, 59)  # Mon 23:59 EDT
     assert not e.check(order()).allowed
-    clock.t = utc(2026, 3, 9, 13, 30)  # Mon 09:30 EDT
+    clock.t = utc(2026, 3, 10, 4)  # Tue 00:00 EDT (05:00 UTC in winter)
     assert allowed(e.check(order()))
+
+
+def test_a_weekend_belongs_to_the_next_session() -> None:
+    clock = Clock(utc(2026, 11, 20, 15))  # Fri 10:00 EST
+    e = make_engine(clock, daily_loss={"max_loss": 100})
+    hold(e, "AAPL", 100, 100.0)
+    e.on_quote("AAPL", 98.0, clock.advance(1))
+    assert not e.check(order()).allowed
+    clock.t = utc(2026, 11, 21, 17)  # Saturday: Monday's trading day, Monday's budget
+    assert allowed(e.check(order()))
+    assert e.trading_day(clock.t) == "2026-11-23"
 
 
 def test_day_roll_drops_working_day_orders_only() -> None:
