@@ -58,11 +58,11 @@ class PaperBroker:
         self.clock = clock
         self.key = Keys.paper_orders(namespace or "default")  # the trading account's keys
         self.resting: dict[str, dict[str, Any]] = {}  # order id -> record (open orders)
-        self._on_event: EventHandler | None = None
+        self.on_event: EventHandler | None = None
         self._lock = asyncio.Lock()
 
     async def start(self, on_event: EventHandler) -> None:
-        self._on_event = on_event
+        self.on_event = on_event
         for raw in (await self.redis.hgetall(self.key)).values():
             record = orjson.loads(raw)
             if record["status"] in ("submitted", "partially_filled"):
@@ -93,7 +93,7 @@ class PaperBroker:
             price = self._fill_price(record, quote)
             if price is not None:
                 fill, record = self._filled(record, price)
-        if not await self._create(order.id, orjson.dumps(record)):
+        if not await self.create_record(order.id, orjson.dumps(record)):
             existing = orjson.loads(await self.redis.hget(self.key, order.id) or b"{}")
             if existing.get("broker_order_id") != record["broker_order_id"]:
                 # resubmit of an order we already hold (e.g. after a restart): idempotent
@@ -238,7 +238,7 @@ class PaperBroker:
             if remaining <= 0 or record["status"] not in ("submitted", "partially_filled"):
                 return
             fill, updated = self._filled(record, price)
-            await self._save(
+            await self.save_record(
                 updated
             )  # a fill exists once saved: if this fails, a later quote retries
             record.update(updated)
@@ -257,20 +257,20 @@ class PaperBroker:
         async with self._lock:
             record["status"] = status.value
             record["reason"] = reason
-            await self._save(record)
+            await self.save_record(record)
             self.resting.pop(record["order"]["id"], None)
         await self._emit(
             BrokerEvent(record["order"]["id"], status, record["broker_order_id"], reason=reason)
         )
 
-    async def _create(self, order_id: str, raw: bytes) -> bool:
+    async def create_record(self, order_id: str, raw: bytes) -> bool:
         """Store a new order's record unless one exists (HSETNX; the submits of a batch
         of orders go out together)."""
         return bool(await self._batch.command("HSETNX", self.key, order_id, raw))
 
-    async def _save(self, record: dict[str, Any]) -> None:
+    async def save_record(self, record: dict[str, Any]) -> None:
         await self.redis.hset(self.key, record["order"]["id"], orjson.dumps(record))
 
     async def _emit(self, event: BrokerEvent) -> None:
-        if self._on_event is not None:
-            await self._on_event(event)
+        if self.on_event is not None:
+            await self.on_event(event)

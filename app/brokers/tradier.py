@@ -171,7 +171,7 @@ class TradierBroker:
         # our id -> (state, since): placed without an answer, looked for by tag while polling
         self.pending: dict[str, tuple[Tracked, float]] = {}
         self.pending_ttl = pending_ttl
-        self._on_event: EventHandler | None = None
+        self.on_event: EventHandler | None = None
         self._poller: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._stopping = False
@@ -204,7 +204,7 @@ class TradierBroker:
 
     # -- lifecycle ------------------------------------------------------------------
     async def start(self, on_event: EventHandler) -> None:
-        self._on_event = on_event
+        self.on_event = on_event
         self._stopping = False
         await self.client.start()
         if self._poller is None or self._poller.done():
@@ -590,10 +590,10 @@ class TradierBroker:
 
     async def _emit(self, event: BrokerEvent) -> bool:
         """Hand one event to the engine; False when its handler failed."""
-        if self._on_event is None:
+        if self.on_event is None:
             return True
         try:
-            await self._on_event(event)
+            await self.on_event(event)
         except Exception:
             log.exception("event handler failed for Tradier order %s", event.broker_order_id)
             return False

@@ -11,11 +11,13 @@ alert can never name a new order.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from typing import Any
 
 from app.execution.sizing import SizingError, SizingRule, size
 from app.models.alerts import Alert, AlertAction
-from app.models.orders import Intent, OrderRequest, OrderType, Qty
+from app.models.orders import Intent, Order, OrderRequest, OrderType, Qty
+from app.portfolio.book import AccountBook
 
 
 def order_id(account: str, alert_id: str, leg: int) -> str:
@@ -95,3 +97,35 @@ def plan(
             )
         )
     return requests
+
+
+def plan_in_book(
+    alert: Alert,
+    alert_id: str,
+    account: str,
+    book: AccountBook,
+    working: Iterable[Order],
+    price: float | None,
+    rule: SizingRule,
+) -> list[OrderRequest]:
+    """``plan`` with the position and working orders read from the account's book and
+    open orders (the strategy's part of both for ``exit``)."""
+    pending: Qty = 0
+    strategy_pending: Qty = 0
+    for o in working:
+        if o.request.symbol == alert.ticker:
+            signed = o.remaining * o.request.side.sign
+            pending += signed
+            if o.request.strategy == alert.strategy:
+                strategy_pending += signed
+    return plan(
+        alert,
+        alert_id,
+        account=account,
+        position=book.position(alert.ticker),
+        pending=pending,
+        price=price,
+        equity=book.equity,
+        rule=rule,
+        strategy_held=book.strategy_position(alert.strategy, alert.ticker) + strategy_pending,
+    )

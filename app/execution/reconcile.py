@@ -61,21 +61,21 @@ class Reconciler:
 
     async def watch_once(self) -> None:
         stale = self.engine.clock() - 2 * self.engine.broker_timeout
-        for alert_id in list(self.engine.unresolved):
+        for alert_id in list(self.engine.decider.unresolved):
             with contextlib.suppress(RedisError, OSError):
                 await self.engine.resolve(alert_id)
-        retry, self.engine.reconcile_later = self.engine.reconcile_later, set()
+        retry, self.engine.fills.reconcile_later = self.engine.fills.reconcile_later, set()
         for order_id in retry:
             try:  # Redis is the truth for a fill whose write may or may not have landed
                 await self._reload(order_id)
             except (RedisError, OSError) as exc:
                 log.warning("reloading order %s failed, will retry: %s", order_id, exc)
-                self.engine.reconcile_later.add(order_id)
+                self.engine.fills.reconcile_later.add(order_id)
         for order in [
             o
             for o in self.engine.orders.values()
-            if o.id not in self.engine.sending
-            and o.request.alert_id not in self.engine.unresolved
+            if o.id not in self.engine.lifecycle.sending
+            and o.request.alert_id not in self.engine.decider.unresolved
             and (
                 (o.status is OrderStatus.NEW and o.created_at < stale)
                 or o.status is OrderStatus.UNKNOWN
@@ -87,11 +87,13 @@ class Reconciler:
             except (BrokerError, RedisError, OSError) as exc:
                 log.warning("reconciling order %s failed, will retry: %s", order.id, exc)
                 if order.id in retry:
-                    self.engine.reconcile_later.add(order.id)
+                    self.engine.fills.reconcile_later.add(order.id)
         self.count_unresolved()
 
     def count_unresolved(self) -> None:
-        EXECUTION_UNRESOLVED.set(len(self.engine.unresolved) + len(self.engine.reconcile_later))
+        EXECUTION_UNRESOLVED.set(
+            len(self.engine.decider.unresolved) + len(self.engine.fills.reconcile_later)
+        )
 
     async def _reload(self, order_id: str) -> None:
         """Take one order and the book back from Redis (every fill's write stores the

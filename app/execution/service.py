@@ -28,7 +28,8 @@ from redis.exceptions import RedisError, ResponseError
 from app.brokers.base import BrokerError
 from app.bus import Keys
 from app.execution.accounts import AccountConfig
-from app.execution.engine import ExecutionEngine, RetryLaterError, alert_key
+from app.execution.decisions import RetryLaterError, alert_key
+from app.execution.engine import ExecutionEngine
 from app.execution.intake import COMMAND_RESULT_TTL
 from app.execution.lease import AccountLease
 from app.execution.sizing import SizingRule

@@ -52,6 +52,23 @@ from app.sessions import day_span, trading_day
 
 log = logging.getLogger(__name__)
 
+# the checks one limits section configures, in ORDER after the system ones: (section,
+# check class, whether its limits may differ per strategy)
+SECTION_CHECKS: tuple[tuple[str, Any, bool], ...] = (
+    ("daily_loss", DailyLossCheck, False),
+    ("min_balance", MinBalanceCheck, False),
+    ("leverage", LeverageCheck, False),
+    ("max_open_positions", MaxOpenPositionsCheck, False),
+    ("concentration", ConcentrationCheck, False),
+    ("sector_concentration", SectorConcentrationCheck, False),
+    ("position_size", PositionSizeCheck, True),
+    ("order_notional", OrderNotionalCheck, True),
+    ("price_collar", PriceCollarCheck, False),
+    ("quantity", QuantityCheck, True),
+    ("volatility", VolatilityCheck, False),
+    ("duplicate", DuplicateCheck, False),
+)
+
 Clock = Callable[[], float]
 _RESET_DAYS = 400  # daily roll-over instants precomputed at a time (extended lazily)
 
@@ -122,6 +139,7 @@ class RiskEngine:
 
     # -- construction ---------------------------------------------------------------
     def _build_checks(self) -> list[Check]:
+        """The enabled checks, in ``ORDER``: system, account, portfolio, order/strategy."""
         lim = self.limits
         checks: list[Check] = [KillSwitchCheck(self.kill_switch)]
         if self.breaker is not None:
@@ -135,34 +153,13 @@ class RiskEngine:
         checks.append(ReferencePriceCheck())
         if lim.section("buying_power") is not None:
             checks.append(BuyingPowerCheck())
-        if (s := lim.section("daily_loss")) is not None:
-            checks.append(DailyLossCheck(s))
-        if (s := lim.section("min_balance")) is not None:
-            checks.append(MinBalanceCheck(s))
-        if (s := lim.section("leverage")) is not None:
-            checks.append(LeverageCheck(s))
-        if (s := lim.section("max_open_positions")) is not None:
-            checks.append(MaxOpenPositionsCheck(s))
-        if (s := lim.section("concentration")) is not None:
-            checks.append(ConcentrationCheck(s))
-        if (s := lim.section("sector_concentration")) is not None:
-            checks.append(SectorConcentrationCheck(s))
-        for name, cls in (
-            ("position_size", PositionSizeCheck),
-            ("order_notional", OrderNotionalCheck),
-        ):
-            default, per = self._per_strategy(name)
-            if default is not None or any(v is not None for v in per.values()):
-                checks.append(cls(default, per))
-        if (s := lim.section("price_collar")) is not None:
-            checks.append(PriceCollarCheck(s))
-        default, per = self._per_strategy("quantity")
-        if default is not None or any(v is not None for v in per.values()):
-            checks.append(QuantityCheck(default, per))
-        if (s := lim.section("volatility")) is not None:
-            checks.append(VolatilityCheck(s))
-        if (s := lim.section("duplicate")) is not None:
-            checks.append(DuplicateCheck(s))
+        for name, cls, per_strategy in SECTION_CHECKS:
+            if per_strategy:
+                default, per = self._per_strategy(name)
+                if default is not None or any(v is not None for v in per.values()):
+                    checks.append(cls(default, per))
+            elif (section := lim.section(name)) is not None:
+                checks.append(cls(section))
         return checks
 
     def _per_strategy(self, name: str) -> tuple[Any, dict[str, Any]]:

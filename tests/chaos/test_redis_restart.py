@@ -21,7 +21,8 @@ from redis.exceptions import RedisError
 
 from app.brokers.paper import PaperBroker
 from app.bus import create_redis
-from app.execution.engine import ExecutionEngine, RetryLaterError
+from app.execution.decisions import RetryLaterError
+from app.execution.engine import ExecutionEngine
 from app.execution.store import ExecutionStore
 from app.models.alerts import Alert, AlertAction, Decision
 from app.models.market import Quote
@@ -228,7 +229,7 @@ async def test_a_paper_fill_whose_write_failed_is_not_lost(redis_server: RedisSe
         ExecutionStore(redis), broker, RiskEngine(market_hours="always"), quote
     )
     await engine.start()
-    real_save = broker._save
+    real_save = broker.save_record
     failed: list[str] = []
 
     async def flaky_save(record: dict[str, Any]) -> None:
@@ -237,7 +238,7 @@ async def test_a_paper_fill_whose_write_failed_is_not_lost(redis_server: RedisSe
             raise RedisError("connection lost (simulated Redis restart)")
         await real_save(record)
 
-    broker._save = flaky_save  # type: ignore[method-assign]
+    broker.save_record = flaky_save  # type: ignore[method-assign]
     try:
         decision = await engine.handle_alert(
             Alert(
@@ -296,7 +297,7 @@ async def test_a_paper_order_whose_write_failed_or_was_not_acknowledged_is_fille
     await engine.start()
     hit = Lost()
     broker = engine.broker
-    broker._create = fault(broker._create, log=hit)  # type: ignore[attr-defined]
+    broker.create_record = fault(broker.create_record, log=hit)  # type: ignore[attr-defined]
     try:
         decision = await engine.handle_alert(
             Alert(ticker="AAPL", action=AlertAction.BUY, quantity=3, alert_id="first-write")

@@ -17,7 +17,8 @@ from app.brokers.base import BrokerEvent
 from app.brokers.paper import PaperBroker
 from app.bus import Keys
 from app.datahub.marks import FillMarks
-from app.execution.engine import MAX_HOLD_SECONDS, ExecutionEngine, RetryLaterError
+from app.execution.decisions import MAX_HOLD_SECONDS, RetryLaterError
+from app.execution.engine import ExecutionEngine
 from app.execution.store import ExecutionStore
 from app.models.alerts import Alert, Decision
 from app.models.market import Quote
@@ -200,7 +201,7 @@ async def test_an_accepted_order_that_never_reached_the_broker_is_sent_after_a_r
     tape.set("AAPL", 100.0)
     eng = make_engine(redis, tape)
     await eng.start()
-    eng._spawn = lambda coro: coro.close()  # type: ignore[method-assign,assignment]  # crash before the broker call
+    eng.spawn = lambda coro: coro.close()  # type: ignore[method-assign,assignment]  # crash before the broker call
     d = await eng.handle_alert(Alert(ticker="AAPL", action="buy", quantity=4, alert_id="r1"))
     assert d.status == "accepted"
     assert eng.book.position("AAPL") == 0
@@ -430,13 +431,13 @@ async def test_a_paper_write_retried_after_its_reply_was_lost_still_reports_the_
     tape = Tape()
     tape.set("AAPL", 100.0)
     eng = make_engine(redis, tape)
-    real = eng.broker._create  # type: ignore[attr-defined]
+    real = eng.broker.create_record  # type: ignore[attr-defined]
 
     async def retried(key: str, value: bytes) -> bool:
         await real(key, value)  # the first try lands; its reply is lost
         return bool(await real(key, value))  # redis-py's retry finds the record: 0
 
-    eng.broker._create = retried  # type: ignore[attr-defined]
+    eng.broker.create_record = retried  # type: ignore[attr-defined]
     await eng.start()
     try:
         d = await eng.handle_alert(Alert(ticker="AAPL", action="buy", quantity=3, alert_id="r1"))
@@ -624,7 +625,7 @@ async def test_a_held_alert_found_stored_too_late_is_canceled_not_sent(redis: Re
     """Redis answered only after the hold limit: the stored decision stands (a retry gets
     it), but its order is stored canceled with the reason, never sent at a stale price."""
     async with held_alert(redis, "late-1") as (eng, down):
-        eng.unresolved["late-1"].now -= MAX_HOLD_SECONDS + 5  # Redis was away that long
+        eng.decider.unresolved["late-1"].now -= MAX_HOLD_SECONDS + 5  # Redis was away that long
         down[0] = False
         again = await eng.handle_alert(held("late-1"))
         assert again.status == "accepted" and again.duplicate
@@ -759,5 +760,5 @@ async def test_a_batch_of_fills_whose_write_failed_is_undone_whole(
     assert all(isinstance(r, RedisError) for r in results), results
     assert eng.book.to_dict() == before
     assert [(o.status, o.filled_quantity, o.avg_fill_price) for o in (aapl, msft)] == states
-    assert {aapl.id, msft.id} <= eng.reconcile_later
+    assert {aapl.id, msft.id} <= eng.fills.reconcile_later
     assert await eng.store.fills() == []

@@ -541,14 +541,14 @@ async def test_an_alert_the_engine_fails_on_is_retried_then_denied_and_the_accou
     account: the alert is retried a few times, then stored as denied (check ``engine``),
     and the alerts behind it are decided."""
     engine = await until_engine(api)
-    real = engine._requests_for
+    real = engine.decider.requests_for
 
     def planner(alert: Any, *args: Any) -> Any:
         if alert.ticker == "MSFT":
             raise RuntimeError("planner bug (simulated)")
         return real(alert, *args)
 
-    engine._requests_for = planner
+    engine.decider.requests_for = planner
     r = await post(api, alert(ticker="MSFT", alert_id="poison-1"))
     assert r.status_code == 202 and r.json()["status"] == "queued", r.text
     r2 = await post(api, alert(ticker="AAPL", alert_id="after-poison"))

@@ -22,7 +22,8 @@ from redis.asyncio import Redis
 
 from app.brokers.base import BrokerError
 from app.brokers.paper import PaperBroker
-from app.execution.engine import ExecutionEngine, RetryLaterError
+from app.execution.decisions import RetryLaterError
+from app.execution.engine import ExecutionEngine
 from app.execution.store import ExecutionStore
 from app.models.alerts import Alert
 from app.risk.engine import RiskEngine

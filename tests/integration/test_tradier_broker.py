@@ -479,7 +479,7 @@ async def test_repeated_polls_of_the_same_state_say_nothing_new(
     account: TradierAccount, events: Events
 ) -> None:
     b = make_broker(account)
-    b._on_event = events  # no background poller: poll by hand
+    b.on_event = events  # no background poller: poll by hand
     try:
         bid = await b.submit(order(quantity=50))
         account.fill(int(bid), 20, 5.0)

@@ -240,7 +240,7 @@ async def test_a_failing_handler_gets_the_same_events_again() -> None:
             raise RuntimeError("redis down")
         seen.append(event)
 
-    b._on_event = handler
+    b.on_event = handler
     b.tracked["77"] = tracked(status=OrderStatus.SUBMITTED)
     snapshot = raw(status="filled", exec_quantity=100.0, avg_fill_price=3.0)
     await b.observe(snapshot)
@@ -260,7 +260,7 @@ async def test_a_status_lagging_its_executions_is_not_reported() -> None:
     async def handler(event: BrokerEvent) -> None:
         seen.append(event)
 
-    b._on_event = handler
+    b.on_event = handler
     b.tracked["77"] = tracked(status=OrderStatus.SUBMITTED)
     await b.observe(raw(status="open", exec_quantity=10.0, avg_fill_price=2.0))
     await b.observe(raw(status="partially_filled", exec_quantity=10.0, avg_fill_price=2.0))
