@@ -99,7 +99,7 @@ class Settings(BaseSettings):
         description="permessage-deflate on /stream: smaller frames for slow links, ~17 us of CPU per frame per client",
     )
     # -- execution ----------------------------------------------------------
-    broker: Literal["paper", "tradier"] = "paper"
+    broker: str = Field("paper", description="a registered broker: paper, tradier, ...")
     market_hours: Literal["exchange", "always"] | None = None
     risk_config: Path | None = None
     webhook_passphrase: SecretStr | None = None
@@ -280,6 +280,15 @@ class Settings(BaseSettings):
                 raise ValueError(
                     f"{entry[:60]!r} is not an IP address or CIDR network{extra}"
                 ) from None
+        return value
+
+    @field_validator("broker")
+    @classmethod
+    def _registered_broker(cls, value: str) -> str:
+        from app.brokers import registry  # (names only: no broker module is imported)
+
+        if value not in registry.names():
+            raise ValueError(f"unknown broker {value!r} (known: {', '.join(registry.names())})")
         return value
 
     @field_validator("metrics_token", mode="before")

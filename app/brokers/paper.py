@@ -19,6 +19,7 @@ from redis.asyncio import Redis
 
 from app.autopipeline import AutoPipeline
 from app.brokers.base import BrokerError, BrokerEvent, BrokerOrderState, EventHandler
+from app.brokers.registry import BrokerContext, BrokerSpec, register
 from app.bus import Keys
 from app.models.market import Quote
 from app.models.orders import Fill, Order, OrderStatus, OrderType, Qty, Side
@@ -274,3 +275,21 @@ class PaperBroker:
     async def _emit(self, event: BrokerEvent) -> None:
         if self.on_event is not None:
             await self.on_event(event)
+
+
+def _build(ctx: BrokerContext) -> PaperBroker:
+    """A paper book of the account's own (fills at the quote, with the paper settings)."""
+    settings = ctx.settings
+    return PaperBroker(
+        ctx.redis,
+        ctx.quote,
+        account="paper" if ctx.account_id == "default" else ctx.account_id,
+        namespace=ctx.account_id,
+        slippage_bps=settings.paper_slippage_bps,
+        commission_per_share=settings.paper_commission_per_share,
+        min_commission=settings.paper_min_commission,
+        partial_fill_shares=settings.paper_partial_fill_shares,
+    )
+
+
+register(BrokerSpec("paper", _build, description="built-in paper broker (Redis-backed book)"))

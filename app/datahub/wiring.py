@@ -10,8 +10,10 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from app.brokers import registry
 from app.brokers.base import Broker
-from app.brokers.paper import PaperBroker, QuoteSource
+from app.brokers.paper import QuoteSource
+from app.brokers.registry import BrokerContext
 from app.config import Settings
 from app.datahub.market import MarketData
 from app.execution.accounts import AccountConfig
@@ -31,34 +33,10 @@ log = logging.getLogger(__name__)
 def make_broker(
     settings: Settings, redis: Redis, quote: QuoteSource, account: AccountConfig | None = None
 ) -> Broker:
-    """The account's broker: its own Tradier credentials, or a paper book of its own."""
-    if account is None:
-        account = AccountConfig.from_settings(settings)
-    if account.broker == "tradier":
-        from app.brokers.tradier import TradierBroker
-
-        creds = account.tradier
-        if creds is None:  # the default account: the plain settings
-            return TradierBroker.from_settings(settings)
-        return TradierBroker.from_settings(
-            settings.model_copy(
-                update={
-                    "tradier_token": creds.token(),
-                    "tradier_account_id": creds.resolved_account_id(),
-                    "tradier_base_url": creds.base_url or settings.tradier_base_url,
-                }
-            )
-        )
-    return PaperBroker(
-        redis,
-        quote,
-        account="paper" if account.id == "default" else account.id,
-        namespace=account.id,
-        slippage_bps=settings.paper_slippage_bps,
-        commission_per_share=settings.paper_commission_per_share,
-        min_commission=settings.paper_min_commission,
-        partial_fill_shares=settings.paper_partial_fill_shares,
-    )
+    """The account's broker, built by the broker's registered factory."""
+    account = account or AccountConfig.from_settings(settings)
+    spec = registry.get(account.broker)
+    return spec.build(BrokerContext(settings, redis, quote, account.id, account.credentials))
 
 
 def engine_factory(settings: Settings, redis: Redis, market: MarketData) -> EngineFactory:

@@ -23,21 +23,20 @@ every alert routes to it: exactly the single-account behaviour.
 from __future__ import annotations
 
 import math
-import os
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Any
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    SecretStr,
     ValidationError,
     field_validator,
     model_validator,
 )
 
+from app.brokers.credentials import CredentialsError
 from app.config import Settings
 from app.execution.config import read_yaml_mapping
 from app.execution.sizing import SizingRule
@@ -51,55 +50,36 @@ class AccountsConfigError(ValueError):
     """The accounts file is missing, malformed or inconsistent (one line, names the field)."""
 
 
-class TradierCredentials(BaseModel):
-    """Each secret given as a file (0600, e.g. a systemd credential) or an env var name."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    token_file: Path | None = None
-    token_env: str | None = None
-    account_id: str | None = None
-    account_id_file: Path | None = None
-    base_url: str | None = None
-    stream_url: str | None = None
-
-    @model_validator(mode="after")
-    def _one_of_each(self) -> TradierCredentials:
-        if (self.token_file is None) == (self.token_env is None):
-            raise ValueError("give exactly one of token_file, token_env")
-        if (self.account_id is None) == (self.account_id_file is None):
-            raise ValueError("give exactly one of account_id, account_id_file")
-        return self
-
-    def token(self) -> SecretStr:
-        if self.token_file is not None:
-            return SecretStr(_read_secret(self.token_file))
-        assert self.token_env is not None
-        value = os.environ.get(self.token_env)
-        creds = os.environ.get("CREDENTIALS_DIRECTORY")
-        if not value and creds and (Path(creds) / self.token_env).is_file():
-            value = _read_secret(Path(creds) / self.token_env)  # a systemd credential
-        if not value:
-            raise AccountsConfigError(
-                f"{self.token_env} is not set (environment or systemd credential)"
-            )
-        return SecretStr(value)
-
-    def resolved_account_id(self) -> str:
-        if self.account_id is not None:
-            return self.account_id
-        assert self.account_id_file is not None
-        return _read_secret(self.account_id_file)
-
-
 class AccountConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     id: str = Field(pattern=ACCOUNT_ID)
-    broker: Literal["paper", "tradier"] = "paper"
+    broker: str = "paper"  # any registered broker (app/brokers/registry.py)
     risk_config: Path | None = None  # default: TRADEROPS_RISK_CONFIG
     starting_cash: float | None = Field(None, gt=0)  # paper; default TRADEROPS_PAPER_CASH
-    tradier: TradierCredentials | None = None
+    # the broker's own block (``tradier: {...}``), validated by the broker's credentials
+    # model in ``load_accounts``; None: the plain settings (the ``default`` account)
+    credentials: Any = Field(None, exclude=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _broker_block(cls, data: Any) -> Any:
+        """The block named after the broker is its credentials (raw, checked later)."""
+        if isinstance(data, dict):
+            broker = data.get("broker", "paper")
+            if isinstance(broker, str) and broker in data:
+                data = dict(data)
+                data["credentials"] = data.pop(broker)
+        return data
+
+    @field_validator("broker")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        from app.brokers import registry
+
+        if value not in registry.names():
+            raise ValueError(f"unknown broker {value!r} (known: {', '.join(registry.names())})")
+        return value
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AccountConfig:
@@ -199,23 +179,41 @@ def load_accounts(settings: Settings) -> AccountsConfig:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "top level"
         raise AccountsConfigError(f"{path}: {where}: {first['msg']}") from None
-    for index, account in enumerate(config.accounts):
-        if account.broker == "tradier" and account.tradier is None:
-            raise AccountsConfigError(
-                f"{path}: accounts.{index}.tradier: a tradier account needs "
-                "tradier: {token_file|token_env, account_id|account_id_file}"
-            )
     base = path.parent
-    for account in config.accounts:  # relative paths are relative to the file
+    for index, account in enumerate(config.accounts):
         if account.risk_config is not None and not account.risk_config.is_absolute():
-            account.risk_config = base / account.risk_config
-        creds = account.tradier
-        if creds is not None:
-            for name in ("token_file", "account_id_file"):
-                value = getattr(creds, name)
-                if value is not None and not value.is_absolute():
-                    setattr(creds, name, base / value)
+            account.risk_config = base / account.risk_config  # relative to the file
+        account.credentials = _credentials(path, index, account)
+        if account.credentials is not None:
+            account.credentials.relative_to(base)
     return config
+
+
+def _credentials(path: Path, index: int, account: AccountConfig) -> Any:
+    """The account's credentials block, validated by its broker's model (or its absence,
+    by whether the broker needs one)."""
+    from app.brokers import registry
+
+    spec = registry.get(account.broker)
+    where = f"{path}: accounts.{index}.{account.broker}"
+    raw = account.credentials
+    if spec.credentials is None:
+        if raw is not None:
+            raise AccountsConfigError(f"{where}: the {account.broker} broker takes no credentials")
+        return None
+    if raw is None:
+        fields = ", ".join(spec.credentials.model_fields)
+        raise AccountsConfigError(
+            f"{where}: the {account.broker} broker needs {account.broker}: {{{fields}}}"
+        )
+    try:
+        return spec.credentials.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"])
+        raise AccountsConfigError(
+            f"{where}{'.' + field if field else ''}: {first['msg']}"
+        ) from None
 
 
 def check_accounts(config: AccountsConfig, settings: Settings) -> None:
@@ -233,28 +231,12 @@ def check_accounts(config: AccountsConfig, settings: Settings) -> None:
         except RiskConfigError as exc:
             field = "risk_config" if account.risk_config else "TRADEROPS_RISK_CONFIG"
             raise AccountsConfigError(f"{where}: {field}: {exc}") from None
-        creds = account.tradier
-        if creds is None:
+        if account.credentials is None:
             continue
         try:
-            creds.token()
-        except AccountsConfigError as exc:
-            field = "token_file" if creds.token_file is not None else "token_env"
-            raise AccountsConfigError(f"{where}: tradier.{field}: {exc}") from None
-        try:
-            creds.resolved_account_id()
-        except AccountsConfigError as exc:
-            raise AccountsConfigError(f"{where}: tradier.account_id_file: {exc}") from None
-
-
-def _read_secret(path: Path) -> str:
-    try:
-        value = path.read_text(encoding="utf-8").strip()
-    except OSError as exc:
-        raise AccountsConfigError(f"{path}: cannot read: {exc.strerror}") from None
-    if not value:
-        raise AccountsConfigError(f"{path}: empty")
-    return value
+            account.credentials.check()
+        except CredentialsError as exc:
+            raise AccountsConfigError(f"{where}: {account.broker}.{exc}") from None
 
 
 def valid_account_id(value: str) -> bool:

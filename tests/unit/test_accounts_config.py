@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from app.brokers.credentials import CredentialsError
 from app.config import Settings
 from app.execution.accounts import AccountsConfigError, load_accounts, scaled_quantity
 
@@ -52,7 +53,10 @@ routes:
     assert [t.account for t in config.route("other")] == ["paper"]
     paper, live = config.accounts
     assert paper.risk_config == tmp_path / "risk-paper.yaml"
-    assert live.tradier is not None and live.tradier.token().get_secret_value() == "secret-token"
+    assert (
+        live.credentials is not None
+        and live.credentials.token().get_secret_value() == "secret-token"
+    )
 
 
 @pytest.mark.parametrize(
@@ -61,7 +65,10 @@ routes:
         ("accounts: []", "accounts: List should have at least 1 item"),
         ("accounts: [{id: a}, {id: a}]", "account ids must be unique: a"),
         ("accounts: [{id: a}]\nroutes: [{accounts: [{account: b}]}]", "unknown account 'b'"),
-        ("accounts: [{id: t, broker: tradier}]", "accounts.0.tradier: a tradier account needs"),
+        (
+            "accounts: [{id: t, broker: tradier}]",
+            "accounts.0.tradier: the tradier broker needs tradier: {token_file",
+        ),
         ("accounts: [{id: all}]", "accounts.0.id: Value error, 'all' is reserved"),
         ("accounts: [{id: a, colour: red}]", "accounts.0.colour: Extra inputs are not permitted"),
         ("accounts: [", "invalid YAML"),
@@ -94,7 +101,10 @@ def test_a_token_named_by_env_is_read_from_systemd_credentials(
     monkeypatch.delenv("TRADEROPS_TRADIER_TOKEN_LIVE", raising=False)
     monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(creds))
     (live,) = load_accounts(settings(path)).accounts
-    assert live.tradier is not None and live.tradier.token().get_secret_value() == "from-systemd"
+    assert (
+        live.credentials is not None
+        and live.credentials.token().get_secret_value() == "from-systemd"
+    )
     monkeypatch.delenv("CREDENTIALS_DIRECTORY")
-    with pytest.raises(AccountsConfigError, match="TRADEROPS_TRADIER_TOKEN_LIVE is not set"):
-        live.tradier.token()
+    with pytest.raises(CredentialsError, match="TRADEROPS_TRADIER_TOKEN_LIVE is not set"):
+        live.credentials.token()
