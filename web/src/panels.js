@@ -43,7 +43,8 @@ export function renderOrders(orders, { onCancel }) {
  */
 export function priced(p, quotes) {
   const last = quotes.get(p.symbol)?.last ?? p.last_price;
-  return { last, upnl: last == null ? null : (last - p.avg_price) * p.quantity };
+  const mult = p.multiplier ?? 1; // 100 for an option contract, a future's point value
+  return { last, upnl: last == null ? null : (last - p.avg_price) * p.quantity * mult };
 }
 
 export function renderPositions(positions, quotes, { onSelect }) {
@@ -54,7 +55,7 @@ export function renderPositions(positions, quotes, { onSelect }) {
       return h(
         "tr",
         { class: "click", dataset: { symbol: p.symbol }, onclick: () => onSelect(p.symbol) },
-        h("td", {}, p.symbol),
+        h("td", {}, p.symbol, strategiesOf(p)),
         h("td", { class: `r ${sign(p.quantity)}` }, p.quantity),
         h("td", { class: "r" }, num(p.avg_price)),
         h("td", { class: "r last" }, num(last)),
@@ -63,6 +64,15 @@ export function renderPositions(positions, quotes, { onSelect }) {
       );
     });
   fill($("#positions"), rows, "flat", 6);
+}
+
+/** Each strategy's share of the position ("momentum 10 · s1 -3"), when it is not all one
+ * plain strategy's. */
+function strategiesOf(p) {
+  const parts = p.strategies || [];
+  if (!parts.length || (parts.length === 1 && parts[0].strategy === "default")) return null;
+  const text = parts.map((s) => `${s.strategy} ${s.quantity}`).join(" · ");
+  return h("div", { class: "muted small strategies", title: "by strategy" }, text);
 }
 
 /** Live unrealised P&L between refreshes, in place. */
