@@ -223,6 +223,8 @@ def datahub(
             access_log=False,
             proxy_headers=False,
             ws_per_message_deflate=settings.ws_compression,
+            # read deadlines and connection caps in every worker (app/datahub/connguard.py)
+            http="app.datahub.connguard:WORKER_PROTOCOL",
         )
         return
     setup_logging(settings.log_level, settings.log_format)

@@ -215,3 +215,17 @@ def guarded_protocol(limits: ConnectionLimits) -> type[HttpToolsProtocol]:
             self.transport.close()
 
     return GuardedHttpToolsProtocol
+
+
+def __getattr__(name: str) -> Any:
+    """``WORKER_PROTOCOL``: the protocol for ``trader-ops datahub --workers N``. uvicorn
+    imports it by name in each worker process (a class made here cannot be pickled to
+    them), so each worker builds it from the settings of its environment: deadlines as
+    for one process, caps counted per worker."""
+    if name == "WORKER_PROTOCOL":
+        from app.config import load_settings
+
+        cls = guarded_protocol(ConnectionLimits.from_settings(load_settings()))
+        globals()[name] = cls
+        return cls
+    raise AttributeError(name)

@@ -21,6 +21,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -250,3 +251,48 @@ async def test_slow_clients_are_closed_and_open_files_stay_bounded(
     assert said["HTTP/1.1 408"] > 0, said  # one byte of a body: 408 at the body deadline
     assert files_peak - files_before <= PER_CLIENT + 20, (files_before, files_peak)
     assert files_after - files_before <= 10, (files_before, files_after)
+
+
+async def test_every_worker_of_a_multi_worker_datahub_closes_slow_clients(
+    tmp_path: Path, redis_srv: Any
+) -> None:
+    """The deployed shape (`trader-ops datahub --workers 2`, compose's): each worker has
+    the read deadlines and the per-address cap, not only a single-process datahub."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRADEROPS_")}
+    env.update(
+        TRADEROPS_REDIS_URL=redis_srv.url,
+        TRADEROPS_LOG_LEVEL="WARNING",
+        TRADEROPS_WEBHOOK_PASSPHRASE=PASS,
+        TRADEROPS_ADMIN_API_KEY=ADMIN,
+        TRADEROPS_HTTP_HEADER_TIMEOUT_SECONDS=str(DEADLINE),
+        TRADEROPS_HTTP_BODY_TIMEOUT_SECONDS=str(DEADLINE),
+        TRADEROPS_HTTP_MAX_CONNECTIONS_PER_CLIENT="3",
+    )
+    proc = subprocess.Popen(
+        [str(BIN / "trader-ops"), "datahub", "--workers", "2", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None, "trader-ops datahub exited"
+            assert time.monotonic() < deadline, "trader-ops datahub did not come up"
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                    break
+            await asyncio.sleep(0.2)
+        # enough slow connections that both workers get some (the kernel spreads them)
+        clients = [await _slow_client(port, kind) for kind in ["half-head", "one-byte"] * 4]
+        opened = [c for c in clients if c is not None]
+        assert opened
+        said = await asyncio.gather(*(_closed(r, DEADLINE + 5) for r, _ in opened))
+        assert all(s is not None for s in said), "a slow connection was left open"
+        # 8 connections from one address against 3 per worker: some were refused at once
+        assert any(s is not None and b" 429 " in s for s in said), said
+        for _, writer in opened:
+            writer.close()
+    finally:
+        stop_process(proc)
