@@ -287,9 +287,7 @@ class Settings(BaseSettings):
     def _registered_broker(cls, value: str) -> str:
         from app.brokers import registry  # (names only: no broker module is imported)
 
-        if value not in registry.names():
-            raise ValueError(f"unknown broker {value!r} (known: {', '.join(registry.names())})")
-        return value
+        return registry.check_name(value)
 
     @field_validator("metrics_token", mode="before")
     @classmethod

@@ -81,6 +81,14 @@ def names() -> list[str]:
     return sorted(found | set(_SPECS))
 
 
+def check_name(name: str) -> str:
+    """``name`` if it is a broker, else ``ValueError`` naming the known ones (settings and
+    the accounts file validate with it)."""
+    if name not in names():
+        raise ValueError(f"unknown broker {name!r} (known: {', '.join(names())})")
+    return name
+
+
 def get(name: str) -> BrokerSpec:
     """The spec of ``name`` (importing its module); ``KeyError`` naming the known ones."""
     if name not in _SPECS and name in names():

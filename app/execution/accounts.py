@@ -77,9 +77,7 @@ class AccountConfig(BaseModel):
     def _known(cls, value: str) -> str:
         from app.brokers import registry
 
-        if value not in registry.names():
-            raise ValueError(f"unknown broker {value!r} (known: {', '.join(registry.names())})")
-        return value
+        return registry.check_name(value)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AccountConfig:

@@ -75,14 +75,7 @@ def stack(tmp_path: Path) -> Iterator[tuple[int, int]]:
         stderr=subprocess.DEVNULL,
     )
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, "trader-ops run exited"
-            assert time.monotonic() < deadline, "trader-ops run did not come up"
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"http://127.0.0.1:{port}/ready", timeout=1).status_code == 200:
-                    break
-            time.sleep(0.2)
+        wait_up(proc, port, "/ready")
         yield proc.pid, port
     finally:
         if proc.poll() is None:
@@ -90,6 +83,18 @@ def stack(tmp_path: Path) -> Iterator[tuple[int, int]]:
         for child in _redis_children(data_dir):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(child, signal.SIGKILL)
+
+
+def wait_up(proc: subprocess.Popen[bytes], port: int, path: str) -> None:
+    """Until ``path`` answers 200 (a minute at most; the process must stay up)."""
+    deadline = time.monotonic() + 60
+    while True:
+        assert proc.poll() is None, f"{proc.args} exited"
+        assert time.monotonic() < deadline, f"{proc.args} did not come up"
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"http://127.0.0.1:{port}{path}", timeout=1).status_code == 200:
+                return
+        time.sleep(0.2)
 
 
 def _redis_children(data_dir: Path) -> list[int]:
@@ -276,14 +281,7 @@ async def test_every_worker_of_a_multi_worker_datahub_closes_slow_clients(
         stderr=subprocess.DEVNULL,
     )
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, "trader-ops datahub exited"
-            assert time.monotonic() < deadline, "trader-ops datahub did not come up"
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                    break
-            await asyncio.sleep(0.2)
+        wait_up(proc, port, "/health")
         # enough slow connections that both workers get some (the kernel spreads them)
         clients = [await _slow_client(port, kind) for kind in ["half-head", "one-byte"] * 4]
         opened = [c for c in clients if c is not None]
