@@ -13,21 +13,20 @@ Order safety:
 * a 4xx is a clear refusal: ``BrokerError`` with Tradier's own message.
 
 Fills: Tradier reports cumulative execution per order (``exec_quantity``,
-``avg_fill_price``, ``last_fill_price``/``last_fill_quantity``). A poller reads the
-account's orders while any of ours are open and turns the growth of
-``exec_quantity`` into ``Fill`` deltas whose id is ``{broker order id}-{cumulative
+``avg_fill_price``, ``last_fill_price``/``last_fill_quantity``). ``order_report`` maps
+one order to a typed ``OrderReport``; the shared ``OrderPoller``
+(``app/brokers/polling.py``) reads the account's orders while any of ours are open and
+turns the growth into ``Fill`` deltas whose id is ``{broker order id}-{cumulative
 quantity}``: the same observation always yields the same id, so replays are idempotent.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,7 +35,6 @@ from pydantic import BaseModel, ConfigDict, SecretStr, model_validator
 
 from app.brokers.base import (
     BrokerError,
-    BrokerEvent,
     BrokerOrderState,
     BrokerTimeoutError,
     EventHandler,
@@ -47,6 +45,7 @@ from app.brokers.credentials import (
     read_secret_file,
     relative,
 )
+from app.brokers.polling import OrderPoller, OrderReport
 from app.brokers.registry import BrokerContext, BrokerSpec, register
 from app.models.market import Quote
 from app.models.orders import Fill, Intent, Order, OrderStatus, OrderType, Qty
@@ -135,19 +134,26 @@ def _intent(raw: Any) -> Intent | None:
         return None
 
 
-@dataclass(slots=True)
-class Tracked:
-    """What we know of one of our orders at Tradier, and how much of it we reported."""
-
-    order_id: str  # our id = Tradier tag
-    broker_order_id: str
-    symbol: str | None = None
-    intent: Intent | None = None
-    quantity: Qty | None = None
-    strategy: str = "default"
-    filled: Qty = 0  # cumulative quantity already turned into Fill events
-    avg: float | None = None  # Tradier's avg_fill_price at that point
-    status: OrderStatus | None = None  # last status reported
+def order_report(raw: dict[str, Any]) -> OrderReport:
+    """One Tradier order as the poller's typed report: numbers that may be strings or
+    ``"null"``, zero meaning "none", ISO dates, a reason only sometimes given."""
+    status = raw.get("status")
+    quantity = tn.num(raw.get("quantity"))
+    return OrderReport(
+        broker_order_id=str(raw.get("id")),
+        status=map_status(status),
+        filled=tn.integer(raw.get("exec_quantity")),
+        avg_price=tn.num(raw.get("avg_fill_price")) or None,
+        symbol=str(raw["symbol"]) if raw.get("symbol") else None,
+        intent=_intent(raw.get("side")),
+        quantity=tn.integer(quantity) if quantity else None,
+        tag=str(raw.get("tag") or "") or None,
+        last_price=tn.num(raw.get("last_fill_price")) or None,
+        last_quantity=tn.integer(raw.get("last_fill_quantity")),
+        time=_epoch(raw.get("transaction_date")),
+        reason=str(raw.get("reason_description") or f"Tradier: {status}"),
+        broker_status=str(status),
+    )
 
 
 class TradierBroker:
@@ -175,17 +181,19 @@ class TradierBroker:
             raise BrokerError("a Tradier account id is required")
         self.account = account
         self.client = TradierClient(token, base_url, timeout=timeout, retry=retry)
-        self.poll_interval = poll_interval
-        self.clock = clock
-        self.tracked: dict[str, Tracked] = {}  # broker order id -> state, open orders only
-        # our id -> (state, since): placed without an answer, looked for by tag while polling
-        self.pending: dict[str, tuple[Tracked, float]] = {}
-        self.pending_ttl = pending_ttl
-        self.on_event: EventHandler | None = None
-        self._poller: asyncio.Task[None] | None = None
-        self._wake = asyncio.Event()
-        self._stopping = False
-        self._lock = asyncio.Lock()
+        # our orders' progress: the account's listing (by id, so the first placed with a
+        # pending tag is adopted), one order by id for those the listing drops
+        self.poller: OrderPoller[dict[str, Any]] = OrderPoller(
+            broker=BROKER,
+            account=account,
+            fetch=self._listing,
+            report=order_report,
+            fetch_one=self.order,
+            interval=poll_interval,
+            retry=self.client.retry,
+            pending_ttl=pending_ttl,
+            clock=clock,
+        )
 
     @classmethod
     def from_settings(cls, settings: Settings, **kwargs: Any) -> TradierBroker:
@@ -214,23 +222,14 @@ class TradierBroker:
 
     # -- lifecycle ------------------------------------------------------------------
     async def start(self, on_event: EventHandler) -> None:
-        self.on_event = on_event
-        self._stopping = False
         await self.client.start()
-        if self._poller is None or self._poller.done():
-            self._poller = asyncio.create_task(self._poll_loop(), name="tradier-order-poller")
+        self.poller.start(on_event)
 
     async def on_quote(self, quote: Quote) -> None:
         """Tradier fills its own orders: quotes are not needed here."""
 
     async def close(self) -> None:
-        self._stopping = True
-        self._wake.set()
-        if self._poller is not None:
-            self._poller.cancel()
-            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
-                await asyncio.wait_for(asyncio.shield(self._poller), 5.0)
-            self._poller = None
+        await self.poller.stop()
         await self.client.close()
 
     # -- orders ---------------------------------------------------------------------
@@ -242,23 +241,22 @@ class TradierBroker:
         except TradierError as exc:
             error = place_error(exc, order.id)
             if isinstance(error, BrokerTimeoutError):
-                self._unresolved(order)
+                self.poller.unresolved(order)
             raise error from exc
         except asyncio.CancelledError:  # the caller gave up waiting: as unknown as a timeout
-            self._unresolved(order)
+            self.poller.unresolved(order)
             raise
         result = tn.first(body, "order")
         errors = tn.collection(body, "errors", "error")
         if errors:  # documented as a 400, but a refusal is a refusal
             raise BrokerError(f"Tradier rejected order {order.id}: {'; '.join(map(str, errors))}")
         if result.get("id") in (None, "", "null"):
-            self._unresolved(order)
+            self.poller.unresolved(order)
             raise BrokerTimeoutError(
                 f"Tradier answered order {order.id} without an order id; reconcile by tag"
             )
         broker_id = str(result["id"])
-        self.tracked.setdefault(broker_id, self._tracked_for(order, broker_id, status=None))
-        self._wake.set()
+        self.poller.track(order, broker_id)
         return broker_id
 
     async def preview(self, order: Order) -> dict[str, Any]:
@@ -292,8 +290,7 @@ class TradierBroker:
             raise BrokerError(
                 f"Tradier refused to cancel order {order.id}: {'; '.join(map(str, errors))}"
             )
-        self.tracked.setdefault(broker_id, self._tracked_for(order, broker_id, status=order.status))
-        self._wake.set()
+        self.poller.track(order, broker_id, order.status)
 
     async def find_by_tag(self, order_id: str) -> BrokerOrderState | None:
         """Our order at Tradier by its tag; None only when Tradier positively has no such order.
@@ -301,18 +298,7 @@ class TradierBroker:
         A failed lookup raises ``BrokerError``: "unknown" must never read as "never placed".
         """
         raw = await self._order_by_tag(order_id)
-        if raw is None:
-            return None
-        broker_id = str(raw.get("id"))
-        status = map_status(raw.get("status"))
-        avg = tn.num(raw.get("avg_fill_price"))
-        return BrokerOrderState(
-            order_id=order_id,
-            broker_order_id=broker_id,
-            status=status,
-            filled_quantity=tn.integer(raw.get("exec_quantity")),
-            avg_fill_price=avg if avg else None,
-        )
+        return None if raw is None else order_report(raw).state(order_id)
 
     async def fills_for(
         self,
@@ -330,22 +316,18 @@ class TradierBroker:
         raw = await self._order_by_tag(order_id)
         if raw is None:
             return []
-        broker_id = str(raw.get("id"))
-        async with self._lock:
-            tracked = self._adopt(order_id, broker_id) or Tracked(order_id, broker_id)
-            if filled_quantity is not None:
-                tracked.filled = filled_quantity
-                tracked.avg = avg_fill_price
-            fill = self.new_fill(tracked, raw)
-            if not map_status(raw.get("status")).terminal:
-                self.tracked[broker_id] = tracked
-                self._wake.set()
-            return [fill] if fill is not None else []
+        return await self.poller.fills_for(
+            order_id, order_report(raw), filled_quantity, avg_fill_price
+        )
 
     async def orders(self) -> list[dict[str, Any]]:
         """The account's orders as Tradier reports them (tags included)."""
         body = await self._get("orders", self._orders_path, {"includeTags": "true"})
         return [o for o in tn.collection(body, "orders", "order") if isinstance(o, dict)]
+
+    async def _listing(self) -> list[dict[str, Any]]:
+        """The account's orders in placement order (Tradier's ids grow)."""
+        return sorted(await self.orders(), key=lambda o: tn.integer(o.get("id")))
 
     async def order(self, broker_order_id: str) -> dict[str, Any]:
         body = await self._get(
@@ -402,188 +384,7 @@ class TradierBroker:
             gross_exposure=abs(long_value) + abs(short_value),
         )
 
-    # -- polling --------------------------------------------------------------------
-    async def poll(self) -> None:
-        """One pass: report status changes and new executions of our open orders."""
-        self._expire_pending()
-        if not self.tracked and not self.pending:
-            return
-        listing = await self.orders()
-        if self.pending:  # orders whose placement went unanswered: did Tradier take them?
-            async with self._lock:
-                for found in sorted(listing, key=lambda o: tn.integer(o.get("id"))):
-                    tag = str(found.get("tag") or "")
-                    if tag in self.pending:
-                        log.info(
-                            "Tradier order %s found by tag %s after an unanswered place",
-                            found.get("id"),
-                            tag,
-                        )
-                        self._adopt(tag, str(found.get("id")))
-        by_id = {str(o.get("id")): o for o in listing}
-        for broker_id in list(self.tracked):
-            raw: dict[str, Any] | None = by_id.get(broker_id)
-            if raw is None:  # not in the account listing (an older GTC order?): ask for it
-                try:
-                    raw = await self.order(broker_id)
-                except BrokerError as exc:
-                    log.warning("cannot read Tradier order %s: %s", broker_id, exc)
-                    continue
-                if not raw:
-                    continue
-            await self.observe(raw)
-
-    async def _poll_loop(self) -> None:
-        failures = 0
-        while not self._stopping:
-            self._wake.clear()
-            try:
-                await self.poll()
-                failures = 0
-                delay = self.poll_interval
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                failures += 1
-                delay = max(self.poll_interval, self.client.retry.backoff(failures))
-                log.warning("Tradier order poll failed (%d in a row): %s", failures, exc)
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(delay):
-                    await self._wake.wait()
-
-    async def observe(self, raw: dict[str, Any]) -> None:
-        """Turn one Tradier order snapshot into events: new executions first, then status.
-
-        If the handler fails, the watermark goes back so the next poll reports again
-        (same fill ids, so a consumer that did record them ignores the repeat).
-        """
-        broker_id = str(raw.get("id"))
-        async with self._lock:
-            tracked = self.tracked.get(broker_id)
-            if tracked is None:
-                return
-            before = (tracked.filled, tracked.avg, tracked.status)
-            events: list[BrokerEvent] = []
-            status = map_status(raw.get("status"))
-            fill = self.new_fill(tracked, raw)
-            if fill is not None:
-                done = tracked.quantity is not None and tracked.filled >= tracked.quantity
-                fill_status = OrderStatus.FILLED if done else OrderStatus.PARTIALLY_FILLED
-                events.append(BrokerEvent(tracked.order_id, fill_status, broker_id, fill=fill))
-                tracked.status = fill_status
-            if status is OrderStatus.UNKNOWN:
-                log.warning("Tradier order %s has unmapped status %r", broker_id, raw.get("status"))
-            elif status is OrderStatus.SUBMITTED and tracked.filled > 0:
-                pass  # a status lagging its own executions: never step back
-            elif status is not tracked.status:
-                reason = raw.get("reason_description") or f"Tradier: {raw.get('status')}"
-                events.append(BrokerEvent(tracked.order_id, status, broker_id, reason=str(reason)))
-                tracked.status = status
-            if status.terminal:
-                self.tracked.pop(broker_id, None)
-            for event in events:
-                if not await self._emit(event):
-                    tracked.filled, tracked.avg, tracked.status = before
-                    self.tracked[broker_id] = tracked
-                    return
-
-    def new_fill(self, tracked: Tracked, raw: dict[str, Any]) -> Fill | None:
-        """The execution since ``tracked``'s watermark as one Fill (and advance it), or None."""
-        if tracked.symbol is None and raw.get("symbol"):
-            tracked.symbol = str(raw["symbol"])
-        if tracked.intent is None:
-            tracked.intent = _intent(raw.get("side"))
-        if tracked.quantity is None and tn.num(raw.get("quantity")):
-            tracked.quantity = tn.integer(raw.get("quantity"))
-        cum: Qty = tn.integer(raw.get("exec_quantity"))
-        avg = tn.num(raw.get("avg_fill_price")) or None
-        if cum == 0 and map_status(raw.get("status")) is OrderStatus.FILLED and avg:
-            cum = tracked.quantity or 0  # a filled order reported without exec_quantity
-        prev, prev_avg = tracked.filled, tracked.avg
-        delta = cum - prev
-        if delta <= 0:
-            return None
-        if tracked.symbol is None or tracked.intent is None:
-            log.warning(
-                "Tradier order %s lacks symbol/side; fill deferred", tracked.broker_order_id
-            )
-            return None
-        last_px = tn.num(raw.get("last_fill_price")) or None
-        last_qty = tn.integer(raw.get("last_fill_quantity"))
-        price: float | None = None
-        if prev == 0 and avg:
-            price = avg
-        elif last_px and last_qty == delta:
-            price = last_px
-        elif avg and prev_avg:
-            derived = (avg * cum - prev_avg * prev) / delta
-            price = derived if derived > 0 else avg
-        else:
-            price = last_px or avg
-        if not price:
-            log.warning(
-                "Tradier order %s executed %d without a price; fill deferred",
-                tracked.broker_order_id,
-                delta,
-            )
-            return None
-        tracked.filled, tracked.avg = cum, avg
-        return Fill(
-            id=f"{tracked.broker_order_id}-{cum}",
-            order_id=tracked.order_id,
-            broker=BROKER,
-            account=self.account,
-            symbol=tracked.symbol,
-            intent=tracked.intent,
-            quantity=delta,
-            price=round(price, 6),
-            time=_epoch(raw.get("transaction_date")) or self.clock(),
-            strategy=tracked.strategy,
-        )
-
     # -- internals ------------------------------------------------------------------
-    def _unresolved(self, order: Order) -> None:
-        """Remember an order whose placement went unanswered; the poller looks for its tag."""
-        self.pending[order.id] = (self._tracked_for(order, "", status=None), self.clock())
-        self._wake.set()
-
-    def _adopt(self, order_id: str, broker_id: str) -> Tracked | None:
-        """The tracked state of one of our orders now known by ``broker_id`` (or None)."""
-        tracked = self.tracked.get(broker_id)
-        entry = self.pending.pop(order_id, None)
-        if tracked is None and entry is not None:
-            tracked = entry[0]
-            tracked.broker_order_id = broker_id
-            self.tracked[broker_id] = tracked
-        return tracked
-
-    def _expire_pending(self) -> None:
-        now = self.clock()
-        for tag, (_, since) in list(self.pending.items()):
-            if now - since > self.pending_ttl:
-                log.warning(
-                    "order %s: no Tradier order with this tag after %.0fs; left to reconciliation",
-                    tag,
-                    now - since,
-                )
-                del self.pending[tag]
-
-    def _tracked_for(
-        self, order: Order, broker_id: str, *, status: OrderStatus | None = None
-    ) -> Tracked:
-        req = order.request
-        return Tracked(
-            order_id=order.id,
-            broker_order_id=broker_id,
-            symbol=req.symbol,
-            intent=req.intent,
-            quantity=req.quantity,
-            strategy=req.strategy,
-            filled=order.filled_quantity,
-            avg=order.avg_fill_price,
-            status=status,
-        )
-
     async def _order_by_tag(self, order_id: str) -> dict[str, Any] | None:
         """The newest account order tagged ``order_id``; raises ``BrokerError`` on failure."""
         matches = [o for o in await self.orders() if str(o.get("tag") or "") == order_id]
@@ -597,17 +398,6 @@ class TradierBroker:
         except TradierError as exc:
             BROKER_ERRORS.labels(BROKER, op).inc()
             raise _call_error(exc, f"GET {path}") from exc
-
-    async def _emit(self, event: BrokerEvent) -> bool:
-        """Hand one event to the engine; False when its handler failed."""
-        if self.on_event is None:
-            return True
-        try:
-            await self.on_event(event)
-        except Exception:
-            log.exception("event handler failed for Tradier order %s", event.broker_order_id)
-            return False
-        return True
 
 
 def place_error(exc: TradierError, order_id: str) -> BrokerError:
