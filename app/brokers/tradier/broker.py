@@ -24,42 +24,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
 from collections.abc import Callable
-from datetime import datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, SecretStr, model_validator
-
-from app.brokers.base import (
-    BrokerError,
-    BrokerOrderState,
-    BrokerTimeoutError,
-    EventHandler,
-)
-from app.brokers.credentials import (
-    CredentialsError,
-    read_secret_env,
-    read_secret_file,
-    relative,
-)
-from app.brokers.polling import OrderPoller, OrderReport
-from app.brokers.registry import BrokerContext, BrokerSpec, register
+from app.brokers.base import BrokerError, BrokerOrderState, BrokerTimeoutError, EventHandler
+from app.brokers.polling import OrderPoller
+from app.brokers.tradier.mapping import call_error, order_form, order_report, place_error
 from app.models.market import Quote
-from app.models.orders import Fill, Intent, Order, OrderStatus, OrderType, Qty
+from app.models.orders import Fill, Order, Qty
 from app.models.portfolio import AccountState, Position
 from app.observability.metrics import BROKER_ERRORS
 from app.tradier import normalize as tn
-from app.tradier.client import (
-    PRODUCTION_URL,
-    Params,
-    RetryPolicy,
-    TradierClient,
-    TradierError,
-    TradierRetryableError,
-)
+from app.tradier.client import PRODUCTION_URL, Params, RetryPolicy, TradierClient, TradierError
 
 if TYPE_CHECKING:
     from app.config import Settings
@@ -67,93 +44,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 BROKER = "tradier"
-TAG_RE = re.compile(r"^[A-Za-z0-9-]{1,255}$")
-
-# Tradier order status -> ours. Anything not listed is UNKNOWN (never acted on by the poller).
-STATUSES: dict[str, OrderStatus] = {
-    "pending": OrderStatus.SUBMITTED,
-    "open": OrderStatus.SUBMITTED,
-    "calculated": OrderStatus.SUBMITTED,
-    "accepted_for_bidding": OrderStatus.SUBMITTED,
-    "held": OrderStatus.SUBMITTED,
-    "partially_filled": OrderStatus.PARTIALLY_FILLED,
-    "filled": OrderStatus.FILLED,
-    "expired": OrderStatus.EXPIRED,
-    "canceled": OrderStatus.CANCELED,
-    "rejected": OrderStatus.REJECTED,
-    "error": OrderStatus.REJECTED,
-}
-
-
-def map_status(raw: Any) -> OrderStatus:
-    return STATUSES.get(str(raw or "").strip().lower(), OrderStatus.UNKNOWN)
-
-
-def order_form(order: Order, *, preview: bool = False) -> dict[str, str | int | float | None]:
-    """The form Tradier's ``POST /accounts/{id}/orders`` takes for one equity order."""
-    req = order.request
-    if not TAG_RE.match(order.id):
-        raise BrokerError(
-            f"order id {order.id!r} cannot be a Tradier tag (letters, digits, dashes, max 255)"
-        )
-    kind = req.order_type
-    if kind in (OrderType.LIMIT, OrderType.STOP_LIMIT) and req.limit_price is None:
-        raise BrokerError(f"{kind.value} order {order.id} has no limit price")
-    if kind in (OrderType.STOP, OrderType.STOP_LIMIT) and req.stop_price is None:
-        raise BrokerError(f"{kind.value} order {order.id} has no stop price")
-    form: dict[str, str | int | float | None] = {
-        "class": "equity",
-        "symbol": req.symbol,
-        "side": req.intent.value,
-        "quantity": req.quantity,
-        "type": kind.value,
-        "duration": req.time_in_force.value,
-        "price": req.limit_price if kind in (OrderType.LIMIT, OrderType.STOP_LIMIT) else None,
-        "stop": req.stop_price if kind in (OrderType.STOP, OrderType.STOP_LIMIT) else None,
-        "tag": order.id,
-    }
-    if preview:
-        form["preview"] = "true"
-    return form
-
-
-def _epoch(value: Any) -> float | None:
-    """Epoch seconds of Tradier's ISO ``transaction_date``/``create_date`` (``...Z``)."""
-    if not value or not isinstance(value, str):
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
-
-
-def _intent(raw: Any) -> Intent | None:
-    try:
-        return Intent(str(raw))
-    except ValueError:
-        return None
-
-
-def order_report(raw: dict[str, Any]) -> OrderReport:
-    """One Tradier order as the poller's typed report: numbers that may be strings or
-    ``"null"``, zero meaning "none", ISO dates, a reason only sometimes given."""
-    status = raw.get("status")
-    quantity = tn.num(raw.get("quantity"))
-    return OrderReport(
-        broker_order_id=str(raw.get("id")),
-        status=map_status(status),
-        filled=tn.integer(raw.get("exec_quantity")),
-        avg_price=tn.num(raw.get("avg_fill_price")) or None,
-        symbol=str(raw["symbol"]) if raw.get("symbol") else None,
-        intent=_intent(raw.get("side")),
-        quantity=tn.integer(quantity) if quantity else None,
-        tag=str(raw.get("tag") or "") or None,
-        last_price=tn.num(raw.get("last_fill_price")) or None,
-        last_quantity=tn.integer(raw.get("last_fill_quantity")),
-        time=_epoch(raw.get("transaction_date")),
-        reason=str(raw.get("reason_description") or f"Tradier: {status}"),
-        broker_status=str(status),
-    )
 
 
 class TradierBroker:
@@ -266,7 +156,7 @@ class TradierBroker:
                 self._orders_path, order_form(order, preview=True), idempotent=True
             )
         except TradierError as exc:
-            raise _call_error(exc, f"preview of order {order.id}") from exc
+            raise call_error(exc, f"preview of order {order.id}") from exc
         errors = tn.collection(body, "errors", "error")
         if errors:
             raise BrokerError(f"Tradier rejected order {order.id}: {'; '.join(map(str, errors))}")
@@ -284,7 +174,7 @@ class TradierBroker:
             body = await self.client.request("DELETE", f"{self._orders_path}/{broker_id}")
         except TradierError as exc:
             BROKER_ERRORS.labels(BROKER, "cancel").inc()
-            raise _call_error(exc, f"cancel of order {order.id}") from exc
+            raise call_error(exc, f"cancel of order {order.id}") from exc
         errors = tn.collection(body, "errors", "error")
         if errors:
             raise BrokerError(
@@ -397,103 +287,4 @@ class TradierBroker:
             return await self.client.get(path, params)
         except TradierError as exc:
             BROKER_ERRORS.labels(BROKER, op).inc()
-            raise _call_error(exc, f"GET {path}") from exc
-
-
-def place_error(exc: TradierError, order_id: str) -> BrokerError:
-    """Classify a failed order POST: refused (4xx) or unknown (everything else)."""
-    status = exc.status
-    if status == 429:  # still throttled after the client's retries: nothing was accepted
-        return BrokerError(
-            f"Tradier rate limit: order {order_id} not placed ({exc})", retryable=True
-        )
-    if status is not None and 400 <= status < 500 and status != 408:
-        return BrokerError(f"Tradier rejected order {order_id}: {exc}", retryable=False)
-    return BrokerTimeoutError(
-        f"order {order_id} may or may not be placed ({exc}); reconcile by tag"
-    )
-
-
-def _call_error(exc: TradierError, what: str) -> BrokerError:
-    retryable = (
-        isinstance(exc, TradierRetryableError)
-        or exc.status in (None, 429)
-        or (exc.status is not None and exc.status >= 500)
-    )
-    return BrokerError(f"Tradier {what} failed: {exc}", retryable=retryable)
-
-
-class TradierCredentials(BaseModel):
-    """A Tradier account's block in the accounts file: each secret as a file (0600, e.g.
-    a systemd credential) or an environment variable name, never inline."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    token_file: Path | None = None
-    token_env: str | None = None
-    account_id: str | None = None
-    account_id_file: Path | None = None
-    base_url: str | None = None
-    stream_url: str | None = None
-
-    @model_validator(mode="after")
-    def _one_of_each(self) -> TradierCredentials:
-        if (self.token_file is None) == (self.token_env is None):
-            raise ValueError("give exactly one of token_file, token_env")
-        if (self.account_id is None) == (self.account_id_file is None):
-            raise ValueError("give exactly one of account_id, account_id_file")
-        return self
-
-    def relative_to(self, base: Path) -> None:
-        self.token_file = relative(self.token_file, base)
-        self.account_id_file = relative(self.account_id_file, base)
-
-    def token(self) -> SecretStr:
-        if self.token_file is not None:
-            return SecretStr(read_secret_file(self.token_file))
-        assert self.token_env is not None
-        return SecretStr(read_secret_env(self.token_env))
-
-    def resolved_account_id(self) -> str:
-        if self.account_id is not None:
-            return self.account_id
-        assert self.account_id_file is not None
-        return read_secret_file(self.account_id_file)
-
-    def check(self) -> None:
-        """Read both secrets now (start-up), naming the field that fails."""
-        try:
-            self.token()
-        except CredentialsError as exc:
-            field = "token_file" if self.token_file is not None else "token_env"
-            raise CredentialsError(f"{field}: {exc}") from None
-        try:
-            self.resolved_account_id()
-        except CredentialsError as exc:
-            raise CredentialsError(f"account_id_file: {exc}") from None
-
-
-def _build(ctx: BrokerContext) -> TradierBroker:
-    """The account's own credentials, or the plain ``TRADEROPS_TRADIER_*`` settings."""
-    creds = ctx.credentials
-    if not isinstance(creds, TradierCredentials):  # the default account
-        return TradierBroker.from_settings(ctx.settings)
-    return TradierBroker.from_settings(
-        ctx.settings.model_copy(
-            update={
-                "tradier_token": creds.token(),
-                "tradier_account_id": creds.resolved_account_id(),
-                "tradier_base_url": creds.base_url or ctx.settings.tradier_base_url,
-            }
-        )
-    )
-
-
-register(
-    BrokerSpec(
-        "tradier",
-        _build,
-        credentials=TradierCredentials,
-        description="Tradier brokerage (equities; REST, order polling by tag)",
-    )
-)
+            raise call_error(exc, f"GET {path}") from exc
