@@ -142,7 +142,7 @@ def test_from_settings_uses_the_tradier_settings() -> None:
     assert b.account == "VA42"
     assert b.client.base_url == "https://sandbox.tradier.com/v1"
     assert b.client.timeout == 2.0  # one attempt ends before the engine's deadline
-    assert b.poll_interval == 0.5
+    assert b.poller.interval == 0.5
     assert "secret-token" not in repr(b) + repr(b.client)
 
 
@@ -286,7 +286,7 @@ async def test_an_unanswered_place_is_found_by_tag_while_polling(
         account.fill(placed["id"], 4, 33.0)
         await until(lambda: len(events.fills) == 1)
         assert events.fills[0].id == f"{placed['id']}-4" and events.fills[0].strategy == "trend"
-        assert account.posts() == 1 and not b.pending
+        assert account.posts() == 1 and not b.poller.pending
     finally:
         await b.close()
 
@@ -307,8 +307,8 @@ async def test_an_unanswered_place_tradier_never_took_is_given_up_on(
         account.fake.fail(ORDERS, 503, method="POST")
         with pytest.raises(BrokerTimeoutError):
             await b.submit(order())
-        assert b.pending
-        await until(lambda: not b.pending)
+        assert b.poller.pending
+        await until(lambda: not b.poller.pending)
         polled = len(account.fake.calls(ORDERS, "GET"))
         await asyncio.sleep(POLL * 5)
         assert len(account.fake.calls(ORDERS, "GET")) == polled
@@ -373,7 +373,7 @@ async def test_cancel_deletes_the_order_and_the_poller_reports_it(
     assert account.orders[int(o.broker_order_id)]["status"] == "canceled"
     await until(lambda: OrderStatus.CANCELED in events.statuses)
     assert events.items[-1].order_id == o.id
-    assert not broker.tracked
+    assert not broker.poller.tracked
 
 
 async def test_cancel_without_a_broker_id_finds_it_by_tag(
@@ -469,7 +469,7 @@ async def test_polling_reports_partial_then_full_fills_once_each(
         assert fill.symbol == "AAPL" and fill.intent is Intent.BUY
         assert fill.strategy == "trend"
     assert all(e.order_id == o.id and e.broker_order_id == bid for e in events.items)
-    assert not broker.tracked
+    assert not broker.poller.tracked
     polled = len(account.fake.calls(ORDERS, "GET"))
     await asyncio.sleep(POLL * 5)
     assert len(account.fake.calls(ORDERS, "GET")) == polled  # nothing open: no polling
@@ -479,12 +479,12 @@ async def test_repeated_polls_of_the_same_state_say_nothing_new(
     account: TradierAccount, events: Events
 ) -> None:
     b = make_broker(account)
-    b.on_event = events  # no background poller: poll by hand
+    b.poller.on_event = events  # no background poller: poll by hand
     try:
         bid = await b.submit(order(quantity=50))
         account.fill(int(bid), 20, 5.0)
         for _ in range(3):
-            await b.poll()
+            await b.poller.poll()
         assert [f.id for f in events.fills] == [f"{bid}-20"]
         assert events.statuses == [OrderStatus.PARTIALLY_FILLED]
     finally:

@@ -8,15 +8,16 @@ from typing import Any
 import pytest
 
 from app.brokers.base import BrokerError, BrokerEvent, BrokerTimeoutError
+from app.brokers.polling import Tracked
 from app.brokers.tradier import (
     STATUSES,
-    Tracked,
     TradierBroker,
     map_status,
     order_form,
+    order_report,
     place_error,
 )
-from app.models.orders import Intent, Order, OrderRequest, OrderStatus, OrderType
+from app.models.orders import Fill, Intent, Order, OrderRequest, OrderStatus, OrderType
 from app.tradier.client import TradierAuthError, TradierError, TradierRetryableError
 
 
@@ -162,9 +163,14 @@ def tracked(**kw: Any) -> Tracked:
     return Tracked(**fields)
 
 
+def new_fill(t: Tracked, snapshot: dict[str, Any]) -> Fill | None:
+    """The shared poller's fill derivation over Tradier's mapping of ``snapshot``."""
+    return broker().poller.new_fill(t, order_report(snapshot))
+
+
 def test_first_fill_uses_the_average_price() -> None:
     t = tracked()
-    fill = broker().new_fill(
+    fill = new_fill(
         t,
         raw(exec_quantity=30.0, avg_fill_price=10.1, last_fill_price=10.2, last_fill_quantity=10.0),
     )
@@ -176,7 +182,7 @@ def test_first_fill_uses_the_average_price() -> None:
 
 def test_one_new_execution_uses_the_last_fill_price() -> None:
     t = tracked(filled=30, avg=10.0)
-    fill = broker().new_fill(
+    fill = new_fill(
         t,
         raw(exec_quantity=50.0, avg_fill_price=10.2, last_fill_price=10.5, last_fill_quantity=20.0),
     )
@@ -185,7 +191,7 @@ def test_one_new_execution_uses_the_last_fill_price() -> None:
 
 def test_several_executions_between_polls_are_priced_from_the_averages() -> None:
     t = tracked(filled=30, avg=10.0)
-    fill = broker().new_fill(
+    fill = new_fill(
         t,
         raw(
             exec_quantity=100.0, avg_fill_price=10.42, last_fill_price=10.8, last_fill_quantity=40.0
@@ -198,26 +204,26 @@ def test_several_executions_between_polls_are_priced_from_the_averages() -> None
 
 def test_no_new_execution_no_fill() -> None:
     t = tracked(filled=30, avg=10.0)
-    assert broker().new_fill(t, raw(exec_quantity=30.0, avg_fill_price=10.0)) is None
-    assert broker().new_fill(t, raw(exec_quantity=20.0, avg_fill_price=10.0)) is None
+    assert new_fill(t, raw(exec_quantity=30.0, avg_fill_price=10.0)) is None
+    assert new_fill(t, raw(exec_quantity=20.0, avg_fill_price=10.0)) is None
     assert t.filled == 30
 
 
 def test_an_execution_without_any_price_waits() -> None:
     t = tracked()
-    assert broker().new_fill(t, raw(exec_quantity=10.0)) is None
+    assert new_fill(t, raw(exec_quantity=10.0)) is None
     assert t.filled == 0
 
 
 def test_a_filled_order_without_exec_quantity_fills_its_quantity() -> None:
     t = tracked()
-    fill = broker().new_fill(t, raw(status="filled", exec_quantity=None, avg_fill_price=9.5))
+    fill = new_fill(t, raw(status="filled", exec_quantity=None, avg_fill_price=9.5))
     assert fill is not None and (fill.quantity, fill.price) == (100, 9.5)
 
 
 def test_an_adopted_order_learns_symbol_side_and_size_from_tradier() -> None:
     t = Tracked("o1", "77")
-    fill = broker().new_fill(
+    fill = new_fill(
         t, raw(side="buy_to_cover", symbol="TSLA", exec_quantity=5.0, avg_fill_price=200.0)
     )
     assert fill is not None
@@ -240,16 +246,16 @@ async def test_a_failing_handler_gets_the_same_events_again() -> None:
             raise RuntimeError("redis down")
         seen.append(event)
 
-    b.on_event = handler
-    b.tracked["77"] = tracked(status=OrderStatus.SUBMITTED)
+    b.poller.on_event = handler
+    b.poller.tracked["77"] = tracked(status=OrderStatus.SUBMITTED)
     snapshot = raw(status="filled", exec_quantity=100.0, avg_fill_price=3.0)
-    await b.observe(snapshot)
-    assert seen == [] and b.tracked["77"].filled == 0
-    await b.observe(snapshot)
+    await b.poller.observe(order_report(snapshot))
+    assert seen == [] and b.poller.tracked["77"].filled == 0
+    await b.poller.observe(order_report(snapshot))
     assert [(e.status, e.fill.id if e.fill else None) for e in seen] == [
         (OrderStatus.FILLED, "77-100")
     ]
-    assert "77" not in b.tracked
+    assert "77" not in b.poller.tracked
     await b.client.close()
 
 
@@ -260,9 +266,11 @@ async def test_a_status_lagging_its_executions_is_not_reported() -> None:
     async def handler(event: BrokerEvent) -> None:
         seen.append(event)
 
-    b.on_event = handler
-    b.tracked["77"] = tracked(status=OrderStatus.SUBMITTED)
-    await b.observe(raw(status="open", exec_quantity=10.0, avg_fill_price=2.0))
-    await b.observe(raw(status="partially_filled", exec_quantity=10.0, avg_fill_price=2.0))
+    b.poller.on_event = handler
+    b.poller.tracked["77"] = tracked(status=OrderStatus.SUBMITTED)
+    await b.poller.observe(order_report(raw(status="open", exec_quantity=10.0, avg_fill_price=2.0)))
+    await b.poller.observe(
+        order_report(raw(status="partially_filled", exec_quantity=10.0, avg_fill_price=2.0))
+    )
     assert [e.status for e in seen] == [OrderStatus.PARTIALLY_FILLED]
     await b.client.close()
