@@ -11,6 +11,7 @@ import pytest
 from app.datahub.app import create_app
 from tests.apps import serve, settings_for
 from tests.servers import RedisServer, free_port
+from tests.support.poll import until_json
 
 
 @pytest.fixture
@@ -22,8 +23,9 @@ async def hub(redis_srv: RedisServer, redis: object) -> AsyncIterator[httpx.Asyn
 
 async def test_health_ready_and_metrics(hub: httpx.AsyncClient) -> None:
     assert (await hub.get("/health")).json() == {"status": "ok"}
-    ready = await hub.get("/ready")
-    assert ready.status_code == 200 and ready.json()["status"] == "ready"
+    # ready once the account's engine holds its lease (a moment after start on a busy box;
+    # until then 503 naming what is missing)
+    await until_json(hub, "/ready", lambda b: b["status"] == "ready", timeout=20)
     await hub.get("/udf/time")
     text = (await hub.get("/metrics")).text
     assert 'traderops_http_requests_total{method="GET",route="/udf/time",status="200"}' in text
