@@ -23,6 +23,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from app.models.instruments import multiplier_of
 from app.models.orders import Fill, Intent
 from app.portfolio.fifo import match
 from app.sessions import trading_day
@@ -88,7 +89,7 @@ def new_execution(
     ``td`` is the fill's trading day on ``calendar`` at midnight in ``tz``."""
     side = SIDES[fill.intent]
     day = trading_day(fill.time, calendar)
-    notional = round(fill.quantity * fill.price, 6)
+    notional = round(fill.quantity * fill.price * multiplier_of(fill.symbol), 6)
     gross = -notional if side in BUY_SIDES else notional
     execution: Document = {
         "id": exec_id,
@@ -344,7 +345,7 @@ def build_day(executions: list[Document], carry_in: Positions, td: int) -> DayBu
             realised, remaining = match(
                 trip.lots, remaining, price, functools.partial(_closed, trip, price)
             )
-            dt.realized += realised
+            dt.realized += realised * multiplier_of(trip.symbol_original)  # points -> dollars
             if not trip.lots:
                 dt.closed = True
                 dt.exit_time = exec_time

@@ -226,3 +226,17 @@ def test_a_trade_whose_td_is_not_the_documents_day_is_refused() -> None:
     bad = [{**day.trades[0], "netProceeds": None}]
     with pytest.raises(InvalidDayDocument, match="netProceeds"):
         check_day_document({"trades": bad}, td)
+
+
+def test_an_option_contracts_proceeds_and_pnl_are_times_its_multiplier() -> None:
+    """One contract is 100 shares: a round trip of 2 SPY calls bought at 1.50 and sold at
+    2.25 made $150 before commissions, in the executions and in the trade."""
+    call = "SPY261218C00600000"
+    fills = [
+        fill(1, Intent.BUY, 2, 1.50, at(9, 45), symbol=call, commission=1.30),
+        fill(2, Intent.SELL, 2, 2.25, at(11, 0), symbol=call, commission=1.30),
+    ]
+    day = build(fills)
+    assert [e["grossProceeds"] for e in day.executions] == [-300.0, 450.0]
+    (t,) = day.trades
+    assert t["grossProceeds"] == 150.0 and t["netProceeds"] == 147.4
