@@ -21,6 +21,7 @@ with tiny waits instead.
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections.abc import AsyncIterable, Callable, Iterator
 from dataclasses import dataclass
@@ -122,3 +123,13 @@ class Backoff(Iterator[float]):
 REDIS_RECONNECT = RetryPolicy(
     attempts=None, total_timeout=None, wait_initial=0.1, wait_max=5.0, wait_jitter=0.0
 )
+
+
+def raise_if_cancelling() -> None:
+    """For a loop that catches ``OSError``/``RedisError`` and goes on: re-raise the
+    cancellation such an error may stand for. On Python 3.11 a cancel that meets a timeout
+    (``asyncio.timeout``, ``wait_for``) can surface as ``TimeoutError`` (an ``OSError``), and
+    a loop that retried it would never stop; the task still says it is being cancelled."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError

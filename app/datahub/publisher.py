@@ -16,16 +16,9 @@ from redis.exceptions import RedisError
 from app.bus import RELEASE_IF_HELD, RENEW_IF_HELD, Keys, QuoteCache
 from app.feeds.base import Feed, FeedError
 from app.observability.metrics import QUOTE_PUBLISHER, QUOTES_PUBLISHED
-from app.retry import REDIS_RECONNECT, RetryPolicy
+from app.retry import REDIS_RECONNECT, RetryPolicy, raise_if_cancelling
 
 log = logging.getLogger(__name__)
-
-
-def _reraise_if_cancelling() -> None:
-    """redis-py can turn a cancellation into a ConnectionError: never retry through a shutdown."""
-    task = asyncio.current_task()
-    if task is not None and task.cancelling():
-        raise asyncio.CancelledError
 
 
 class QuotePublisher:
@@ -60,7 +53,7 @@ class QuotePublisher:
                 elif not self.stopping:
                     await asyncio.sleep(self.lease_ms / 3000)
             except (RedisError, OSError, FeedError) as exc:
-                _reraise_if_cancelling()
+                raise_if_cancelling()
                 self._set_leader(False)
                 if self.stopping:
                     return

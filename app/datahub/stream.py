@@ -23,7 +23,7 @@ from starlette.websockets import WebSocket
 
 from app.bus import Keys
 from app.observability.metrics import QUOTES_RECEIVED, WS_CLIENTS, WS_DROPPED, WS_MESSAGES
-from app.retry import REDIS_RECONNECT, RetryPolicy
+from app.retry import REDIS_RECONNECT, RetryPolicy, raise_if_cancelling
 
 log = logging.getLogger(__name__)
 
@@ -193,9 +193,9 @@ class QuoteHub:
                         except (orjson.JSONDecodeError, KeyError, TypeError):
                             log.warning("ignoring malformed quote on the fan-out channel")
             except (RedisError, OSError) as exc:
-                task = asyncio.current_task()
-                if self.stopping or (task is not None and task.cancelling()):
+                if self.stopping:
                     raise asyncio.CancelledError from exc  # shutting down, not a Redis failure
+                raise_if_cancelling()
                 self.connected.clear()
                 delay = next(backoff)
                 log.warning("quote subscription lost, retrying in %.1fs: %s", delay, exc)

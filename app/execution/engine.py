@@ -45,6 +45,7 @@ from app.observability.metrics import (
     OPEN_POSITIONS,
 )
 from app.portfolio.book import FLATTEN_STRATEGY
+from app.retry import raise_if_cancelling
 from app.risk.engine import RiskEngine
 from app.risk.killswitch import KillState
 
@@ -146,6 +147,7 @@ class ExecutionEngine:
             try:
                 await self.store.heartbeat(self.instance)
             except (RedisError, OSError) as exc:  # claims may be taken over; writes are fenced
+                raise_if_cancelling()
                 log.warning("engine heartbeat failed: %s", exc)
 
     async def close(self) -> None:

@@ -28,7 +28,7 @@ from app.bus import Keys
 from app.execution.accounts import AccountsConfig, RouteTarget, scaled_quantity
 from app.models.alerts import Alert, Decision
 from app.observability.tracing import inject_context
-from app.retry import REDIS_RECONNECT
+from app.retry import REDIS_RECONNECT, raise_if_cancelling
 
 STREAM_MAXLEN = 100_000
 DUPLICATE_POLL_SECONDS = 0.02
@@ -135,6 +135,7 @@ class Waiter:
                     if message.get("type") == "message":
                         self._deliver(message["data"])
             except (RedisError, OSError) as exc:
+                raise_if_cancelling()
                 self.connected.clear()
                 delay = next(backoff)
                 log.warning("decision listener: %s; reconnecting in %.1fs", exc, delay)

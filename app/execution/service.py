@@ -37,7 +37,7 @@ from app.execution.store import FencedError
 from app.models.alerts import Alert, Decision
 from app.models.market import Quote
 from app.observability.tracing import extract_context, get_tracer
-from app.retry import REDIS_RECONNECT
+from app.retry import REDIS_RECONNECT, raise_if_cancelling
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +79,7 @@ class AccountRunner:
             try:
                 value = await self.lease.acquire()
             except (RedisError, OSError) as exc:
+                raise_if_cancelling()
                 wait = next(backoff)
                 log.warning("account %s: lease: %s (retry in %.1fs)", self.account.id, exc, wait)
                 await asyncio.sleep(wait)
@@ -93,6 +94,7 @@ class AccountRunner:
             except (LeaseLostError, FencedError):
                 log.warning("account %s: lease lost; another process holds it", self.account.id)
             except (RedisError, OSError) as exc:
+                raise_if_cancelling()
                 log.warning("account %s: engine stopped on a Redis error: %s", self.account.id, exc)
                 await asyncio.sleep(0.5)
             except Exception:  # a bug must not leave the account without an engine
@@ -140,6 +142,7 @@ class AccountRunner:
                     lost.set()
                     return
             except (RedisError, OSError) as exc:  # writes are fenced meanwhile
+                raise_if_cancelling()
                 log.warning("account %s: lease renewal failed: %s", self.account.id, exc)
 
     async def _ensure_groups(self) -> None:
@@ -157,6 +160,7 @@ class AccountRunner:
             except FencedError:
                 return
             except (RedisError, OSError) as exc:
+                raise_if_cancelling()
                 log.debug("snapshot not published: %s", exc)
             await asyncio.sleep(SNAPSHOT_EVERY)
 

@@ -32,6 +32,7 @@ from app.observability.metrics import (
     NOTIFY_FAILURES,
     NOTIFY_SENT,
 )
+from app.retry import raise_if_cancelling
 
 log = logging.getLogger(__name__)
 
@@ -159,6 +160,7 @@ class NotifyWorker:
             try:
                 ids, batch, deadline = await self._round(ids, batch, deadline)
             except (RedisError, OSError) as exc:  # Redis restarting: keep what was read, retry
+                raise_if_cancelling()  # (redis-py reports a cancel as a lost connection)
                 log.warning("notify: redis unavailable, retrying in 1 s: %s", exc)
                 await asyncio.sleep(1.0)
 
