@@ -131,8 +131,8 @@ class LeverageCheck(Check):
         assert c.price is not None
         book, sym = c.book, c.sym
         equity = book.cash + book.net_mv
-        if equity <= 0.0:
-            return self.deny("no_equity", f"equity ${equity:,.2f}: no new exposure", equity=equity)
+        if (denied := self.without_equity(equity)) is not None:
+            return denied
         after = (
             book.gross
             + book.pending_open_notional

@@ -109,6 +109,12 @@ class Check:
     def deny(self, reason: str, message: str, **detail: Any) -> RiskDecision:
         return RiskDecision(False, self.name, reason, message, detail)
 
+    def without_equity(self, equity: float) -> RiskDecision | None:
+        """New exposure needs positive equity (the percent checks divide by it)."""
+        if equity > 0.0:
+            return None
+        return self.deny("no_equity", f"equity ${equity:,.2f}: no new exposure", equity=equity)
+
 
 class PerStrategyCheck(Check, Generic[L]):
     """A check whose limits can differ per strategy (``default`` for the others)."""

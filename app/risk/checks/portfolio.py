@@ -51,8 +51,8 @@ class ConcentrationCheck(Check):
     def evaluate(self, c: Ctx) -> RiskDecision | None:
         assert c.price is not None
         equity = c.book.cash + c.book.net_mv
-        if equity <= 0.0:
-            return self.deny("no_equity", f"equity ${equity:,.2f}: no new exposure", equity=equity)
+        if (denied := self.without_equity(equity)) is not None:
+            return denied
         pct = abs(c.new_qty) * c.price * c.mult / equity * 100.0
         if pct <= self.max_pct:
             return None
@@ -81,8 +81,8 @@ class SectorConcentrationCheck(Check):
         assert c.price is not None
         book, sym = c.book, c.sym
         equity = book.cash + book.net_mv
-        if equity <= 0.0:
-            return self.deny("no_equity", f"equity ${equity:,.2f}: no new exposure", equity=equity)
+        if (denied := self.without_equity(equity)) is not None:
+            return denied
         after = (
             book.sector_gross.get(sym.sector, 0.0) - abs(sym.mv) + abs(c.new_qty) * c.price * c.mult
         )
