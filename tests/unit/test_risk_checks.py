@@ -190,6 +190,20 @@ def test_leverage() -> None:
     assert denied(e.check(order(qty=501)), "leverage", "max_leverage")
 
 
+@pytest.mark.parametrize(
+    ("section", "limits"),
+    [
+        ("leverage", {"max_leverage": 2.0}),
+        ("concentration", {"max_pct": 50}),
+        ("sector_concentration", {"max_pct": 50}),
+    ],
+)
+def test_no_new_exposure_without_equity(section: str, limits: dict[str, Any]) -> None:
+    e = make_engine(cash=0.0, **{section: limits})
+    e.on_quote("AAPL", 100, T0)
+    assert denied(e.check(order(qty=1)), section, "no_equity")
+
+
 # -- portfolio ------------------------------------------------------------------------
 def test_max_open_positions() -> None:
     e = make_engine(max_open_positions={"max_positions": 2})
