@@ -46,9 +46,8 @@ from app.risk.checks import (
 )
 from app.risk.killswitch import KillState, KillSwitch
 from app.risk.limits import RiskLimits
-from app.risk.market_hours import SessionTable
 from app.risk.state import RiskState, SymbolRisk, Volatility
-from app.sessions import day_span, trading_day
+from app.sessions import SessionTable, day_span, trading_day
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +69,6 @@ SECTION_CHECKS: tuple[tuple[str, Any, bool], ...] = (
 )
 
 Clock = Callable[[], float]
-_RESET_DAYS = 400  # daily roll-over instants precomputed at a time (extended lazily)
 
 
 class RiskEngine:

@@ -8,10 +8,10 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from app.kairos.calendar import get_calendar
-from app.risk.market_hours import SessionTable
 from app.sessions import (
     CME_ROLL,
     DaySpan,
+    SessionTable,
     day_roll,
     day_span,
     get_sessions,

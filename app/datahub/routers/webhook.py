@@ -182,12 +182,10 @@ async def tradingview(request: Request) -> Response:
 def _content(data: dict[str, Any]) -> bytes:
     """The alert as received, less its passphrase: what names an alert without ``alert_id``
     (every field counts, unknown ones too: a different ``{{close}}`` is a different alert)."""
-    try:
-        return orjson.dumps(
-            {k: v for k, v in data.items() if k != "passphrase"}, option=orjson.OPT_SORT_KEYS
-        )
-    except orjson.JSONEncodeError:  # what orjson reads it can nearly always write back
-        return orjson.dumps(sorted(data.items()), default=str)
+    # (what orjson read it writes back: the same types, the same integer range)
+    return orjson.dumps(
+        {k: v for k, v in data.items() if k != "passphrase"}, option=orjson.OPT_SORT_KEYS
+    )
 
 
 def _answer(taken: TakenIn) -> WebhookAnswer:

@@ -11,8 +11,8 @@ from app.risk.killswitch import KillState, KillSwitch
 from app.risk.limits import (
     RateWindow,
 )
-from app.risk.market_hours import SessionTable
 from app.risk.state import RiskState
+from app.sessions import SessionTable
 
 
 class KillSwitchCheck(Check):
