@@ -302,9 +302,13 @@ async def test_positions_and_account_show_the_same_unrealised_pnl(console: Conso
       return [cell ? cell.textContent : null, dt ? dt.nextElementSibling.textContent : null];
     }"""
     samples = []
-    for _ in range(40):  # across several quotes (10/s) and panel refreshes (every 2 s)
+    # across several quotes (10/s) and panel refreshes (every 2 s): at least 40 samples, and
+    # on a loaded box as long as it takes the quote to move (30 s at most)
+    for _ in range(300):
         await page.wait_for_timeout(100)
         samples.append(tuple(await page.evaluate(shown)))
+        if len(samples) >= 40 and len({s[0] for s in samples}) > 1:
+            break
     OUTPUT.mkdir(exist_ok=True)
     await page.screenshot(path=str(OUTPUT / "console-pnl.png"), full_page=True)
     differ = [s for s in samples if s[0] != s[1]]
