@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
+from datetime import date
 from typing import Protocol, runtime_checkable
 
 from app.models.market import History, Quote, Resolution, SymbolInfo
+from app.options.chain import OptionChain
 
 
 class FeedError(Exception):
     """A feed could not answer (upstream down, rate limited past our retries...)."""
+
+
+class NoOptionsError(FeedError):
+    """The symbol lists no options (or the feed has none): a clear denial, not a 500."""
 
 
 class UnknownSymbolError(FeedError):
@@ -48,3 +54,10 @@ class Feed(Protocol):
 
     def stream(self, symbols: Sequence[str]) -> AsyncIterator[list[Quote]]:
         """Quote updates in batches, forever, until cancelled."""
+
+    async def expirations(self, symbol: str) -> list[date]:
+        """Listed option expirations of an underlying, soonest first (NoOptionsError if none)."""
+
+    async def chain(self, symbol: str, expiration: date) -> OptionChain:
+        """Every contract of one expiration with bid, ask, volume, open interest and greeks.
+        NoOptionsError when ``expiration`` is not listed."""

@@ -23,14 +23,16 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
+from datetime import date
 
 import numpy as np
 import orjson
 
 from app.feeds.bar_worker import BarWorker
-from app.feeds.base import UnknownSymbolError
+from app.feeds.base import NoOptionsError, UnknownSymbolError
 from app.feeds.universe import Instrument, instrument_for
 from app.models.market import Bar, History, Quote, Resolution, SymbolInfo
+from app.options.chain import OptionChain
 
 MINUTES = 1440
 DAY = 86_400
@@ -129,6 +131,12 @@ class SimulatedFeed:
     async def quotes(self, symbols: Sequence[str]) -> dict[str, Quote]:
         now = self._now()
         return {s: self.quote_at(s, now) for s in symbols if s in self.instruments}
+
+    async def expirations(self, symbol: str) -> list[date]:
+        raise NoOptionsError(f"{self.name} feed: no option chains yet")
+
+    async def chain(self, symbol: str, expiration: date) -> OptionChain:
+        raise NoOptionsError(f"{self.name} feed: no option chains yet")
 
     async def history(
         self,

@@ -14,12 +14,13 @@ import time
 from collections import OrderedDict
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Sequence
 from contextlib import aclosing
+from datetime import date
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import orjson
 
-from app.feeds.base import FeedError
+from app.feeds.base import FeedError, NoOptionsError
 from app.models.market import (
     Bar,
     History,
@@ -30,6 +31,7 @@ from app.models.market import (
     normalize_symbol,
 )
 from app.observability.metrics import FEED_ERRORS, FEED_LATENCY
+from app.options.chain import OptionChain
 from app.retry import RetryPolicy
 from app.tradier import normalize as tn
 from app.tradier.client import (
@@ -197,6 +199,12 @@ class TradierFeed:
         return found
 
     # -- bars ---------------------------------------------------------------------------
+    async def expirations(self, symbol: str) -> list[date]:
+        raise NoOptionsError(f"{self.name} feed: no option chains yet")
+
+    async def chain(self, symbol: str, expiration: date) -> OptionChain:
+        raise NoOptionsError(f"{self.name} feed: no option chains yet")
+
     async def history(
         self,
         symbol: str,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
@@ -119,8 +119,33 @@ TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
 }
 
 
+class OrderLeg(BaseModel):
+    """One contract of a multileg (spread) order: ``ratio`` contracts per unit of the spread.
+
+    ``intent`` is the leg's position effect: BUY = buy to open, SELL_SHORT = sell to
+    open, SELL = sell to close, BUY_TO_COVER = buy to close (Tradier's option sides)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    symbol: str  # OCC option symbol
+    intent: Intent
+    ratio: int = Field(1, ge=1, le=100)
+
+    @property
+    def side(self) -> Side:
+        return self.intent.side
+
+
+NetEffect = Literal["debit", "credit", "even"]
+
+
 class OrderRequest(BaseModel):
-    """A sized order that has not been risk-checked or sent yet."""
+    """A sized order that has not been risk-checked or sent yet.
+
+    A spread is one request with ``legs``: ``symbol`` is then the underlying,
+    ``quantity`` the units of the spread, ``limit_price`` the net price per unit (a
+    positive number; ``net`` says whether it is paid or received) and ``intent`` BUY for a
+    debit, SELL for a credit (what it does to the position is each leg's intent)."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -137,10 +162,26 @@ class OrderRequest(BaseModel):
     stop_loss: float | None = Field(None, gt=0)
     take_profit: float | None = Field(None, gt=0)
     parent_id: str | None = Field(None, description="bracket child: the entry order's id")
+    legs: tuple[OrderLeg, ...] = ()
+    net: NetEffect | None = None
+    settle_price: float | None = Field(
+        None, ge=0, description="expiry or exercise: booked at this price, never sent to market"
+    )
 
     @property
     def side(self) -> Side:
         return self.intent.side
+
+    @property
+    def multileg(self) -> bool:
+        return bool(self.legs)
+
+    @property
+    def reduces(self) -> bool:
+        """Every part only closes (a spread: every leg)."""
+        if self.legs:
+            return all(leg.intent.reduces for leg in self.legs)
+        return self.intent.reduces
 
 
 class Order(BaseModel):
@@ -157,6 +198,8 @@ class Order(BaseModel):
     reason: str | None = None
     created_at: float
     updated_at: float
+    # a spread's executions per leg: OCC symbol -> [contracts, average price]
+    leg_fills: dict[str, list[float]] = Field(default_factory=dict)
 
     @property
     def remaining(self) -> int | float:
@@ -173,7 +216,7 @@ class Fill(BaseModel):
     symbol: str
     intent: Intent
     quantity: Quantity
-    price: float = Field(gt=0)
+    price: float = Field(ge=0)  # 0: an option that expired worthless
     commission: float = 0.0
     time: float
     strategy: str = "default"
