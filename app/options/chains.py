@@ -12,7 +12,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from datetime import date
-from typing import Protocol, TypeVar
+from typing import Protocol, TypeVar, cast
 
 from app.options.chain import OptionChain, OptionQuote
 
@@ -80,7 +80,7 @@ class OptionChains:
         """One fetch per key at a time; concurrent askers await the same answer."""
         running = self._inflight.get(key)
         if running is not None:
-            return await asyncio.shield(running)  # type: ignore[return-value]
+            return cast(T, await asyncio.shield(running))
         future: asyncio.Future[object] = asyncio.get_running_loop().create_future()
         self._inflight[key] = future
         try:
