@@ -63,7 +63,8 @@ class LegState:
 
     @property
     def done(self) -> bool:
-        return self.quantity is not None and self.filled >= self.quantity
+        """Wholly executed (a leg whose size the broker never said does not hold it up)."""
+        return self.quantity is None or self.filled >= self.quantity
 
 
 def step_price(
@@ -129,8 +130,8 @@ def new_leg_fills(
 ) -> list[Fill]:
     """Each leg's execution since its watermark as one Fill (advancing it), in leg order.
 
-    A leg whose growth has no price (or whose symbol/side is unknown) is deferred to a
-    later poll. A FILLED leg with no executed quantity but a price is the whole leg.
+    A leg whose growth has no price (or whose side is unknown) is deferred to a later
+    poll. A FILLED leg (or order) with no executed quantity but a price is the whole leg.
     """
     learn(tracked, report)
     if tracked.symbol is None:
@@ -147,7 +148,8 @@ def new_leg_fills(
         if state.intent is None:
             state.intent = leg.intent
         cum = leg.filled
-        if cum == 0 and leg.status is OrderStatus.FILLED and leg.avg_price:
+        filled = OrderStatus.FILLED in (leg.status, report.status)
+        if cum == 0 and filled and leg.avg_price:
             cum = state.quantity or 0
         delta = cum - state.filled
         if delta <= 0:

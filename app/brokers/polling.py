@@ -209,6 +209,13 @@ class OrderPoller(Generic[Raw]):
                 events.append(BrokerEvent(tracked.order_id, fill_status, broker_id, fill=fill))
                 tracked.status = fill_status
             status = report.status
+            if status is OrderStatus.FILLED and not tracked.done and tracked.legs:
+                log.warning(  # never FILLED with executions unbooked: wait for the legs
+                    "%s order %s is filled but not all its legs' executions are reported",
+                    self.broker,
+                    broker_id,
+                )
+                status = tracked.status or OrderStatus.SUBMITTED
             if status is OrderStatus.UNKNOWN:
                 log.warning(
                     "%s order %s has unmapped status %r",

@@ -256,3 +256,18 @@ async def test_fills_for_from_the_callers_baseline() -> None:
     # in units of the spread: one unit booked = 1 long + 2 short
     fills = await poller.fills_for("o4", report, filled_quantity=1)
     assert [(f.id, f.quantity) for f in fills] == [("4-0-2", 1), ("4-1-4", 2)]
+
+
+async def test_filled_waits_until_every_legs_execution_is_reported() -> None:
+    venue, events = Venue(), Events()
+    poller = make(venue, events)
+    placed(venue, poller, vertical())
+    venue.fill("7", 0, 2, 3.0)
+    venue.fill("7", 1, 4, 0.0, state="done")  # executed, but no price for it yet
+    await poller.poll()
+    assert [f.id for f in events.fills] == ["7-0-2"]
+    assert OrderStatus.FILLED not in events.statuses and "7" in poller.tracked
+    venue.fill("7", 1, 4, 1.2, state="done")
+    await poller.poll()
+    assert [f.id for f in events.fills] == ["7-0-2", "7-1-4"]
+    assert events.statuses[-1] is OrderStatus.FILLED and not poller.tracked
