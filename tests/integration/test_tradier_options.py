@@ -444,3 +444,13 @@ async def test_option_positions_are_in_contracts_at_a_per_share_price(
         ("SPY261218P00570000", -4, 2.75, 100.0),
         ("AAPL", 10, 207.01, 1.0),
     ]
+
+
+async def test_a_spread_preview_places_nothing(
+    account: TradierAccount, broker: TradierBroker
+) -> None:
+    preview = await broker.preview(spread("o-preview", units=2))
+    assert preview["result"] is True and preview["class"] == "multileg"
+    assert preview["strategy"] == "condor"
+    assert account.forms[0]["preview"] == "true" and account.forms[0]["class"] == "multileg"
+    assert not account.orders
