@@ -95,6 +95,8 @@ class ExecutionEngine:
         self.reconciler = Reconciler(self)  # in line with the broker and Redis
         self.decider = AlertDecider(self)  # alert -> orders and decision, stored once
         self.options = OptionDecider(self, chains)  # option alerts: chains, contracts, spreads
+        if chains is not None:
+            risk.option_quote = chains.quote  # the option checks read the same chains
         self.lifecycle = OrderLifecycle(self)  # orders to the broker, their state machine
         self.fills = FillBooker(self)  # broker events -> the book, stored per batch
         self.lock = asyncio.Lock()
