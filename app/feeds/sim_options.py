@@ -36,6 +36,7 @@ YEAR = 365.0 * 86_400
 MIN_YEARS = 60.0 / YEAR  # one minute: the model's floor on time to expiry
 SKEW = 0.12  # IV change per standard deviation of moneyness (negative slope)
 SMILE = 0.02  # curvature: far wings curl up
+WING = 5.0  # standard deviations of moneyness beyond which the surface is flat
 OI_SHARE = {Kind.MONTHLY: 1.0, Kind.WEEKLY: 0.4, Kind.DAILY: 0.15}
 TICK = 0.01  # the minimum price increment
 
@@ -75,10 +76,15 @@ def moneyness(strike: float, forward: float, atm: float, years: float) -> float:
 
 
 def surface_vol(base: float, strike: float, forward: float, years: float) -> float:
-    """Implied volatility at ``strike``: the ATM level, skewed and smiled."""
+    """Implied volatility at ``strike``: the ATM level, skewed and smiled.
+
+    Moneyness is held within +-``WING`` standard deviations: beyond, the volatility stays
+    flat. With the smile's curvature below 1/WING**2 the call delta then falls with the
+    strike everywhere (d1 = u / f(u) grows while 1 - SMILE * u**2 > 0).
+    """
     atm = base * (0.95 + 0.1 * min(1.0, years))
-    m = moneyness(strike, forward, atm, years)
-    return min(4 * atm, max(0.5 * atm, atm * (1 - SKEW * m + SMILE * m * m)))
+    m = min(WING, max(-WING, moneyness(strike, forward, atm, years)))
+    return atm * (1 - SKEW * m + SMILE * m * m)
 
 
 def payoff(right: OptionRight, strike: float) -> Any:
