@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -78,9 +78,14 @@ class Broker(Protocol):
         """The broker's view of one of our orders (reconciliation), or None if never received."""
 
     async def fills_for(
-        self, order_id: str, filled_quantity: Qty | None = None, avg_fill_price: float | None = None
+        self,
+        order_id: str,
+        filled_quantity: Qty | None = None,
+        avg_fill_price: float | None = None,
+        leg_fills: Mapping[str, Sequence[float]] | None = None,
     ) -> list[Fill]:
-        """Fills for one of our orders not yet booked (given what is booked)."""
+        """Fills for one of our orders not yet booked (given what is booked; a spread's
+        booked legs as its ``leg_fills``: OCC symbol -> [contracts, average price])."""
 
     async def on_quote(self, quote: Quote) -> None:
         """A market quote (the paper broker fills resting orders on it)."""

@@ -11,7 +11,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -179,7 +179,11 @@ class PaperBroker:
         )
 
     async def fills_for(
-        self, order_id: str, filled_quantity: Qty | None = None, avg_fill_price: float | None = None
+        self,
+        order_id: str,
+        filled_quantity: Qty | None = None,
+        avg_fill_price: float | None = None,
+        leg_fills: Mapping[str, Sequence[float]] | None = None,
     ) -> list[Fill]:
         """Fills the paper broker made for an order; each has its own id, so the engine
         skips the ones it already booked (the booked totals are not needed here).

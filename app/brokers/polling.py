@@ -9,7 +9,7 @@ broker too) needs the same three things, and they are easy to get subtly wrong:
 * **cumulative to per-execution**: brokers report execution so far (quantity and
   average price); each poll's growth becomes one ``Fill`` of the delta at the price
   that makes the averages agree, with id ``{broker order id}-{cumulative quantity}``
-  so a redelivery of the same step is the same fill;
+  so a redelivery of the same step is the same fill (a spread's legs: ``legs.py``);
 * **the loop**: poll while orders are open, wait ``interval`` (the one retry policy's
   waits after failures), report through the broker's event handler, stop cleanly.
 
@@ -24,102 +24,19 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from app.brokers.base import (
-    BrokerError,
-    BrokerEvent,
-    BrokerOrderState,
-    EventHandler,
-)
-from app.models.orders import Fill, Intent, Order, OrderStatus, Qty
+from app.brokers.base import BrokerError, BrokerEvent, EventHandler
+from app.brokers.legs import LegFills, copy_legs, new_leg_fills, rebase
+from app.brokers.tracking import OrderReport, Tracked, fill_price
+from app.models.orders import Fill, Order, OrderStatus, Qty
 from app.retry import RetryPolicy
+
+__all__ = ["OrderPoller", "OrderReport", "Tracked", "fill_price"]
 
 log = logging.getLogger(__name__)
 
 Raw = TypeVar("Raw")
-
-
-@dataclass(frozen=True, slots=True)
-class OrderReport:
-    """The broker's current, cumulative view of one order, typed (its quirks mapped away).
-
-    ``filled``/``avg_price`` are execution so far; ``last_price``/``last_quantity`` the
-    latest execution when the broker says. ``None`` is "not reported".
-    """
-
-    broker_order_id: str
-    status: OrderStatus  # UNKNOWN for a status the broker's mapper does not know
-    filled: Qty = 0
-    avg_price: float | None = None
-    symbol: str | None = None
-    intent: Intent | None = None
-    quantity: Qty | None = None
-    tag: str | None = None  # our client order id, as the broker echoes it
-    last_price: float | None = None
-    last_quantity: Qty = 0
-    time: float | None = None  # epoch seconds of the latest execution
-    reason: str | None = None  # why the status is what it is, in the broker's words
-    broker_status: str = ""  # the broker's own status word (logs)
-
-    def state(self, order_id: str) -> BrokerOrderState:
-        """As the reconciler's ``BrokerOrderState`` of our order ``order_id``."""
-        return BrokerOrderState(
-            order_id=order_id,
-            broker_order_id=self.broker_order_id,
-            status=self.status,
-            filled_quantity=self.filled,
-            avg_fill_price=self.avg_price,
-        )
-
-
-@dataclass(slots=True)
-class Tracked:
-    """What we know of one of our orders at the broker, and how much of it we reported."""
-
-    order_id: str  # our id = the broker's tag
-    broker_order_id: str
-    symbol: str | None = None
-    intent: Intent | None = None
-    quantity: Qty | None = None
-    strategy: str = "default"
-    filled: Qty = 0  # cumulative quantity already turned into Fill events
-    avg: float | None = None  # the broker's average fill price at that point
-    status: OrderStatus | None = None  # last status reported
-
-    @classmethod
-    def of(cls, order: Order, broker_order_id: str, status: OrderStatus | None = None) -> Tracked:
-        """One of our orders as submitted (what it already booked is the watermark)."""
-        req = order.request
-        return cls(
-            order_id=order.id,
-            broker_order_id=broker_order_id,
-            symbol=req.symbol,
-            intent=req.intent,
-            quantity=req.quantity,
-            strategy=req.strategy,
-            filled=order.filled_quantity,
-            avg=order.avg_fill_price,
-            status=status,
-        )
-
-
-def fill_price(tracked: Tracked, report: OrderReport, delta: Qty) -> float | None:
-    """The price of the ``delta`` executed since ``tracked``'s watermark.
-
-    The first execution is at the average; a single new execution at its own price;
-    several at the price that moves the old average to the new one.
-    """
-    prev, prev_avg, avg, cum = tracked.filled, tracked.avg, report.avg_price, tracked.filled + delta
-    if prev == 0 and avg:
-        return avg
-    if report.last_price and report.last_quantity == delta:
-        return report.last_price
-    if avg and prev_avg:
-        derived = (avg * cum - prev_avg * prev) / delta
-        return derived if derived > 0 else avg
-    return report.last_price or avg
 
 
 class OrderPoller(Generic[Raw]):
@@ -283,15 +200,22 @@ class OrderPoller(Generic[Raw]):
             tracked = self.tracked.get(broker_id)
             if tracked is None:
                 return
-            before = (tracked.filled, tracked.avg, tracked.status)
+            before = (tracked.filled, tracked.avg, tracked.status, copy_legs(tracked.legs))
             events: list[BrokerEvent] = []
-            fill = self.new_fill(tracked, report)
-            if fill is not None:
-                done = tracked.quantity is not None and tracked.filled >= tracked.quantity
+            fills = self.new_fills(tracked, report)
+            for n, fill in enumerate(fills, 1):
+                done = n == len(fills) and tracked.done
                 fill_status = OrderStatus.FILLED if done else OrderStatus.PARTIALLY_FILLED
                 events.append(BrokerEvent(tracked.order_id, fill_status, broker_id, fill=fill))
                 tracked.status = fill_status
             status = report.status
+            if status is OrderStatus.FILLED and not tracked.done and tracked.legs:
+                log.warning(  # never FILLED with executions unbooked: wait for the legs
+                    "%s order %s is filled but not all its legs' executions are reported",
+                    self.broker,
+                    broker_id,
+                )
+                status = tracked.status or OrderStatus.SUBMITTED
             if status is OrderStatus.UNKNOWN:
                 log.warning(
                     "%s order %s has unmapped status %r",
@@ -299,7 +223,7 @@ class OrderPoller(Generic[Raw]):
                     broker_id,
                     report.broker_status,
                 )
-            elif status is OrderStatus.SUBMITTED and tracked.filled > 0:
+            elif status is OrderStatus.SUBMITTED and tracked.executed:
                 pass  # a status lagging its own executions: never step back
             elif status is not tracked.status:
                 events.append(
@@ -310,7 +234,7 @@ class OrderPoller(Generic[Raw]):
                 self.tracked.pop(broker_id, None)
             for event in events:
                 if not await self.emit(event):
-                    tracked.filled, tracked.avg, tracked.status = before
+                    tracked.filled, tracked.avg, tracked.status, tracked.legs = before
                     self.tracked[broker_id] = tracked
                     return
 
@@ -320,22 +244,32 @@ class OrderPoller(Generic[Raw]):
         report: OrderReport,
         filled_quantity: Qty | None = None,
         avg_fill_price: float | None = None,
+        leg_fills: LegFills | None = None,
     ) -> list[Fill]:
         """Executions of our order not yet reported (reconciliation), from a baseline:
-        ``filled_quantity``/``avg_fill_price`` when the caller holds them, else what this
-        process reported, else nothing. Advances the watermark; an open order is
-        followed from then on (adopted after a restart)."""
+        ``filled_quantity``/``avg_fill_price`` (a spread: ``leg_fills``, else units x
+        ratio) when the caller holds them, else what this process reported, else
+        nothing. Advances the watermark; an open order is followed from then on."""
         broker_id = report.broker_order_id
         async with self._lock:
             tracked = self.adopt(order_id, broker_id) or Tracked(order_id, broker_id)
             if filled_quantity is not None:
                 tracked.filled = filled_quantity
                 tracked.avg = avg_fill_price
-            fill = self.new_fill(tracked, report)
+            if report.legs and (filled_quantity is not None or leg_fills is not None):
+                rebase(tracked, report, filled_quantity, leg_fills)
+            fills = self.new_fills(tracked, report)
             if not report.status.terminal:
                 self.tracked[broker_id] = tracked
                 self._wake.set()
-            return [fill] if fill is not None else []
+            return fills
+
+    def new_fills(self, tracked: Tracked, report: OrderReport) -> list[Fill]:
+        """New executions as Fills: one of the order, or one per leg that grew (a spread)."""
+        if tracked.legs or report.legs:
+            return new_leg_fills(tracked, report, self.broker, self.account, self.clock())
+        fill = self.new_fill(tracked, report)
+        return [fill] if fill is not None else []
 
     def new_fill(self, tracked: Tracked, report: OrderReport) -> Fill | None:
         """The execution since ``tracked``'s watermark as one Fill (and advance it), or None.

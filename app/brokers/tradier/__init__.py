@@ -1,6 +1,6 @@
 """The Tradier adapter: one package, registered under ``tradier``.
 
-``broker`` is ``TradierBroker`` (orders by tag, fills by polling through the shared
+``broker`` is ``TradierBroker`` (equity, option and multileg orders by tag, fills by polling through the shared
 ``app.brokers.polling.OrderPoller``, positions, balances); ``mapping`` Tradier's wire
 format and errors; ``credentials`` its accounts-file block and factory. The REST client
 and JSON normalising it shares with the Tradier feed live in ``app.tradier``.
@@ -12,10 +12,14 @@ from app.brokers.registry import BrokerSpec, register
 from app.brokers.tradier.broker import BROKER, TradierBroker
 from app.brokers.tradier.credentials import TradierCredentials, build
 from app.brokers.tradier.mapping import (
+    OPTION_SIDES,
     STATUSES,
     TAG_RE,
     call_error,
+    leg_report,
     map_status,
+    multileg_form,
+    option_form,
     order_form,
     order_report,
     place_error,
@@ -23,13 +27,17 @@ from app.brokers.tradier.mapping import (
 
 __all__ = [
     "BROKER",
+    "OPTION_SIDES",
     "STATUSES",
     "TAG_RE",
     "TradierBroker",
     "TradierCredentials",
     "build",
     "call_error",
+    "leg_report",
     "map_status",
+    "multileg_form",
+    "option_form",
     "order_form",
     "order_report",
     "place_error",
@@ -41,6 +49,6 @@ register(
         "tradier",
         build,
         credentials=TradierCredentials,
-        description="Tradier brokerage (equities; REST, order polling by tag)",
+        description="Tradier brokerage (equities, options, spreads; REST, order polling by tag)",
     )
 )

@@ -1,4 +1,5 @@
-"""Tradier behind the ``Broker`` protocol: equity orders, status, fills, positions, balances.
+"""Tradier behind the ``Broker`` protocol: equity, option and multileg (spread) orders,
+status, fills, positions, balances.
 
 Every call goes through the shared ``TradierClient`` (token, JSON, timeouts, quota,
 retries) and every answer through ``app.tradier.normalize`` (one-or-many, ``"null"``).
@@ -18,6 +19,12 @@ one order to a typed ``OrderReport``; the shared ``OrderPoller``
 (``app/brokers/polling.py``) reads the account's orders while any of ours are open and
 turns the growth into ``Fill`` deltas whose id is ``{broker order id}-{cumulative
 quantity}``: the same observation always yields the same id, so replays are idempotent.
+
+Options: a request whose symbol is an OCC symbol is a ``class=option`` order; a request
+with ``legs`` is ONE ``class=multileg`` order (2-4 legs). A multileg order's executions
+are reported per leg (``app/brokers/legs.py``): one ``Fill`` per leg per step, with the
+leg's OCC symbol and intent, id ``{broker order id}-{leg index}-{cumulative contracts}``.
+An expiry/exercise booking (``settle_price``) is never sent: ``BrokerError``.
 """
 
 from __future__ import annotations
@@ -29,8 +36,10 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from app.brokers.base import BrokerError, BrokerOrderState, BrokerTimeoutError, EventHandler
+from app.brokers.legs import LegFills
 from app.brokers.polling import OrderPoller
 from app.brokers.tradier.mapping import call_error, order_form, order_report, place_error
+from app.models.instruments import multiplier_of
 from app.models.market import Quote
 from app.models.orders import Fill, Order, Qty
 from app.models.portfolio import AccountState, Position
@@ -195,19 +204,23 @@ class TradierBroker:
         order_id: str,
         filled_quantity: Qty | None = None,
         avg_fill_price: float | None = None,
+        leg_fills: LegFills | None = None,
     ) -> list[Fill]:
         """Executions not yet reported for one of our orders (reconciliation).
 
         Tradier keeps only cumulative execution, so what is "new" is measured from a
         baseline: ``filled_quantity``/``avg_fill_price`` when the caller passes what it
         already holds, else what this process already reported, else nothing (the whole
-        execution as one fill). Reported fills advance the poller's watermark too.
+        execution as one fill). A multileg order's baseline is per leg: ``leg_fills``
+        (OCC -> [contracts, average price], the order's ``leg_fills``) when given, else
+        ``filled_quantity`` units of the spread x each leg's ratio; its fills are one per
+        leg that grew. Reported fills advance the poller's watermark too.
         """
         raw = await self._order_by_tag(order_id)
         if raw is None:
             return []
         return await self.poller.fills_for(
-            order_id, order_report(raw), filled_quantity, avg_fill_price
+            order_id, order_report(raw), filled_quantity, avg_fill_price, leg_fills
         )
 
     async def orders(self) -> list[dict[str, Any]]:
@@ -227,18 +240,23 @@ class TradierBroker:
 
     # -- account ----------------------------------------------------------------------
     async def positions(self) -> list[Position]:
+        """The account's positions. An option is listed under its OCC symbol, in
+        contracts, with ``cost_basis`` in dollars (x100): its average price is per share."""
         body = await self._get("positions", f"/accounts/{self.account}/positions")
         out = []
         for raw in tn.collection(body, "positions", "position"):
             if not isinstance(raw, dict) or not raw.get("symbol"):
                 continue
+            symbol = str(raw["symbol"]).strip()
+            multiplier = multiplier_of(symbol)
             qty = tn.integer(raw.get("quantity"))
             cost = tn.num(raw.get("cost_basis")) or 0.0
             out.append(
                 Position(
-                    symbol=str(raw["symbol"]),
+                    symbol=symbol,
                     quantity=qty,
-                    avg_price=round(abs(cost / qty), 6) if qty else 0.0,
+                    avg_price=round(abs(cost / qty / multiplier), 6) if qty else 0.0,
+                    multiplier=multiplier,
                 )
             )
         return out
