@@ -6,11 +6,17 @@ what TradeNote's own importer stores for the same fills (its Template CSV with T
 
 from __future__ import annotations
 
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
 from redis.asyncio import Redis
 
+from app.bus import Keys
 from app.journal.analytics import analytics
 from app.journal.tradenote import day_unix
 from app.journal.worker import JournalWorker
@@ -30,6 +36,7 @@ from tests.tradenote.server import TradeNoteServer, tradenote
 __all__ = ["journal_user", "tradenote"]
 
 pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
 CALL = "SPY261218C00600000"
 PUT = "SPY261218P00550000"
 QQQ_CALL = "QQQ260116C00520000"
@@ -113,3 +120,34 @@ async def test_option_trades_match_tradenotes_import_and_carry_dollar_pnl(
     assert trend["gross_pnl"] == pytest.approx(25.0) and trend["commissions"] == 2.0
     for key in ("by_underlying", "by_strategy"):
         assert sum(g["total_pnl"] for g in total[key].values()) == pytest.approx(total["total_pnl"])
+
+
+async def test_journal_export_csv_imports_into_tradenote_with_option_pnl(
+    redis: Redis, redis_srv: Any, tradenote: TradeNoteServer
+) -> None:
+    """``trader-ops journal export --date`` (the real CLI) writes rows TradeNote's own
+    Template importer turns into call/put trades with the right dollars."""
+    for f in option_fills():
+        await redis.xadd(Keys.FILLS_STREAM, {"fill": f.model_dump_json()})
+    env = {**os.environ, "TRADEROPS_REDIS_URL": redis_srv.url, "TRADEROPS_LOG_LEVEL": "WARNING"}
+    cmd = [sys.executable, "-c", "from app.journal.cli import journal_app; journal_app()", "export"]
+    texts = []
+    for day in (D1, D2):
+        done = subprocess.run([*cmd, "--date", day.isoformat()], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        texts.append(done.stdout)
+    assert [line.split(",")[4] for line in texts[0].splitlines()[1:]] == [
+        "call", "stock", "call", "call", "stock", "call",
+    ]  # fmt: skip
+    assert ",put,S,SPY261218P00550000,3,0,16:00:00,0,0,0,0,0,0,0,0,0,,,wheel" in texts[1]
+    user = tradenote.register(f"export-{secrets.token_hex(4)}@example.test", secrets.token_hex(8))
+    key = tradenote.generate_api_key(user)
+    for text in texts:
+        tradenote.import_csv(key, text)
+    days = {d["dateUnix"]: d for d in tradenote.day_documents(user)}
+    assert trade(days, D1, CALL)["grossProceeds"] == pytest.approx(150.0)
+    assert trade(days, D1, CALL)["type"] == "call"
+    assert trade(days, D1, QQQ_CALL)["netProceeds"] == pytest.approx(48.70)
+    assert trade(days, D2, PUT)["type"] == "put"
+    assert trade(days, D2, PUT)["netProceeds"] == pytest.approx(-361.95)
