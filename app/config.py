@@ -126,6 +126,7 @@ class Settings(BaseSettings):
     paper_slippage_bps: float = Field(1.0, ge=0)
     paper_commission_per_share: float = Field(0.0, ge=0)
     paper_min_commission: float = Field(0.0, ge=0)
+    paper_commission_per_contract: float = Field(0.0, ge=0)  # options, per contract per fill
     paper_partial_fill_shares: int | None = Field(None, gt=0)
     broker_timeout_seconds: float = Field(10.0, gt=0)
     accounts: Path | None = Field(

@@ -19,9 +19,11 @@ from redis.asyncio import Redis
 
 from app.autopipeline import AutoPipeline
 from app.brokers.base import BrokerError, BrokerEvent, BrokerOrderState, EventHandler
+from app.brokers.paper_options import spread_fills, spread_prices
 from app.brokers.registry import BrokerContext, BrokerSpec, register
 from app.bus import Keys
 from app.models.market import Quote
+from app.models.occ import is_occ
 from app.models.orders import Fill, Order, OrderStatus, OrderType, Qty, Side
 from app.models.portfolio import AccountState, Position
 
@@ -45,6 +47,7 @@ class PaperBroker:
         slippage_bps: float = 1.0,
         commission_per_share: float = 0.0,
         min_commission: float = 0.0,
+        commission_per_contract: float = 0.0,
         partial_fill_shares: int | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -54,6 +57,7 @@ class PaperBroker:
         self.account = account
         self.slippage = slippage_bps / 10_000
         self.per_share = commission_per_share
+        self.per_contract = commission_per_contract
         self.min_commission = min_commission
         self.partial = partial_fill_shares
         self.clock = clock
@@ -85,15 +89,19 @@ class PaperBroker:
             "avg_price": None,
             "fills": [],
         }
-        quote = await self.quotes(order.request.symbol)
-        fill: Fill | None = None
-        if quote is None:
-            record["status"] = OrderStatus.REJECTED.value
-            record["reason"] = f"no quote for {order.request.symbol}"
+        fills: list[Fill] = []
+        if order.request.legs or order.request.settle_price is not None:
+            fills, record = await self._option_fills(record)
         else:
-            price = self._fill_price(record, quote)
-            if price is not None:
-                fill, record = self._filled(record, price)
+            quote = await self.quotes(order.request.symbol)
+            if quote is None:
+                record["status"] = OrderStatus.REJECTED.value
+                record["reason"] = f"no quote for {order.request.symbol}"
+            else:
+                price = self._fill_price(record, quote)
+                if price is not None:
+                    fill, record = self._filled(record, price)
+                    fills.append(fill)
         if not await self.create_record(order.id, orjson.dumps(record)):
             existing = orjson.loads(await self.redis.hget(self.key, order.id) or b"{}")
             if existing.get("broker_order_id") != record["broker_order_id"]:
@@ -105,11 +113,42 @@ class PaperBroker:
         status = OrderStatus(record["status"])
         if not status.terminal:
             self.resting[order.id] = record
-        if fill is not None:
-            await self._emit(BrokerEvent(order.id, status, broker_id, fill=fill))
-        else:
+        for i, fill in enumerate(fills):
+            last = i == len(fills) - 1
+            shown = status if last else OrderStatus.PARTIALLY_FILLED
+            await self._emit(BrokerEvent(order.id, shown, broker_id, fill=fill))
+        if not fills:
             await self._emit(BrokerEvent(order.id, status, broker_id, reason=record.get("reason")))
         return broker_id
+
+    async def _option_fills(self, record: dict[str, Any]) -> tuple[list[Fill], dict[str, Any]]:
+        """A spread (every leg at once) or an expiry booking, if it fills now."""
+        request = record["order"]["request"]
+        if request.get("settle_price") is not None:
+            fill, record = self._filled(record, float(request["settle_price"]))
+            return [fill], record
+        prices = await spread_prices(request, self.quotes, self.slippage)
+        if prices is None:
+            if OrderType(request["order_type"]) is OrderType.MARKET:
+                record["status"] = OrderStatus.REJECTED.value
+                record["reason"] = "no two-sided quote for every leg of the spread"
+            return [], record
+        fills = spread_fills(
+            record,
+            prices,
+            broker=self.name,
+            account=self.account,
+            per_contract=self.per_contract,
+            now=self.clock(),
+        )
+        updated = {
+            **record,
+            "filled": request["quantity"],
+            "avg_price": round(_net_per_unit(request, prices), 6),
+            "fills": [*record["fills"], *(f.model_dump(mode="json") for f in fills)],
+            "status": OrderStatus.FILLED.value,
+        }
+        return fills, updated
 
     async def cancel(self, order: Order) -> None:
         record = self.resting.get(order.id)
@@ -165,9 +204,29 @@ class PaperBroker:
         for record in [
             r for r in self.resting.values() if r["order"]["request"]["symbol"] == quote.symbol
         ]:
+            if record["order"]["request"].get("legs"):
+                await self._fill_spread(record)
+                continue
             price = self._fill_price(record, quote)
             if price is not None:
                 await self._fill(record, price)
+
+    async def _fill_spread(self, record: dict[str, Any]) -> None:
+        """A resting spread, re-priced on a quote of its underlying."""
+        fills, updated = await self._option_fills(dict(record))
+        if not fills:
+            return
+        async with self._lock:
+            if record["status"] not in ("submitted", "partially_filled"):
+                return
+            await self.save_record(updated)
+            record.update(updated)
+            self.resting.pop(record["order"]["id"], None)
+        for i, fill in enumerate(fills):
+            status = OrderStatus.FILLED if i == len(fills) - 1 else OrderStatus.PARTIALLY_FILLED
+            await self._emit(
+                BrokerEvent(fill.order_id, status, record["broker_order_id"], fill=fill)
+            )
 
     # -- internals -------------------------------------------------------------
     def _fill_price(self, record: dict[str, Any], quote: Quote) -> float | None:
@@ -204,11 +263,14 @@ class PaperBroker:
         request = order["request"]
         remaining = request["quantity"] - record["filled"]
         qty = min(remaining, self.partial) if self.partial else remaining
-        commission = (
-            round(max(self.min_commission, self.per_share * qty), 4)
-            if self.per_share
-            else self.min_commission
-        )
+        if is_occ(request["symbol"]):
+            commission = round(self.per_contract * qty, 4)
+        else:
+            commission = (
+                round(max(self.min_commission, self.per_share * qty), 4)
+                if self.per_share
+                else self.min_commission
+            )
         fill = Fill(
             id=f"{record['broker_order_id']}-{len(record['fills']) + 1}",
             order_id=order["id"],
@@ -292,8 +354,18 @@ def _build(ctx: BrokerContext) -> PaperBroker:
         slippage_bps=settings.paper_slippage_bps,
         commission_per_share=settings.paper_commission_per_share,
         min_commission=settings.paper_min_commission,
+        commission_per_contract=settings.paper_commission_per_contract,
         partial_fill_shares=settings.paper_partial_fill_shares,
     )
 
 
 register(BrokerSpec("paper", _build, description="built-in paper broker (Redis-backed book)"))
+
+
+def _net_per_unit(request: dict[str, Any], prices: dict[str, float]) -> float:
+    """The spread's signed net per unit (+ paid) at these leg prices."""
+    total = 0.0
+    for leg in request["legs"]:
+        sign = 1 if leg["intent"] in ("buy", "buy_to_cover") else -1
+        total += sign * int(leg["ratio"]) * prices[leg["symbol"]]
+    return total

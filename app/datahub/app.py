@@ -26,7 +26,7 @@ from app.datahub.guards import HostAllowList
 from app.datahub.market import LookupLimitedError, MarketData
 from app.datahub.marks import FillMarks
 from app.datahub.publisher import QuotePublisher
-from app.datahub.routers import admin, console, health, quotes, stream, udf, webhook
+from app.datahub.routers import admin, console, health, options, quotes, stream, udf, webhook
 from app.datahub.services import Services
 from app.datahub.stream import QuoteHub
 from app.datahub.wiring import QuotePump, engine_factory
@@ -37,6 +37,7 @@ from app.feeds import make_feed
 from app.feeds.base import Feed
 from app.observability.metrics import HTTP_LATENCY, HTTP_REQUESTS
 from app.observability.tracing import instrument_app
+from app.options.chains import OptionChains
 
 log = logging.getLogger(__name__)
 
@@ -83,8 +84,9 @@ def create_app(settings: Settings, *, feed: Feed | None = None) -> FastAPI:
                 engine_factory(settings, redis, market),
                 lease_seconds=settings.account_lease_seconds,
             )
+        chains = OptionChains(the_feed)  # one per process: the same cache for every reader
         services = Services(
-            settings, redis, the_feed, market, hub, publisher, accounts, intake, execution
+            settings, redis, the_feed, market, hub, publisher, accounts, intake, execution, chains
         )
         services.extras["marks"] = FillMarks(redis)  # our fills as UDF chart marks
         app.state.services = services
@@ -148,6 +150,7 @@ def create_app(settings: Settings, *, feed: Feed | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(stream.router)
     app.include_router(admin.router)
+    app.include_router(options.router)
     app.include_router(console.router)
     instrument_app(app)  # no-op unless setup_tracing() ran first
 

@@ -15,6 +15,9 @@ from app.execution.intake import Intake
 from app.execution.service import ExecutionService
 from app.execution.store import ExecutionStore
 from app.feeds.base import Feed
+from app.models.instruments import multiplier_of
+from app.options.chains import OptionChains
+from app.portfolio.book import AccountBook
 
 
 @dataclass
@@ -28,8 +31,18 @@ class Services:
     accounts: AccountsConfig
     intake: Intake
     execution: ExecutionService | None  # None: engines run in `trader-ops execution`
+    chains: OptionChains  # the process's one option chain cache (hand it to an engine too)
     extras: dict[str, object] = field(default_factory=dict)
 
     def store(self, account: str) -> ExecutionStore:
         """An account's state as every process reads it (Redis, not an engine's memory)."""
         return ExecutionStore(self.redis, account)
+
+    async def book(self, account: str) -> AccountBook | None:
+        """An account's stored book, read the way the engine keeps it: with each
+        instrument's multiplier (an option's 100, a future's point value), so positions,
+        market value and unrealised P&L read from it are in dollars (None: never stored)."""
+        data = await self.store(account).load_book_data()
+        if data is None:
+            return None
+        return AccountBook.from_dict(data, multiplier_of=multiplier_of)

@@ -24,6 +24,7 @@ from app.execution.store import ExecutionStore
 from app.feeds.base import FeedError
 from app.models.instruments import multiplier_of
 from app.models.market import Quote
+from app.options.chains import OptionChains
 from app.portfolio.book import AccountBook
 from app.risk.engine import RiskEngine
 
@@ -40,6 +41,8 @@ def make_broker(
 
 
 def engine_factory(settings: Settings, redis: Redis, market: MarketData) -> EngineFactory:
+    chains = OptionChains(market.feed)  # one short chain cache for the process's accounts
+
     async def quote(symbol: str) -> Quote | None:
         try:
             return (await market.quotes([symbol])).get(symbol)
@@ -59,6 +62,7 @@ def engine_factory(settings: Settings, redis: Redis, market: MarketData) -> Engi
             starting_cash=account.starting_cash or settings.paper_cash,
             alert_ttl=settings.alert_ttl_seconds,
             broker_timeout=settings.broker_timeout_seconds,
+            chains=chains,
         )
 
     return build

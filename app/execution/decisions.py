@@ -20,15 +20,11 @@ from redis.exceptions import RedisError
 
 from app.execution.planner import plan_in_book
 from app.execution.sizing import SizingError, SizingRule
-from app.execution.store import (
-    OrderExistsError,
-)
+from app.execution.store import OrderExistsError
 from app.models.alerts import Alert, AlertAction, Decision
 from app.models.market import Quote
 from app.models.orders import Order, OrderRequest, OrderStatus
-from app.observability.metrics import (
-    ORDERS,
-)
+from app.observability.metrics import ORDERS
 
 if TYPE_CHECKING:
     from app.execution.engine import ExecutionEngine
@@ -206,31 +202,30 @@ class AlertDecider:
         )
         denial: Decision | None = None
         orders: list[Order] = []
+        options = self.engine.options
+        prepared, denial = await options.prepare_or_deny(alert, price, base)
         async with self.engine.lock:
             try:
-                requests = self.requests_for(alert, alert_id, price, rule)
+                requests, refs = (
+                    ([], {})
+                    if denial is not None
+                    else options.requests(prepared, alert, alert_id, price, rule, base)
+                )
             except SizingError as exc:
                 requests = []
                 denial = Decision(
                     **base, status="denied", check="sizing", reason="cannot_size", message=str(exc)
                 )
             if denial is None and not requests:
-                denial = Decision(
-                    **base,
-                    status="ignored",
-                    reason="no_position",
-                    message=f"no open position in {alert.ticker}"
-                    + (
-                        f" for strategy {alert.strategy}"
-                        if alert.action is AlertAction.EXIT
-                        else ""
-                    ),
+                whose = (
+                    f" for strategy {alert.strategy}" if alert.action is AlertAction.EXIT else ""
                 )
+                message = f"no open position in {alert.ticker}{whose}"
+                denial = Decision(**base, status="ignored", reason="no_position", message=message)
             counted: list[OrderRequest] = []
             for request in requests:
-                verdict = self.engine.risk.check(
-                    request, request.limit_price or request.stop_price or price
-                )
+                ref = request.limit_price or request.stop_price or refs.get(request.client_order_id)
+                verdict = self.engine.risk.check(request, ref or price)
                 if not verdict.allowed:
                     for done in counted:  # an earlier leg of this alert: release it
                         self.engine.book.order_done(done.client_order_id)
@@ -244,7 +239,7 @@ class AlertDecider:
                     )
                     break
                 self.engine.risk.on_order_submitted(request, now)
-                self.engine.book.order_submitted(request, price)  # counts as working at once
+                self.engine.book.order_submitted(request, ref or price)  # working at once
                 counted.append(request)
             if denial is None:
                 orders = [self._new_order(r, now) for r in requests]

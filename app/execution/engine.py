@@ -27,6 +27,7 @@ from app.execution.brackets import Brackets
 from app.execution.decisions import AlertDecider
 from app.execution.fills import FillBooker
 from app.execution.lifecycle import OrderLifecycle
+from app.execution.option_decisions import OptionDecider
 from app.execution.reconcile import Reconciler
 from app.execution.sizing import SizingConfig, SizingRule
 from app.execution.store import (
@@ -44,6 +45,7 @@ from app.observability.metrics import (
     KILL_SWITCH,
     OPEN_POSITIONS,
 )
+from app.options.chains import OptionChains
 from app.portfolio.book import FLATTEN_STRATEGY
 from app.retry import raise_if_cancelling
 from app.risk.engine import RiskEngine
@@ -68,6 +70,7 @@ class ExecutionEngine:
         broker_timeout: float = 10.0,
         clock: Callable[[], float] = time.time,
         adopt_book: bool = True,
+        chains: OptionChains | None = None,
     ) -> None:
         self.store = store
         self.broker = broker
@@ -91,6 +94,9 @@ class ExecutionEngine:
         self.brackets = Brackets()  # stop-loss / take-profit exits of filled entries
         self.reconciler = Reconciler(self)  # in line with the broker and Redis
         self.decider = AlertDecider(self)  # alert -> orders and decision, stored once
+        self.options = OptionDecider(self, chains)  # option alerts: chains, contracts, spreads
+        if chains is not None:
+            risk.option_quote = chains.quote  # the option checks read the same chains
         self.lifecycle = OrderLifecycle(self)  # orders to the broker, their state machine
         self.fills = FillBooker(self)  # broker events -> the book, stored per batch
         self.lock = asyncio.Lock()

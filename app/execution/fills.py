@@ -35,6 +35,22 @@ class Booked:
     write: FillWrite
     before: tuple[OrderStatus, Qty, float | None, float]
     checkpoint: Checkpoint
+    legs_before: dict[str, list[float]]
+
+
+def spread_filled(order: Order, fill: Fill) -> None:
+    """A leg's execution on a spread order: the leg's contracts and average, the units
+    complete on every leg (``filled_quantity``) and the signed net per unit so far."""
+    qty, avg = order.leg_fills.get(fill.symbol, [0.0, 0.0])
+    total = qty + fill.quantity
+    order.leg_fills[fill.symbol] = [total, (avg * qty + fill.price * fill.quantity) / total]
+    legs = order.request.legs
+    units = min(order.leg_fills.get(leg.symbol, [0.0])[0] / leg.ratio for leg in legs)
+    order.filled_quantity = int(units) if float(units).is_integer() else units
+    if all(leg.symbol in order.leg_fills for leg in legs):
+        order.avg_fill_price = round(
+            sum(leg.side.sign * leg.ratio * order.leg_fills[leg.symbol][1] for leg in legs), 6
+        )
 
 
 class FillBooker:
@@ -145,17 +161,21 @@ class FillBooker:
         if fill.account != self.engine.label:  # the journal keeps each account apart
             fill = fill.model_copy(update={"account": self.engine.label})
         before = (order.status, order.filled_quantity, order.avg_fill_price, order.updated_at)
+        legs_before = {k: list(v) for k, v in order.leg_fills.items()}
         checkpoint = self.engine.book.checkpoint(fill.symbol, order.id)
         now = self.engine.clock()
         submitted = ""
         if order.status is OrderStatus.NEW:  # filled on submit: store SUBMITTED with the fill
             order.status = OrderStatus.SUBMITTED
             submitted = order.model_copy(update={"updated_at": now}).model_dump_json()
-        prev = order.filled_quantity
-        order.filled_quantity = prev + fill.quantity
-        order.avg_fill_price = (
-            (order.avg_fill_price or 0.0) * prev + fill.price * fill.quantity
-        ) / order.filled_quantity
+        if order.request.legs:  # (its leg_fills are restored by ``_undo_fill``)
+            spread_filled(order, fill)
+        else:
+            prev = order.filled_quantity
+            order.filled_quantity = prev + fill.quantity
+            order.avg_fill_price = (
+                (order.avg_fill_price or 0.0) * prev + fill.price * fill.quantity
+            ) / order.filled_quantity
         order.status = (
             OrderStatus.FILLED
             if order.filled_quantity >= order.request.quantity
@@ -164,7 +184,7 @@ class FillBooker:
         order.updated_at = now
         self.engine.book.apply_fill(fill, order.id)
         write = FillWrite(fill, order.id, order.model_dump_json(), order.status.terminal, submitted)
-        return Booked(event, order, write, before, checkpoint)
+        return Booked(event, order, write, before, checkpoint, legs_before)
 
     def _fill_booked(self, b: Booked) -> None:
         """What follows a stored fill: metrics, the order's end, brackets (the book has it
@@ -184,4 +204,5 @@ class FillBooker:
         b.order.status, b.order.filled_quantity, b.order.avg_fill_price, b.order.updated_at = (
             b.before
         )
+        b.order.leg_fills = b.legs_before
         self.engine.book.restore(b.checkpoint)

@@ -99,6 +99,23 @@ def plan(
     return requests
 
 
+def pending_by_symbol(working: Iterable[Order], strategy: str | None = None) -> dict[str, Qty]:
+    """The signed remaining quantity of working orders per symbol (a spread's per leg
+    contract), of one strategy's orders when ``strategy`` is given."""
+    pending: dict[str, Qty] = {}
+    for o in working:
+        req = o.request
+        if strategy is not None and req.strategy != strategy:
+            continue
+        if req.legs:
+            for leg in req.legs:
+                signed = o.remaining * leg.ratio * leg.side.sign
+                pending[leg.symbol] = pending.get(leg.symbol, 0) + signed
+        else:
+            pending[req.symbol] = pending.get(req.symbol, 0) + o.remaining * req.side.sign
+    return pending
+
+
 def plan_in_book(
     alert: Alert,
     alert_id: str,
@@ -113,10 +130,11 @@ def plan_in_book(
     pending: Qty = 0
     strategy_pending: Qty = 0
     for o in working:
-        if o.request.symbol == alert.ticker:
-            signed = o.remaining * o.request.side.sign
+        req = o.request
+        if req.symbol == alert.ticker and not req.legs:
+            signed = o.remaining * req.side.sign
             pending += signed
-            if o.request.strategy == alert.strategy:
+            if req.strategy == alert.strategy:
                 strategy_pending += signed
     return plan(
         alert,

@@ -9,6 +9,9 @@ restart changes nothing:
   volatility and volume around the US regular session;
 * a live quote inside a minute moves between that minute's open and close and
   never leaves its high/low, so the forming bar and the quotes always agree.
+
+Options on the plain tickers (``app/feeds/sim_chains.py``): chains, and OCC symbols in
+``quotes``/``stream``/``resolve`` priced from the same model at the same moment.
 """
 
 from __future__ import annotations
@@ -29,9 +32,11 @@ import numpy as np
 import orjson
 
 from app.feeds.bar_worker import BarWorker
-from app.feeds.base import NoOptionsError, UnknownSymbolError
+from app.feeds.base import UnknownSymbolError
+from app.feeds.sim_chains import SimOptions
 from app.feeds.universe import Instrument, instrument_for
 from app.models.market import Bar, History, Quote, Resolution, SymbolInfo
+from app.models.occ import is_occ
 from app.options.chain import OptionChain
 
 MINUTES = 1440
@@ -103,6 +108,7 @@ class SimulatedFeed:
         self._now = clock or time.time
         self._days_lock = threading.Lock()  # history runs in a worker thread, quotes on the loop
         self.worker = BarWorker(symbols, seed)
+        self.options = SimOptions(self, seed)
 
     # -- protocol ---------------------------------------------------------------
     async def start(self) -> None:
@@ -116,7 +122,9 @@ class SimulatedFeed:
 
     async def resolve(self, symbol: str) -> SymbolInfo | None:
         inst = self.instruments.get(symbol)
-        return _info(inst) if inst else None
+        if inst is not None:
+            return _info(inst)
+        return self.options.info(symbol, self._now()) if is_occ(symbol) else None
 
     async def search(self, query: str, limit: int = 30) -> list[SymbolInfo]:
         q = query.strip().upper()
@@ -129,14 +137,26 @@ class SimulatedFeed:
         return [_info(i) for i in hits[:limit]]
 
     async def quotes(self, symbols: Sequence[str]) -> dict[str, Quote]:
+        """Tickers of the universe and listed OCC option contracts; others are absent."""
         now = self._now()
-        return {s: self.quote_at(s, now) for s in symbols if s in self.instruments}
+        found: dict[str, Quote] = {}
+        for s in symbols:
+            quote = self.any_quote_at(s, now)
+            if quote is not None:
+                found[s] = quote
+        return found
 
     async def expirations(self, symbol: str) -> list[date]:
-        raise NoOptionsError(f"{self.name} feed: no option chains yet")
+        return self.options.expirations(symbol, self._now())
 
     async def chain(self, symbol: str, expiration: date) -> OptionChain:
-        raise NoOptionsError(f"{self.name} feed: no option chains yet")
+        return self.options.chain(symbol, expiration, self._now())
+
+    def any_quote_at(self, symbol: str, ts: float) -> Quote | None:
+        """The quote of a ticker or of a listed OCC contract at ``ts``; None if unknown."""
+        if symbol in self.instruments:
+            return self.quote_at(symbol, ts)
+        return self.options.quote(symbol, ts) if is_occ(symbol) else None
 
     async def history(
         self,
@@ -149,6 +169,8 @@ class SimulatedFeed:
         """Bars are CPU work (up to ~2 s for decades of days): done in a worker thread so
         the event loop keeps answering; the datahub bounds how many run at once."""
         now = self._now()
+        if symbol not in self.instruments and is_occ(symbol):
+            return History(bars=[])  # options are quoted, not charted
         return await asyncio.to_thread(
             self.history_at, symbol, resolution, start, end, countback, now=now
         )
@@ -162,6 +184,8 @@ class SimulatedFeed:
         countback: int | None = None,
     ) -> bytes:
         """The UDF JSON body, computed in the bar worker process (see app/feeds/bar_worker.py)."""
+        if symbol not in self.instruments and is_occ(symbol):
+            return orjson.dumps(History(bars=[]).udf_columns())  # options: no bars
         self._inst(symbol)
         now = self._now()
         try:
@@ -174,11 +198,14 @@ class SimulatedFeed:
             return orjson.dumps(history.udf_columns())
 
     async def stream(self, symbols: Sequence[str]) -> AsyncIterator[list[Quote]]:
-        wanted = [s for s in symbols if s in self.instruments]
+        """Quotes of the universe's tickers and of OCC contracts (those listed at each tick;
+        an expired contract drops out of the batches)."""
+        wanted = [s for s in symbols if s in self.instruments or is_occ(s)]
         interval = max(0.001, 1.0 / self.quote_rate)
         next_tick = time.monotonic()
         while True:
-            yield [self.quote_at(s, self._now()) for s in wanted]
+            now = self._now()
+            yield [q for s in wanted if (q := self.any_quote_at(s, now)) is not None]
             next_tick += interval
             delay = next_tick - time.monotonic()
             if delay < 0:  # fell behind: skip missed ticks rather than bursting
@@ -187,6 +214,14 @@ class SimulatedFeed:
             await asyncio.sleep(delay)
 
     # -- deterministic model ------------------------------------------------------
+    def close_range(self, symbol: str, first_day: int, last_day: int) -> tuple[float, float]:
+        """(lowest, highest) daily close of ``symbol`` over day numbers [first, last]."""
+        closes = self._anchor_closes(symbol)
+        lo = min(max(first_day - EPOCH_DAY, 0), len(closes) - 1)
+        hi = min(max(last_day - EPOCH_DAY, lo), len(closes) - 1)
+        window = closes[lo : hi + 1]
+        return float(window.min()), float(window.max())
+
     def _inst(self, symbol: str) -> Instrument:
         inst = self.instruments.get(symbol)
         if inst is None:

@@ -198,12 +198,50 @@ class TradierFeed:
             found.update((q.symbol, q) for q in quotes if q.symbol in chunk)
         return found
 
-    # -- bars ---------------------------------------------------------------------------
+    # -- options ------------------------------------------------------------------------
+    @staticmethod
+    def _underlying(symbol: str) -> str:
+        wanted = normalize_symbol(symbol)
+        if not is_valid_symbol(wanted):
+            raise NoOptionsError(f"Tradier lists no options for {symbol!r}: not a symbol")
+        return wanted
+
     async def expirations(self, symbol: str) -> list[date]:
-        raise NoOptionsError(f"{self.name} feed: no option chains yet")
+        """Every listed expiration, all roots included (SPXW beside SPX, AAPL1 after a
+        corporate action); NoOptionsError when Tradier answers ``null``."""
+        wanted = self._underlying(symbol)
+        params = {"symbol": wanted, "includeAllRoots": "true"}
+        body = await self._get("expirations", "/markets/options/expirations", params)
+        found = tn.expiration_dates(body)
+        if not found:
+            raise NoOptionsError(f"Tradier lists no options for {wanted}")
+        return found
 
     async def chain(self, symbol: str, expiration: date) -> OptionChain:
-        raise NoOptionsError(f"{self.name} feed: no option chains yet")
+        """One expiration with greeks (ORATS, refreshed about hourly: ``greeks_time``) and
+        the underlying's last price; NoOptionsError when nothing is listed that day."""
+        wanted = self._underlying(symbol)
+        params = {"symbol": wanted, "expiration": expiration.isoformat(), "greeks": "true"}
+        body, spot = await asyncio.gather(
+            self._get("chains", "/markets/options/chains", params), self._last_price(wanted)
+        )
+        chain = tn.option_chain(body, wanted, expiration, self._clock(), spot)
+        if not chain.quotes:
+            raise NoOptionsError(
+                f"Tradier lists no {wanted} options expiring {expiration.isoformat()}"
+            )
+        return chain
+
+    async def _last_price(self, symbol: str) -> float | None:
+        """The underlying's last price for a chain; None rather than failing the chain."""
+        try:
+            quote = (await self.quotes([symbol])).get(symbol)
+        except FeedError as exc:
+            log.warning("Tradier quote of %s for its option chain failed: %s", symbol, exc)
+            return None
+        return None if quote is None else quote.last
+
+    # -- bars ---------------------------------------------------------------------------
 
     async def history(
         self,

@@ -7,6 +7,12 @@ documents use); the time zone only says which day is "today". Results are
 cached in Redis keyed by their parameters and the fills stream's last entry id, so a
 new fill invalidates them and nothing else does.
 
+Money is ``points x quantity x multiplier`` (100 for an OCC option, a future's point
+value). Each summary also breaks its P&L and trades down ``by_underlying`` (an option's
+underlying, a share's own symbol) and ``by_strategy`` (the strategy of the fill that
+opened the round trip): a round trip, its realised P&L and the commissions charged to
+it belong to one group of each, so each breakdown sums to the summary's figures.
+
 For the datahub: ``GET /api/v1/analytics`` -> ``analytics(redis, ...)``,
 ``GET /api/v1/analytics/calendar?months=N`` -> ``calendar(redis, N)``.
 """
@@ -26,7 +32,7 @@ from redis.asyncio import Redis
 
 from app.bus import Keys
 from app.journal.ledger import read_fills
-from app.journal.tradenote import JOURNAL_CALENDAR
+from app.journal.tradenote import JOURNAL_CALENDAR, underlying_of
 from app.models.instruments import multiplier_of
 from app.models.orders import Fill
 from app.portfolio.fifo import Lots, match
@@ -35,6 +41,8 @@ from app.sessions import trading_day
 TRADING_DAYS = 252
 DEFAULT_TZ = "America/New_York"
 CALENDAR_MONTHS = (1, 3, 6, 12)
+#: The breakdowns each summary has: output key -> the trip attribute it groups by.
+GROUPINGS = {"by_underlying": "underlying", "by_strategy": "strategy"}
 
 
 @dataclass
@@ -47,10 +55,26 @@ class Trip:
     exit_day: date | None = None
     gross: float = 0.0
     commission: float = 0.0
+    underlying: str = ""  # an option's underlying, a share's own symbol
+    strategy: str = "default"  # the strategy of the fill that opened the round trip
 
     @property
     def net(self) -> float:
         return self.gross - self.commission
+
+
+@dataclass
+class _GroupDays:
+    """One group's net and gross P&L per trading day (realised, commissions charged) and
+    the symbols it filled that day."""
+
+    net: dict[date, float] = field(default_factory=dict)
+    gross: dict[date, float] = field(default_factory=dict)
+    symbols: dict[date, set[str]] = field(default_factory=dict)
+
+    def add(self, day: date, net: float, gross: float = 0.0) -> None:
+        self.net[day] = self.net.get(day, 0.0) + net
+        self.gross[day] = self.gross.get(day, 0.0) + gross
 
 
 @dataclass
@@ -70,6 +94,16 @@ class Realised:
     daily_fills: dict[date, int] = field(default_factory=dict)
     commissions: float = 0.0
     fills: int = 0
+    # "underlying"/"strategy" -> group name -> its days
+    groups: dict[str, dict[str, _GroupDays]] = field(default_factory=dict)
+
+    def group_days(self, trip: Trip) -> list[_GroupDays]:
+        """The days of each group ``trip`` belongs to (one per grouping)."""
+        out = []
+        for attribute in GROUPINGS.values():
+            groups = self.groups.setdefault(attribute, {})
+            out.append(groups.setdefault(getattr(trip, attribute), _GroupDays()))
+        return out
 
 
 def realise(fills: Sequence[Fill], calendar: str = JOURNAL_CALENDAR) -> Realised:
@@ -89,11 +123,21 @@ def realise(fills: Sequence[Fill], calendar: str = JOURNAL_CALENDAR) -> Realised
         charged = False
         while abs(remaining) > 1e-9:
             if book.trip is None:
-                book.trip = Trip(fill.account, fill.symbol, remaining > 0, fill.time)
+                book.trip = Trip(
+                    fill.account,
+                    fill.symbol,
+                    remaining > 0,
+                    fill.time,
+                    underlying=underlying_of(fill.symbol),
+                    strategy=fill.strategy,
+                )
                 out.trips.append(book.trip)
             trip = book.trip
             if not charged:
                 trip.commission += fill.commission
+                for group in out.group_days(trip):
+                    group.add(day, -fill.commission)
+                    group.symbols.setdefault(day, set()).add(fill.symbol)
                 charged = True
             if (remaining > 0) == trip.long:
                 book.lots.append([remaining, fill.price])
@@ -104,6 +148,8 @@ def realise(fills: Sequence[Fill], calendar: str = JOURNAL_CALENDAR) -> Realised
             trip.gross += pnl
             out.daily[day] += pnl
             out.daily_gross[day] += pnl
+            for group in out.group_days(trip):
+                group.add(day, pnl, pnl)
             if not book.lots:
                 trip.exit_time = fill.time
                 trip.exit_day = day
@@ -207,7 +253,42 @@ def summarise(
         "longest_losing_days": day_loss_streak,
         "days_traded": len(days),
         "open_positions": sum(1 for t in realised.trips if not t.exit_time),
+        **{
+            key: _breakdown(realised, attribute, closed, in_range)
+            for key, attribute in GROUPINGS.items()
+        },
     }
+
+
+def _breakdown(
+    realised: Realised, attribute: str, closed: Sequence[Trip], in_range: Callable[[date], bool]
+) -> dict[str, dict[str, Any]]:
+    """Per group (an underlying, a strategy) with fills in the range: its P&L and the
+    round trips it closed there, its open round trips, and the symbols it filled there."""
+    out: dict[str, dict[str, Any]] = {}
+    for name, days in sorted(realised.groups.get(attribute, {}).items()):
+        active = [d for d in days.net if in_range(d)]
+        if not active:
+            continue
+        total = sum(days.net[d] for d in active)
+        gross = sum(days.gross[d] for d in active)
+        nets = [t.net for t in closed if getattr(t, attribute) == name]
+        wins = sum(1 for n in nets if n > 0)
+        open_trips = sum(
+            1 for t in realised.trips if not t.exit_time and getattr(t, attribute) == name
+        )
+        out[name] = {
+            "total_pnl": _r(total, 2),
+            "gross_pnl": _r(gross, 2),
+            "commissions": _r(gross - total, 2),
+            "trades": len(nets),
+            "wins": wins,
+            "losses": sum(1 for n in nets if n < 0),
+            "win_rate": _r(wins / len(nets)) if nets else None,
+            "open_positions": open_trips,
+            "symbols": sorted(set().union(*(days.symbols.get(d, set()) for d in active))),
+        }
+    return out
 
 
 # -- caching --------------------------------------------------------------------------

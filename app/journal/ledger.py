@@ -13,7 +13,14 @@ from pydantic import ValidationError
 from redis.asyncio import Redis
 
 from app.bus import Keys
-from app.journal.tradenote import JOURNAL_CALENDAR, SIDES, settlement_day
+from app.journal.tradenote import (
+    ASSET_TYPE,
+    JOURNAL_CALENDAR,
+    SIDES,
+    instrument_of,
+    settlement_day,
+)
+from app.models.instruments import multiplier_of
 from app.models.orders import Fill
 from app.sessions import get_sessions, trading_day
 
@@ -71,7 +78,11 @@ def template_csv(
     fills: Iterable[Fill], account_for: Any, tz: ZoneInfo, calendar: str = JOURNAL_CALENDAR
 ) -> str:
     """TradeNote's Template CSV (the importer's generic format), one row per fill: T/D
-    is the trading day on ``calendar``, Exec Time the wall time in ``tz``."""
+    is the trading day on ``calendar``, Exec Time the wall time in ``tz``.
+
+    An option's row has Type ``call``/``put``, its OCC symbol, Qty in contracts, Price
+    per share and the proceeds in dollars (x100): TradeNote's template importer takes
+    Gross/Net Proceeds as they are and sums them into the trade's P&L."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(TEMPLATE_COLUMNS)
@@ -79,7 +90,8 @@ def template_csv(
         side = SIDES[fill.intent]
         local = datetime.fromtimestamp(fill.time, tz)
         day = trading_day(fill.time, calendar)
-        notional = fill.quantity * fill.price
+        instrument = instrument_of(fill.symbol)
+        notional = fill.quantity * fill.price * multiplier_of(fill.symbol)
         gross = -notional if side in ("B", "BC") else notional
         writer.writerow(
             [
@@ -87,9 +99,9 @@ def template_csv(
                 day.strftime("%m/%d/%Y"),
                 settlement_day(day).strftime("%m/%d/%Y"),
                 "USD",
-                "stock",
+                instrument.type,
                 side,
-                fill.symbol,
+                fill.symbol if instrument.type == ASSET_TYPE else instrument.symbol,
                 fill.quantity,
                 _num(fill.price),
                 local.strftime("%H:%M:%S"),

@@ -6,7 +6,13 @@ into what the document already holds (by our fill id: idempotent), and rebuilds 
 round trips, the per-symbol blotter and the day's P&L exactly from the executions.
 
 Round trips are flat-to-flat per (account, symbol), matched FIFO, long or short, with
-scale-ins and partial closes. A day's ``grossProceeds`` is the P&L *realised that day*
+scale-ins and partial closes.
+
+Options go in as TradeNote's importers write them: ``type`` ``call``/``put`` (in every
+execution and trade id too), the OCC symbol as ``symbol`` and ``symbolOriginal``, prices
+per share and proceeds x the multiplier (100), so TradeNote's trade P&L (the sum of its
+executions' proceeds) is in dollars. A closing fill at price 0 (expired worthless) is an
+execution with proceeds 0. A day's ``grossProceeds`` is the P&L *realised that day*
 (FIFO); a position still open at the end of a day is carried into the next day's
 document under the same trade id (as TradeNote does for swing trades), with its open
 lots in ``openLots``.
@@ -23,7 +29,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from app.models.instruments import multiplier_of
+from app.models.instruments import InstrumentKind, multiplier_of, shared_registry
 from app.models.orders import Fill, Intent
 from app.portfolio.fifo import match
 from app.sessions import trading_day
@@ -35,7 +41,7 @@ SIDES: dict[Intent, str] = {
     Intent.BUY_TO_COVER: "BC",
 }
 BUY_SIDES = frozenset({"B", "BC"})
-ASSET_TYPE = "stock"
+ASSET_TYPE = "stock"  # shares, and everything TradeNote has no better type for
 CURRENCY = "USD"
 FEE_FIELDS = ("sec", "taf", "nscc", "nasdaq", "ecnRemove", "ecnAdd")
 EPS = 1e-9
@@ -71,6 +77,38 @@ def settlement_day(day: date) -> date:
     return nxt
 
 
+# -- instruments --------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class TradeNoteInstrument:
+    """How TradeNote names what a fill traded: its ``type`` and its ``symbol``; and the
+    underlying analytics group by (an option's root, anything else's own symbol)."""
+
+    type: str
+    symbol: str
+    underlying: str
+
+
+@functools.lru_cache(maxsize=4096)
+def instrument_of(symbol: str) -> TradeNoteInstrument:
+    """``call``/``put`` with the compact OCC symbol for an option; ``stock`` otherwise.
+
+    Futures stay ``stock`` for now (their proceeds carry the point value, so the dollars
+    are right); docs/JOURNAL.md says what TradeNote's ``future`` type would need."""
+    try:
+        instrument = shared_registry().get(symbol)
+    except ValueError:
+        instrument = None
+    if instrument is not None and instrument.kind is InstrumentKind.OPTION:
+        assert instrument.right is not None and instrument.underlying is not None
+        return TradeNoteInstrument(str(instrument.right), instrument.symbol, instrument.underlying)
+    return TradeNoteInstrument(ASSET_TYPE, symbol_key(symbol), symbol)
+
+
+def underlying_of(symbol: str) -> str:
+    """An option's underlying (its OCC root), a share's own symbol."""
+    return instrument_of(symbol).underlying
+
+
 # -- executions ---------------------------------------------------------------------
 def symbol_key(symbol: str) -> str:
     """TradeNote replaces dots in symbols (they are object keys in ``blotter``)."""
@@ -78,7 +116,9 @@ def symbol_key(symbol: str) -> str:
 
 
 def execution_base(exec_time: int, symbol: str, side: str) -> str:
-    return f"e{exec_time}_{symbol_key(symbol)}_{ASSET_TYPE}_{side}"
+    """``e{execTime}_{symbol}_{type}_{side}`` (TradeNote's execution id before ``_n``)."""
+    instrument = instrument_of(symbol)
+    return f"e{exec_time}_{instrument.symbol}_{instrument.type}_{side}"
 
 
 def new_execution(
@@ -89,6 +129,8 @@ def new_execution(
     ``td`` is the fill's trading day on ``calendar`` at midnight in ``tz``."""
     side = SIDES[fill.intent]
     day = trading_day(fill.time, calendar)
+    instrument = instrument_of(fill.symbol)
+    # proceeds in dollars (x100 for an option); a fill at 0 (expired worthless) has none
     notional = round(fill.quantity * fill.price * multiplier_of(fill.symbol), 6)
     gross = -notional if side in BUY_SIDES else notional
     execution: Document = {
@@ -98,10 +140,10 @@ def new_execution(
         "td": day_unix(day, tz),
         "sd": day_unix(settlement_day(day), tz),
         "currency": CURRENCY,
-        "type": ASSET_TYPE,
+        "type": instrument.type,
         "side": side,
         "strategy": "long" if side in ("B", "S") else "short",
-        "symbol": symbol_key(fill.symbol),
+        "symbol": instrument.symbol,
         "symbolOriginal": fill.symbol,
         "quantity": fill.quantity,
         "price": fill.price,
@@ -181,6 +223,7 @@ class OpenTrip:
     lots: deque[list[float]] = field(default_factory=deque)  # [signed qty, price]
     entry_price: float = 0.0  # the first execution's price (TradeNote's entryPrice)
     symbol_original: str = ""
+    type: str = ASSET_TYPE  # TradeNote's stock / call / put
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -200,6 +243,7 @@ class OpenTrip:
             "lots": [list(lot) for lot in self.lots],
             "entryPrice": self.entry_price,
             "symbolOriginal": self.symbol_original,
+            "type": self.type,
         }
 
     @classmethod
@@ -221,6 +265,7 @@ class OpenTrip:
             lots=deque([float(q), float(p)] for q, p in data["lots"]),
             entry_price=float(data.get("entryPrice") or _average(data)),
             symbol_original=str(data.get("symbolOriginal") or data["symbol"]),
+            type=str(data.get("type") or ASSET_TYPE),
         )
 
 
@@ -303,8 +348,9 @@ def build_day(executions: list[Document], carry_in: Positions, td: int) -> DayBu
                     dt = _DayTrip(trip=trip, carried=True)
                 else:
                     long = remaining > 0
+                    kind = str(e.get("type") or ASSET_TYPE)
                     trip = OpenTrip(
-                        id=f"t{exec_time}_{symbol}_{ASSET_TYPE}_{'B' if long else 'SS'}",
+                        id=f"t{exec_time}_{symbol}_{kind}_{'B' if long else 'SS'}",
                         account=account,
                         broker=str(e.get("broker", "")),
                         symbol=symbol,
@@ -313,6 +359,7 @@ def build_day(executions: list[Document], carry_in: Positions, td: int) -> DayBu
                         origin_td=td,
                         entry_price=price,
                         symbol_original=str(e.get("symbolOriginal") or symbol),
+                        type=kind,
                     )
                     positions[key] = trip
                     dt = _DayTrip(trip=trip, carried=False)
@@ -403,7 +450,7 @@ def _trade_doc(dt: _DayTrip, td: int) -> Document:
         "broker": trip.broker,
         "td": td,
         "currency": CURRENCY,
-        "type": ASSET_TYPE,
+        "type": trip.type,
         "side": "B" if trip.long else "SS",
         "strategy": "long" if trip.long else "short",
         "symbol": trip.symbol,

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from app.models.market import is_valid_symbol, normalize_symbol
+from app.models.occ import is_occ
 from app.models.orders import OrderType
+from app.options.spec import OptionSpec
 
 MAX_ALERT_QUANTITY = 1_000_000
 
@@ -37,6 +39,43 @@ class Alert(BaseModel):
     strategy: str = Field("default", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:\-]+$")
     alert_id: str | None = Field(None, min_length=1, max_length=128)
     time: datetime | None = None
+    option: OptionSpec | None = None  # contracts chosen from the chain (app/options/spec.py)
+    price_mode: Literal["mid", "natural"] | None = Field(
+        None, description='"price": "mid" or "natural": the limit computed from the chain'
+    )
+    max_loss: float | None = Field(None, gt=0, lt=100_000_000, description="size: dollars at risk")
+    premium_budget: float | None = Field(
+        None, gt=0, lt=100_000_000, description="size: dollars of premium (debits)"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _price_words(cls, data: Any) -> Any:
+        """``"price": "mid"``/``"natural"`` ask for a limit computed at decision time."""
+        if isinstance(data, dict):
+            price = data.get("price")
+            if isinstance(price, str) and price.strip().lower() in ("mid", "natural"):
+                data = {**data, "price": None, "price_mode": price.strip().lower()}
+                if "order_type" not in data:
+                    data["order_type"] = "limit"
+        return data
+
+    @model_validator(mode="after")
+    def _option_fields(self) -> Alert:
+        contract = is_occ(self.ticker)
+        if self.option is not None and contract:
+            raise ValueError("an OCC symbol as ticker is the contract: drop the option object")
+        if (self.max_loss or self.premium_budget or self.price_mode) and not (
+            self.option is not None or contract
+        ):
+            raise ValueError("max_loss, premium_budget and price mid/natural are for options")
+        if self.max_loss is not None and self.premium_budget is not None:
+            raise ValueError("size by max_loss or premium_budget, not both")
+        return self
+
+    @property
+    def is_option(self) -> bool:
+        return self.option is not None or is_occ(self.ticker)
 
     @field_validator("ticker")
     @classmethod
@@ -76,6 +115,29 @@ class Alert(BaseModel):
         return value
 
 
+class OptionLegChoice(BaseModel):
+    """One contract the chain gave for an alert, as chosen at decision time."""
+
+    symbol: str
+    side: str  # buy_to_open | sell_to_open | buy_to_close | sell_to_close
+    ratio: int = 1
+    strike: float
+    expiration: str
+    bid: float | None = None
+    ask: float | None = None
+    delta: float | None = None
+
+
+class OptionChoice(BaseModel):
+    """What an option alert was decided on: the contracts, the net and how old the greeks were."""
+
+    legs: list[OptionLegChoice]
+    net: str | None = None  # debit | credit | even
+    net_price: float | None = None  # per unit, per share (x100 per contract)
+    max_loss: float | None = None  # per unit in dollars (None: unbounded)
+    greeks_age_seconds: float | None = None
+
+
 class Decision(BaseModel):
     """What the webhook answers, stored under the alert's idempotency key."""
 
@@ -92,6 +154,7 @@ class Decision(BaseModel):
     strategy: str | None = None
     time: float
     duplicate: bool = False
+    option: OptionChoice | None = None
 
 
 class AccountDecision(BaseModel):

@@ -44,6 +44,11 @@ SIGN: dict[Intent, int] = {
 }
 
 
+def leg_key(order_id: str, symbol: str) -> str:
+    """The working-order key of one leg of a spread order."""
+    return f"{order_id}#{symbol}"
+
+
 def calendar_day(ts: float) -> str:
     """The New York calendar day of a timestamp: the day of a book used on its own (the
     engine gives its book the trading-day function of the account's calendar)."""
@@ -261,7 +266,13 @@ class AccountBook:
         self._attribute(fill.strategy, fill.symbol, signed, fill.price)
         return realized
 
+    def working_key(self, order_id: str, symbol: str) -> str:
+        """The key a fill of ``symbol`` reduces: a spread's leg, else the order."""
+        key = leg_key(order_id, symbol)
+        return key if key in self.working else order_id
+
     def _fill_working(self, h: Holding, order_id: str, quantity: float) -> None:
+        order_id = self.working_key(order_id, h.symbol)
         w = self.working.get(order_id)
         if w is None:
             return
@@ -293,6 +304,7 @@ class AccountBook:
     def checkpoint(self, symbol: str, order_id: str = "") -> Checkpoint:
         """Before a fill on ``symbol`` of ``order_id``: ``restore`` undoes it."""
         h = self.holdings.get(symbol)
+        order_id = self.working_key(order_id, symbol)
         w = self.working.get(order_id)
         return Checkpoint(
             self.cash,
@@ -333,7 +345,24 @@ class AccountBook:
 
     # -- working orders ------------------------------------------------------------
     def order_submitted(self, order: OrderRequest, price: float | None) -> None:
-        """An allowed order is on its way: its quantity counts as working at once."""
+        """An allowed order is on its way: its quantity counts as working at once (a
+        spread's per leg, under ``{order id}#{leg symbol}``)."""
+        if order.legs:
+            for leg in order.legs:
+                self.order_submitted(
+                    order.model_copy(
+                        update={
+                            "client_order_id": leg_key(order.client_order_id, leg.symbol),
+                            "symbol": leg.symbol,
+                            "intent": leg.intent,
+                            "quantity": order.quantity * leg.ratio,
+                            "legs": (),
+                            "limit_price": None,
+                        }
+                    ),
+                    0.0,  # premium is priced by the option checks, not as notional
+                )
+            return
         h = self.holding(order.symbol)
         self._detach(h)
         sign = SIGN[order.intent]
@@ -359,6 +388,9 @@ class AccountBook:
         """The order is terminal (filled, canceled, rejected, expired): release what is left."""
         w = self.working.pop(order_id, None)
         if w is None:
+            prefix = order_id + "#"
+            for key in [k for k in self.working if k.startswith(prefix)]:
+                self.order_done(key)
             return
         h = self.holding(w.symbol)
         self._detach(h)
@@ -419,6 +451,10 @@ class AccountBook:
     def strategy_position(self, strategy: str, symbol: str) -> float:
         part = self.strategies.get((strategy, symbol))
         return part.qty if part is not None else 0.0
+
+    def strategy_parts(self, strategy: str) -> dict[str, float]:
+        """Every symbol ``strategy`` holds (signed quantity)."""
+        return {k[1]: p.qty for k, p in self.strategies.items() if k[0] == strategy and p.qty}
 
     @property
     def equity(self) -> float:

@@ -13,12 +13,15 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from math import log as _ln
 from typing import Any, Literal
+from zoneinfo import ZoneInfo
 
+from app.models.occ import is_occ
 from app.models.orders import OrderRequest
 from app.observability.metrics import RISK_CHECK_LATENCY, RISK_DENIALS
+from app.options.chain import OptionQuote
 from app.portfolio.book import SIGN, AccountBook
 from app.risk.breaker import CircuitBreaker
 from app.risk.checks import (
@@ -44,12 +47,20 @@ from app.risk.checks import (
     SectorConcentrationCheck,
     VolatilityCheck,
 )
+from app.risk.checks.base import SHARE_ONLY
+from app.risk.checks.options import OPTION_CHECKS, OptionOrder, QuoteOf
 from app.risk.killswitch import KillState, KillSwitch
 from app.risk.limits import RiskLimits
 from app.risk.state import RiskState, SymbolRisk, Volatility
 from app.sessions import SessionTable, day_span, trading_day
 
 log = logging.getLogger(__name__)
+NEW_YORK = ZoneInfo("America/New_York")
+
+
+def _no_quote(_symbol: str) -> OptionQuote | None:
+    return None
+
 
 # the checks one limits section configures, in ORDER after the system ones: (section,
 # check class, whether its limits may differ per strategy)
@@ -129,9 +140,18 @@ class RiskEngine:
         self.book.day_of = self.trading_day  # one trading day for the book and the checks
         sectors_of = self._sector_map.get
         self.book.sector_of = lambda symbol: sectors_of(symbol, self._default_sector)
+        # the latest quote and greeks of an option contract (the engine's chain cache)
+        self.option_quote: QuoteOf = _no_quote
         self.checks = self._build_checks()
         self._all = tuple(c.evaluate for c in self.checks)
         self._for_reducing = tuple(c.evaluate for c in self.checks if not c.new_risk_only)
+        # an option contract: no price collar (its last trade says little); a spread: no
+        # check that prices it as shares
+        self._for_option = tuple(c.evaluate for c in self.checks if c.name != "price_collar")
+        spread = [c for c in self.checks if c.name not in SHARE_ONLY]
+        self._for_spread = tuple(c.evaluate for c in spread)
+        self._for_spread_reducing = tuple(c.evaluate for c in spread if not c.new_risk_only)
+        self._is_option: dict[str, bool] = {}
         self._denials = {c.name: RISK_DENIALS.labels(check=c.name) for c in self.checks}
         self._observe = RISK_CHECK_LATENCY.observe
 
@@ -158,7 +178,18 @@ class RiskEngine:
                     checks.append(cls(default, per))
             elif (section := lim.section(name)) is not None:
                 checks.append(cls(section))
+        if (options := lim.section("options")) is not None:
+            quote_of = self.quote_option  # late-bound: the engine sets ``option_quote``
+            checks.extend(cls(options, quote_of, self.new_york_day) for cls in OPTION_CHECKS)
         return checks
+
+    def quote_option(self, symbol: str) -> OptionQuote | None:
+        return self.option_quote(symbol)
+
+    @staticmethod
+    def new_york_day(ts: float) -> date:
+        """The date options count days to expiry from (expiries are New York dates)."""
+        return datetime.fromtimestamp(ts, NEW_YORK).date()
 
     def _per_strategy(self, name: str) -> tuple[Any, dict[str, Any]]:
         lim = self.limits
@@ -193,11 +224,25 @@ class RiskEngine:
         sym = book.holdings.get(order.symbol) or book.holding(order.symbol)
         srisk = self.state.symbols.get(order.symbol) or self._symbol(order.symbol)
         sign = SIGN[order.intent]
-        reducing = sym.reduces(order.intent, order.quantity)
         if price is None:
             price = order.limit_price or order.stop_price or sym.last
+        evaluators = self._all
+        if order.legs:
+            reducing = order.reduces and all(
+                book.holding(leg.symbol).reduces(leg.intent, order.quantity * leg.ratio)
+                for leg in order.legs
+            )
+            evaluators = self._for_spread_reducing if reducing else self._for_spread
+        else:
+            reducing = sym.reduces(order.intent, order.quantity)
+            if reducing:
+                evaluators = self._for_reducing
+            elif self._option(order.symbol):
+                evaluators = self._for_option
         ctx = Ctx(order, now, book, sym, self.state, srisk, sign, reducing, price)
-        for evaluate in self._for_reducing if reducing else self._all:
+        if order.legs or self._option(order.symbol):
+            ctx.option = OptionOrder.of(order, self.option_quote, price)
+        for evaluate in evaluators:
             decision = evaluate(ctx)
             if decision is not None:
                 self._denials[decision.check or ""].inc()
@@ -206,6 +251,12 @@ class RiskEngine:
         decision = RiskDecision(True, detail={"reducing": reducing, "price": price})
         self._observe(time.perf_counter() - t0)
         return decision
+
+    def _option(self, symbol: str) -> bool:
+        hit = self._is_option.get(symbol)
+        if hit is None:
+            hit = self._is_option[symbol] = is_occ(symbol)
+        return hit
 
     # -- state hooks (called by the execution engine) -------------------------------
     def _symbol(self, symbol: str) -> SymbolRisk:

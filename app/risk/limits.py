@@ -188,6 +188,23 @@ class DuplicateLimits(_Section):
     window_seconds: float = Field(5.0, gt=0)
 
 
+class OptionLimits(_Section):
+    """Option orders (``app/risk/checks/options.py``): on by default with safe settings."""
+
+    naked_calls: bool = Field(False, description="allow calls sold without shares or a long call")
+    short_puts: Literal["cash_secured", "margin"] = "cash_secured"
+    max_contracts_per_order: int | None = Field(100, ge=1)
+    max_premium_per_order: float | None = Field(None, gt=0, description="dollars")
+    max_loss_per_position: float | None = Field(None, gt=0, description="dollars, worst case")
+    min_dte: int = Field(1, ge=0, description="0 allows same-day expiries (0DTE)")
+    max_dte: int | None = Field(None, ge=0)
+    max_spread_pct: float | None = Field(
+        50.0, gt=0, description="a leg's bid/ask width as % of its mid"
+    )
+    max_delta_per_underlying: float | None = Field(None, gt=0, description="share-equivalents")
+    max_delta: float | None = Field(None, gt=0, description="account, share-equivalents")
+
+
 class StrategyOverrides(BaseModel):
     """Per-strategy patches; fields left out inherit the top-level section.
 
@@ -227,6 +244,7 @@ class RiskLimits(BaseModel):
     quantity: QuantityLimits | None = Field(default_factory=QuantityLimits)
     volatility: VolatilityLimits | None = Field(default_factory=VolatilityLimits)
     duplicate: DuplicateLimits | None = Field(default_factory=DuplicateLimits)
+    options: OptionLimits | None = Field(default_factory=OptionLimits)
     strategies: dict[str, StrategyOverrides] = Field(default_factory=dict)
 
     _resolved: dict[tuple[str, str], Any] = PrivateAttr(default_factory=dict)

@@ -5,8 +5,8 @@ Tradier serialises from XML, which leaves three quirks every caller must survive
 * a collection with one item is an object, with several a list, and an empty one
   the string ``"null"`` (or JSON ``null``) -- at any level of nesting;
 * numbers sometimes arrive as strings (streaming events) or as ``"NaN"``;
-* times are epoch milliseconds (quotes, events), epoch seconds (timesales) or
-  dates in America/New_York.
+* times are epoch milliseconds (quotes, events), epoch seconds (timesales),
+  dates in America/New_York, or (option greeks' ``updated_at``) a UTC wall time.
 
 ``collection`` handles the first quirk and is used for every envelope; ``num`` and
 ``integer`` handle the second; the ``*_from_*`` mappers handle the third.
@@ -17,12 +17,15 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import orjson
 
 from app.models.market import Bar, Quote, Resolution, SymbolInfo
+from app.models.occ import OptionRight, parse_occ
+from app.options.chain import OptionChain, OptionQuote
 
 NEW_YORK = ZoneInfo("America/New_York")
 _EMPTY = (None, "null", "")
@@ -151,6 +154,123 @@ def quotes_from_rest(body: Any, now: float) -> tuple[list[Quote], list[str]]:
     ]
     unmatched = [str(s) for s in collection(body, "quotes", "unmatched_symbols", "symbol")]
     return quotes, unmatched
+
+
+# -- options ---------------------------------------------------------------------------
+def expiration_dates(body: Any) -> list[date]:
+    """Dates from ``/markets/options/expirations``, soonest first (``[]``: no options).
+
+    ``{"expirations": {"date": [...]}}``, one date as a bare string, ``null`` for none;
+    with ``strikes``/``expirationType`` asked for, ``{"expiration": [{"date": ...}]}``.
+    """
+    raw = collection(body, "expirations", "date")
+    raw += [
+        item.get("date")
+        for item in collection(body, "expirations", "expiration")
+        if isinstance(item, dict)
+    ]
+    found: set[date] = set()
+    for value in raw:
+        try:
+            found.add(date.fromisoformat(str(value)))
+        except ValueError:
+            continue  # garbage in the list: skip it rather than fail the whole answer
+    return sorted(found)
+
+
+def greeks_time(value: Any) -> float | None:
+    """Epoch seconds of greeks' ``updated_at``.
+
+    Tradier documents it only as "Date volatility data was last updated" and sends a
+    zone-less ``YYYY-MM-DD HH:MM:SS``; it is UTC (ORATS stamps in UTC: its published
+    samples read 20:56 for a mid-afternoon New York update). An offset, if ever sent, is
+    honoured; epoch numbers (seconds or milliseconds) are accepted too.
+    """
+    if value in _EMPTY:
+        return None
+    stamp = num(value)
+    if stamp is not None:
+        return stamp / 1000.0 if stamp > 1e11 else stamp
+    try:
+        when = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
+
+
+def _right(raw: dict[str, Any], fallback: OptionRight) -> OptionRight:
+    kind = str(raw.get("option_type") or "").lower()
+    return OptionRight(kind) if kind in ("call", "put") else fallback
+
+
+def _positive(value: Any) -> float | None:
+    """An implied volatility: ORATS sends 0.0 where it has none."""
+    result = num(value)
+    return result if result else None
+
+
+def option_quote(raw: dict[str, Any], underlying: str) -> OptionQuote | None:
+    """An ``OptionQuote`` from one ``options.option`` item; None without a valid symbol.
+
+    The strike is the OCC symbol's (exact); expiration and right the item's fields when
+    present, else the symbol's; greeks may be ``null``, missing, partly missing or numeric strings.
+    """
+    symbol = str(raw.get("symbol") or "").strip().upper()
+    try:
+        occ = parse_occ(symbol)
+    except ValueError:
+        return None
+    try:
+        expiration = date.fromisoformat(str(raw.get("expiration_date") or occ.expiry))
+    except ValueError:
+        expiration = occ.expiry
+    whole = occ.strike == occ.strike.to_integral_value()  # 600 rather than 600.000
+    strike = occ.strike.quantize(Decimal(1)) if whole else occ.strike.normalize()
+    greeks = raw.get("greeks")
+    g: dict[str, Any] = greeks if isinstance(greeks, dict) else {}
+    iv = _positive(g.get("mid_iv")) or _positive(g.get("smv_vol"))
+    return OptionQuote(
+        symbol=symbol,
+        underlying=str(raw.get("underlying") or underlying).upper(),
+        expiration=expiration,
+        right=_right(raw, occ.right),
+        strike=strike,
+        bid=num(raw.get("bid")),
+        ask=num(raw.get("ask")),
+        last=num(raw.get("last")),
+        volume=integer(raw.get("volume")),
+        open_interest=integer(raw.get("open_interest")),
+        delta=num(g.get("delta")),
+        gamma=num(g.get("gamma")),
+        theta=num(g.get("theta")),
+        vega=num(g.get("vega")),
+        iv=iv,
+        greeks_time=greeks_time(g.get("updated_at")) if g else None,
+    )
+
+
+def option_chain(
+    body: Any, underlying: str, expiration: date, now: float, underlying_price: float | None
+) -> OptionChain:
+    """The chain from ``/markets/options/chains`` (empty when Tradier answered ``null``).
+
+    Contracts of other expirations (never expected) are dropped; calls then puts, by strike.
+    """
+    quotes = [
+        q
+        for raw in collection(body, "options", "option")
+        if isinstance(raw, dict)
+        and (q := option_quote(raw, underlying)) is not None
+        and q.expiration == expiration
+    ]
+    quotes.sort(key=lambda q: (q.right is not OptionRight.CALL, q.strike, q.symbol))
+    return OptionChain(
+        underlying=underlying,
+        expiration=expiration,
+        underlying_price=underlying_price,
+        quotes=tuple(quotes),
+        fetched_at=now,
+    )
 
 
 # -- bars ------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from pathlib import Path
 
 BENCHES = [
     ("risk engine", ["tests.bench.bench_risk"]),
+    ("option alerts: iron condor vs stock alert", ["tests.bench.bench_options"]),
     ("datahub: UDF, quotes, WebSocket, webhook", ["tests.bench.bench_datahub"]),
     ("webhook with the embedded notifier's channel down vs up", ["tests.bench.bench_notify"]),
     ("kairos cycle over 50 symbols", ["tests.bench.bench_kairos"]),

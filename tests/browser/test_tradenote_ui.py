@@ -10,6 +10,7 @@ request that would leave loopback.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import AsyncIterator
 from datetime import date
@@ -23,6 +24,7 @@ from redis.asyncio import Redis
 from app.journal.analytics import analytics
 from app.journal.tradenote import day_unix
 from tests.browser.test_console import CHROMIUM_ARGS
+from tests.integration.test_journal_options_tradenote import CALL, PUT, option_fills
 from tests.integration.test_journal_oracle import (
     D1,
     D2,
@@ -170,10 +172,9 @@ async def check_pages_match_analytics(
                 assert shown["Tot Fees"] == pytest.approx(figures["commissions"], abs=0.01)
 
         body = await show(page, tradenote.base_url, "calendar", "net", re.compile(r"^\d+ trades?$"))
-        cells = calendar_figures(body)  # whole dollars
+        cells = calendar_figures(body)  # whole dollars: parseInt, toward zero
         assert cells == {
-            d.day: (per_day[d]["trades"], pytest.approx(per_day[d]["total_pnl"], abs=0.5))
-            for d in (D1, D2)
+            d.day: (per_day[d]["trades"], math.trunc(per_day[d]["total_pnl"])) for d in (D1, D2)
         }, cells
     finally:
         await page.close()
@@ -228,5 +229,31 @@ async def test_an_account_added_after_login_shows_after_a_fresh_login(
         expected = (await analytics(redis, start=D1, end=D1))["total"]["gross_pnl"]
         shown = daily_figures(body, D1, "P&L(g)")["P&L(g)"]
         assert shown == pytest.approx(expected, abs=0.01) and shown != pytest.approx(before)
+    finally:
+        await page.close()
+
+
+async def test_option_trades_show_their_dollars_on_tradenotes_pages(
+    browser: Browser, tradenote: TradeNoteServer, journal_user: JournalUser, redis: Redis
+) -> None:
+    """Calls and puts (x100 proceeds, a put closed at 0 when it expired worthless): the
+    dashboard, daily page and calendar show what our analytics report."""
+    user, worker = journal_user
+    await journal_one_by_one(redis, worker, option_fills())
+    await check_pages_match_analytics(browser, tradenote, user, redis)
+    page = await logged_in(browser, tradenote, user)
+    try:
+        body = await show(page, tradenote.base_url, "daily", "gross", "P&L(g)")
+        assert daily_figures(body, D1, "P&L(g)")["P&L(g)"] == pytest.approx(225.0)
+        assert daily_figures(body, D2, "P&L(g)")["P&L(g)"] == pytest.approx(-360.0)
+        # each day's Trades tab: symbol, volume (contracts), position, ..., P&L(n)
+        rows = await page.eval_on_selector_all(
+            "[id^=tradesNav-] tbody tr",
+            "trs => trs.map(tr => [...tr.querySelectorAll('td')].map(td => td.textContent.trim()))",
+        )
+        by_symbol = {row[0]: row for row in rows}
+        call, put = by_symbol[CALL], by_symbol[PUT]
+        assert (call[1], call[2], money(call[5])) == ("4", "Long", 148.70), call
+        assert (put[1], put[2], money(put[5])) == ("6", "Long", -361.95), put
     finally:
         await page.close()

@@ -9,7 +9,11 @@ loopback port. What it reproduces, because our connector must survive it:
 * a per-window request quota with ``X-Ratelimit-*`` headers, and 429 past it;
 * scripted faults per path (status, headers, delay) to exercise retries;
 * the streaming handshake: ``POST /markets/events/session`` then a WebSocket that
-  takes ``{"symbols","sessionid","filter","linebreak"}``; a session id works once.
+  takes ``{"symbols","sessionid","filter","linebreak"}``; a session id works once;
+* option expirations and chains (``list_options``): one date or one contract as a bare
+  value, ``null`` (``options_empty``) for none, greeks ``null`` on contracts ORATS has
+  not priced; chains priced by a small Black-Scholes of this module's own (an oracle
+  for tests, independent of the simulated feed's model).
 
 Broker tests add endpoints with ``fake.route("POST", "/accounts/{account_id}/orders",
 handler)``: every route gets the same auth, Accept, quota, fault and recording
@@ -20,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
@@ -143,6 +148,115 @@ def timesales_rows(
     return rows
 
 
+def _norm_cdf(x: float) -> float:
+    return 0.5 * (1.0 + math.erf(x / math.sqrt(2.0)))
+
+
+def _norm_pdf(x: float) -> float:
+    return math.exp(-0.5 * x * x) / math.sqrt(2.0 * math.pi)
+
+
+def bs_row(
+    right: str, spot: float, strike: float, years: float, vol: float, rate: float
+) -> dict[str, float]:
+    """Black-Scholes price and greeks (theta per day, vega per vol point), no dividend."""
+    sd = vol * math.sqrt(years)
+    d1 = (math.log(spot / strike) + (rate + 0.5 * vol * vol) * years) / sd
+    d2 = d1 - sd
+    disc = math.exp(-rate * years)
+    if right == "call":
+        price = spot * _norm_cdf(d1) - strike * disc * _norm_cdf(d2)
+        delta = _norm_cdf(d1)
+        theta = -spot * _norm_pdf(d1) * vol / (
+            2 * math.sqrt(years)
+        ) - rate * strike * disc * _norm_cdf(d2)
+    else:
+        price = strike * disc * _norm_cdf(-d2) - spot * _norm_cdf(-d1)
+        delta = _norm_cdf(d1) - 1.0
+        theta = -spot * _norm_pdf(d1) * vol / (
+            2 * math.sqrt(years)
+        ) + rate * strike * disc * _norm_cdf(-d2)
+    return {
+        "price": price,
+        "delta": delta,
+        "gamma": _norm_pdf(d1) / (spot * sd),
+        "theta": theta / 365.0,
+        "vega": spot * _norm_pdf(d1) * math.sqrt(years) / 100.0,
+    }
+
+
+def occ(underlying: str, expiration: date, right: str, strike: float) -> str:
+    return f"{underlying}{expiration:%y%m%d}{right[0].upper()}{round(strike * 1000):08d}"
+
+
+def tradier_option(
+    underlying: str,
+    expiration: date,
+    right: str,
+    strike: float,
+    *,
+    spot: float,
+    years: float,
+    vol: float = 0.25,
+    rate: float = 0.04,
+    updated_at: str = "2026-12-07 17:59:59",
+) -> dict[str, Any]:
+    """An ``options.option`` item with every documented field and ORATS greeks."""
+    g = bs_row(right, spot, strike, years, vol, rate)
+    price = round(g["price"], 2)
+    bid = max(0.0, round(price - 0.05, 2))
+    ms = 1_765_130_000_000
+    return {
+        "symbol": occ(underlying, expiration, right, strike),
+        "description": f"{underlying} {expiration:%b %d %Y} ${strike:.2f} {right.title()}",
+        "exch": "Z",
+        "type": "option",
+        "last": price,
+        "change": 0.0,
+        "volume": 100 + int(strike) % 50,
+        "open": None,
+        "high": None,
+        "low": None,
+        "close": None,
+        "bid": bid,
+        "ask": round(price + 0.05, 2),
+        "underlying": underlying,
+        "strike": strike,
+        "greeks": {
+            "delta": g["delta"],
+            "gamma": g["gamma"],
+            "theta": g["theta"],
+            "vega": g["vega"],
+            "rho": 0.0,
+            "phi": 0.0,
+            "bid_iv": vol - 0.01,
+            "mid_iv": vol,
+            "ask_iv": vol + 0.01,
+            "smv_vol": vol,
+            "updated_at": updated_at,
+        },
+        "change_percentage": 0.0,
+        "average_volume": 0,
+        "last_volume": 1,
+        "trade_date": ms,
+        "prevclose": price,
+        "week_52_high": 0.0,
+        "week_52_low": 0.0,
+        "bidsize": 10,
+        "bidexch": "Z",
+        "bid_date": ms,
+        "asksize": 12,
+        "askexch": "Z",
+        "ask_date": ms,
+        "open_interest": 1000 + int(strike) % 300,
+        "contract_size": 100,
+        "expiration_date": expiration.isoformat(),
+        "expiration_type": "standard",
+        "option_type": right,
+        "root_symbol": underlying,
+    }
+
+
 # -- recording and scripting --------------------------------------------------------
 @dataclass
 class Recorded:
@@ -203,6 +317,9 @@ class FakeTradier:
             "next_state": "postmarket",
         }
         self.calendars: dict[tuple[int, int], list[dict[str, Any]]] = {}
+        self.option_expirations: dict[str, list[str]] = {}  # underlying -> YYYY-MM-DD
+        self.option_chains: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        self.options_empty: Any = None  # Tradier's "none": JSON null (or "null")
         self.requests: list[Recorded] = []
         self.faults: list[Fault] = []
         self.quota: Quota | None = None
@@ -268,6 +385,30 @@ class FakeTradier:
     def limit(self, allowed: int, window: float, prefix: str = "/markets") -> None:
         """Allow ``allowed`` requests per ``window`` seconds under ``prefix``, then 429."""
         self.quota = Quota(allowed, window, prefix)
+
+    def list_options(
+        self,
+        underlying: str,
+        spot: float,
+        expirations: dict[date, float],
+        strikes: Iterable[float],
+        *,
+        vol: float = 0.25,
+        updated_at: str = "2026-12-07 17:59:59",
+    ) -> None:
+        """List ``underlying``'s options: ``expirations`` maps each date to its years to
+        expiry; every strike gets a call and a put priced at ``spot``."""
+        strikes = list(strikes)
+        self.option_expirations[underlying] = sorted(d.isoformat() for d in expirations)
+        for expiration, years in expirations.items():
+            self.option_chains[(underlying, expiration.isoformat())] = [
+                tradier_option(
+                    underlying, expiration, right, k, spot=spot, years=years, vol=vol,
+                    updated_at=updated_at,
+                )
+                for right in ("call", "put")
+                for k in strikes
+            ]  # fmt: skip
 
     def calls(self, path: str, method: str | None = None) -> list[Recorded]:
         return [
@@ -352,6 +493,8 @@ class FakeTradier:
         self.route("GET", "/markets/calendar", self._calendar)
         self.route("GET", "/markets/lookup", self._lookup)
         self.route("POST", "/markets/events/session", self._session)
+        self.route("GET", "/markets/options/expirations", self._expirations)
+        self.route("GET", "/markets/options/chains", self._chains)
 
     async def _quotes(self, request: web.Request) -> Any:
         raw = request.query.get("symbols", "")
@@ -405,6 +548,21 @@ class FakeTradier:
             if q and (s["symbol"].startswith(q.upper()) or q.lower() in s["description"].lower())
         ]
         return {"securities": {"security": one_or_many(hits)} if hits else "null"}
+
+    async def _expirations(self, request: web.Request) -> Any:
+        symbol = request.query.get("symbol", "").strip().upper()
+        if not symbol:
+            raise web.HTTPBadRequest(text="Missing symbol")
+        dates = self.option_expirations.get(symbol, [])
+        return {"expirations": {"date": one_or_many(dates)} if dates else self.options_empty}
+
+    async def _chains(self, request: web.Request) -> Any:
+        symbol = request.query.get("symbol", "").strip().upper()
+        expiration = request.query.get("expiration", "")
+        if not symbol or not expiration:
+            raise web.HTTPBadRequest(text="Missing symbol or expiration")
+        rows = self.option_chains.get((symbol, expiration), [])
+        return {"options": {"option": one_or_many(rows)} if rows else self.options_empty}
 
     async def _session(self, request: web.Request) -> Any:
         session_id = str(uuid.uuid4())

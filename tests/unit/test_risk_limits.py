@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from app.risk import RiskConfigError, RiskEngine, RiskLimits, load_limits, parse_limits
+from app.risk.checks import ORDER
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -28,8 +29,9 @@ def test_shipped_example_matches_defaults_and_builds_every_check() -> None:
     assert limits.section("position_size", "example-swing").max_notional == 25_000  # inherited
     assert limits.sector_concentration is not None
     assert limits.sector_concentration.sectors["AAPL"] == "Technology"
+    assert limits.options == RiskLimits().options
     engine = RiskEngine(limits, market_hours="exchange")
-    assert len(engine.checks) == 18
+    assert [c.name for c in engine.checks] == list(ORDER)
 
 
 def test_empty_file_is_defaults(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ import pytest
 from app.models.orders import Intent, OrderType, TimeInForce
 from app.models.portfolio import AccountState
 from app.risk import BreakerState, KillState, RiskEngine, parse_limits
+from app.risk.checks import ORDER
 from tests.support.risk import harness
 from tests.unit.test_risk_checks import (
     SECTIONS,
@@ -396,7 +397,7 @@ def test_snapshot_is_json_ready() -> None:
     assert snap["market_hours"] == {"mode": "exchange", "open": True}
     assert snap["daily"]["loss_limit"] == 1000
     names = [c["name"] for c in snap["checks"]]
-    assert len(names) == 18 and names[-1] == "duplicate"
+    assert names == list(ORDER) and names[-1] == "option_delta"
     status = {c["name"]: c["status"] for c in snap["checks"]}
     assert status["max_open_positions"] == {"used": 1, "limit": 10}
     assert status["rate_limit"]["global"]["used"] == 1

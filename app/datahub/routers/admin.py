@@ -99,7 +99,7 @@ async def _command(
 
 
 async def _ledger(services: Services, account: str) -> AccountBook:
-    ledger = await services.store(account).load_book()
+    ledger = await services.book(account)
     if ledger is None:
         raise HTTPException(
             503, f"account {account!r} has no book yet: no execution engine has held it"
@@ -115,7 +115,7 @@ async def list_accounts(services: ServicesDep) -> dict[str, list[dict[str, Any]]
         store = services.store(cfg.id)
         holder = await services.redis.get(store.keys.lease)
         snap = await store.load_snapshot() or {}
-        ledger = await store.load_book()
+        ledger = await services.book(cfg.id)
         out.append(
             {
                 "id": cfg.id,

@@ -53,6 +53,7 @@ class Ctx:
         "mult",
         "new_qty",
         "now",
+        "option",
         "order",
         "price",
         "qty",
@@ -86,6 +87,7 @@ class Ctx:
         self.mult = sym.multiplier  # notional = quantity x price x multiplier
         self.reducing = reducing
         self.price = price
+        self.option: Any = None  # an option order's legs (``checks/options.py``), else None
         # Worst case: the position plus every working order on the same side plus this one.
         if sign > 0:
             self.new_qty = sym.qty + sym.pending_buy + order.quantity
@@ -158,5 +160,26 @@ ORDER = (
     "quantity",
     "volatility",
     "duplicate",
+    "naked_call",
+    "short_put",
+    "option_contracts",
+    "option_premium",
+    "option_max_loss",
+    "option_dte",
+    "option_spread",
+    "option_delta",
 )
-"""Evaluation order: system, account, portfolio, order/strategy."""
+"""Evaluation order: system, account, portfolio, order/strategy, options."""
+# checks that price an order as shares (notional = quantity x price x multiplier of its
+# symbol): a spread has no one symbol or price, so the option checks stand in for them
+SHARE_ONLY = frozenset(
+    {
+        "buying_power",
+        "leverage",
+        "concentration",
+        "sector_concentration",
+        "position_size",
+        "order_notional",
+        "price_collar",
+    }
+)
