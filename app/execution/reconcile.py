@@ -201,6 +201,7 @@ class Reconciler:
                 order.id,
                 filled_quantity=order.filled_quantity,
                 avg_fill_price=order.avg_fill_price,
+                leg_fills=order.leg_fills or None,
             )
             for fill in missed:
                 if fill.strategy != order.request.strategy:
