@@ -14,6 +14,7 @@ from redis.asyncio import Redis
 
 from app.brokers.paper import PaperBroker
 from app.execution.engine import ExecutionEngine
+from app.feeds.simulated import SimulatedFeed
 from app.execution.store import ExecutionStore
 from app.models.alerts import Alert
 from app.models.instruments import multiplier_of
@@ -212,3 +213,47 @@ def test_five_legs_are_refused_before_anything_is_decided() -> None:
         alert(option={"dte": 30, "legs": [leg] * 5})
     with pytest.raises(ValidationError, match="detla"):
         alert(option={"right": "call", "dte": 30, "detla": 0.3})
+
+
+async def test_the_same_alerts_trade_offline_on_the_simulated_feed(redis: Redis) -> None:
+    """``make run``'s set-up: chains and option quotes from the simulated feed."""
+    feed = SimulatedFeed(["SPY"])
+    await feed.start()
+
+    async def quote(symbol: str) -> Quote | None:
+        return (await feed.quotes([symbol])).get(symbol)
+
+    book = AccountBook(account="default", cash=0.0, multiplier_of=multiplier_of)
+    risk = RiskEngine(parse_limits(PERMISSIVE), market_hours="always", book=book)
+    eng = ExecutionEngine(
+        ExecutionStore(redis),
+        PaperBroker(redis, quote, slippage_bps=0),
+        risk,
+        quote,
+        chains=OptionChains(feed),
+    )
+    await eng.start()
+    try:
+        call = await eng.handle_alert(
+            alert(option={"right": "call", "dte": 30, "delta": 0.3}, strategy="calls")
+        )
+        assert call.status == "accepted", call.message
+        condor = await eng.handle_alert(
+            Alert.model_validate(
+                {
+                    "ticker": "SPY",
+                    "action": "sell",
+                    "quantity": 1,
+                    "price": "mid",
+                    "strategy": "condor",
+                    "option": {"shape": "iron_condor", "dte": 30, "delta": 0.16, "width": 5},
+                }
+            )
+        )
+        assert condor.status == "accepted", condor.message
+        assert condor.option is not None and condor.option.net == "credit"
+        await settle(eng)
+        assert any(p.symbol == call.option.legs[0].symbol for p in eng.book.positions())  # type: ignore[union-attr]
+    finally:
+        await eng.close()
+        await feed.close()
