@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from app.sessions import get_sessions
@@ -99,25 +100,29 @@ def _candidates(today: date, dailies: bool) -> dict[date, Kind]:
 
 def listings(now: float, root: str) -> list[Listing]:
     """The expirations listed at ``now`` for ``root``, soonest first."""
-    today = new_york_date(now)
+    day = _day_listings(new_york_date(now), root in DAILY_ROOTS)
+    return [x for x in day if x.close > now]
+
+
+@lru_cache(maxsize=32)
+def _day_listings(today: date, dailies: bool) -> tuple[Listing, ...]:
+    """Every expiration listed on ``today`` (some close before the day is over)."""
     sessions = get_sessions(CALENDAR)
     found: dict[date, Listing] = {}
-    for nominal, kind in sorted(_candidates(today, root in DAILY_ROOTS).items()):
+    for nominal, kind in sorted(_candidates(today, dailies).items()):
         if kind is Kind.DAILY:
             expiry: date | None = nominal if sessions.is_session(nominal) else None
         else:
             expiry = _session_on_or_before(nominal)
-        if expiry is None:
-            continue
-        session = sessions.session(expiry)
-        if session is None or session.close.timestamp() <= now:
+        session = None if expiry is None else sessions.session(expiry)
+        if expiry is None or session is None:
             continue
         earlier = found.get(expiry)
         if earlier is not None and earlier.kind.horizon >= kind.horizon:
             continue
         listed = nominal - timedelta(days=kind.horizon)
         found[expiry] = Listing(expiry, kind, listed, session.close.timestamp())
-    return [found[d] for d in sorted(found)]
+    return tuple(found[d] for d in sorted(found))
 
 
 # -- strikes ------------------------------------------------------------------------------

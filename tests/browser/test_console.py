@@ -490,3 +490,113 @@ async def test_the_account_selector_switches_every_admin_panel(two_accounts: Con
     await shown_quantity("6")  # the other account's book: twice the quantity
     await page.wait_for_selector('#alerts tr[data-alert-id="sel-1"][data-status="accepted"]')
     c.assert_no_console_errors()
+
+
+@pytest.fixture
+async def options_hub(
+    redis_srv: RedisServer, redis: Redis, tmp_path: Path, browser: Browser
+) -> AsyncIterator[Console]:
+    """A datahub whose feed lists SPY options (tests/fakes/option_chains.py) and whose
+    account's book holds a call vertical and a put, stored as an engine stores them (no
+    engine runs here, so nothing overwrites it)."""
+    from tests.fakes.option_chains import ChainFeed, seed_options_book
+
+    await seed_options_book(redis)
+    settings = settings_for(
+        redis_srv.url,
+        symbols=SYMBOLS,
+        webhook_passphrase=PASS,
+        admin_api_key=ADMIN,
+        execution_in_datahub=False,
+        sim_quote_rate=10,
+    )
+    app = create_app(settings, feed=ChainFeed(SYMBOLS, quote_rate=10))
+    async with serve(app) as url, httpx.AsyncClient(base_url=url) as http:
+        context = await browser.new_context(viewport={"width": 1600, "height": 1060})
+        c = Console(url, http, await context.new_page())
+        c.page.set_default_timeout(10_000)
+        c.page.on("pageerror", lambda exc: c.errors.append(f"page error: {exc}"))
+        c.page.on(
+            "console",
+            lambda msg: (
+                msg.type == "error"
+                and c.errors.append(f"{msg.text} @ {msg.location.get('url', '')}")
+            ),
+        )
+        try:
+            yield c
+        finally:
+            await context.close()
+
+
+async def test_options_panel_shows_the_chain_and_spreads(options_hub: Console) -> None:
+    from tests.fakes.option_chains import CALL_500, CALL_505, PUT_495, listed
+
+    c = options_hub
+    page = await open_unlocked(c)
+    # the spread order lists its legs in the orders panel
+    order = page.locator('#orders tr[data-id="seed-vertical"]')
+    await order.locator(f'.leg[data-symbol="{CALL_505}"]').wait_for()
+    assert await order.locator(".leg").all_inner_texts() == [
+        f"buy to open 1\u00d7 {CALL_500}",
+        f"sell to open 1\u00d7 {CALL_505}",
+    ]
+    # the option positions as spreads: a group per (strategy, underlying), its legs below
+    groups = page.locator("#option-groups tr.group")
+    await page.wait_for_selector('#option-groups tr.group[data-group="vertical|SPY"]')
+    assert await groups.evaluate_all("rows => rows.map(r => r.dataset.kind)") == [
+        "long put",
+        "call vertical",
+    ]
+    vertical = page.locator('#option-groups tr.group[data-group="vertical|SPY"]')
+    assert await vertical.locator("td.cost").inner_text() == "$80.00"
+    legs = page.locator('#option-groups tr.leg[data-group="vertical|SPY"]')
+    assert await legs.evaluate_all("rows => rows.map(r => r.dataset.symbol)") == [
+        CALL_500,
+        CALL_505,
+    ]
+    assert await page.locator(f'#option-groups tr.leg[data-symbol="{PUT_495}"]').count() == 1
+    assert await vertical.locator("td.delta").inner_text() == "—"  # no chain seen yet
+
+    # the panel follows the chart's symbol; AAPL lists no options, and says so
+    panel = page.locator("#options-panel")
+    await panel.scroll_into_view_if_needed()
+    assert await page.locator("#chart-symbol").inner_text() == "AAPL"
+    await page.wait_for_selector("#options-message")
+    assert await page.locator("#options-message").inner_text() == "no options listed for AAPL"
+
+    # SPY on the chart: its soonest expiration's chain, strikes by row, ATM highlighted
+    await page.locator('#watchlist tr[data-symbol="SPY"]').click()
+    await panel.scroll_into_view_if_needed()  # (loaded while on screen: the click scrolled up)
+    await page.wait_for_selector("#options-chain tr[data-strike]")
+    strikes = await page.locator("#options-chain tr[data-strike]").evaluate_all(
+        "rows => rows.map(r => Number(r.dataset.strike))"
+    )
+    assert strikes == [490, 495, 500, 505, 510]
+    assert await page.locator("#options-chain tr.atm").get_attribute("data-strike") == "500"
+    expirations = [d.isoformat() for d in listed()]
+    select = page.locator("#options-expiration")
+    assert await select.locator("option").all_inner_texts() == expirations
+    assert await select.input_value() == expirations[0]
+    assert await page.locator("#options-age").inner_text() == "greeks 2 min old"
+    atm = page.locator("#options-chain tr.atm td")
+    # calls: OI, Vol, IV, delta, bid, ask | strike | puts: bid, ask, delta, IV, Vol, OI
+    texts = await atm.all_inner_texts()
+    assert texts[:6] == ["5,000", "1,000", "20.0%", "0.500", "3.05", "3.15"]
+    assert texts[6] == "500.00"
+    assert texts[7:] == ["3.05", "3.15", "-0.500", "20.0%", "1,000", "5,000"]
+
+    # the positions' expiration: its chain gives the spreads their marks and greeks
+    async with page.expect_response(re.compile(r"/api/v1/options/chain\?.*expiration=")):
+        await select.select_option(expirations[1])
+    await wait_js(
+        page,
+        """document.querySelector('#option-groups tr.group[data-group="vertical|SPY"] td.delta')
+           .textContent === '50.0'""",
+    )
+    assert await vertical.locator("td.upnl").inner_text() == "$20.00"
+    OUTPUT.mkdir(exist_ok=True)
+    await page.wait_for_timeout(200)
+    await panel.screenshot(path=str(OUTPUT / "console-options.png"))
+    # (no engine runs: /risk answers 503; AAPL's expirations 404)
+    c.assert_no_console_errors(allow=r"status of (503|404)")

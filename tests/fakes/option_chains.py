@@ -166,18 +166,22 @@ async def seed_options_book(redis: Redis, account: str = "default") -> AccountBo
         ),
         net="debit",
     )
-    await store.save_order(
-        Order(
-            id="seed-vertical",
-            broker="paper",
-            account=account,
-            request=request,
-            status=OrderStatus.FILLED,
-            filled_quantity=2,
-            avg_fill_price=0.40,
-            created_at=now,
-            updated_at=now,
-            leg_fills={CALL_500: [2, 3.00], CALL_505: [2, 2.60]},
-        )
+    placed = Order(
+        id="seed-vertical",
+        broker="paper",
+        account=account,
+        request=request,
+        created_at=now,
+        updated_at=now,
     )
+    await store.save_order(placed)  # (a new order is indexed; its transitions follow)
+    filled = placed.model_copy(
+        update={
+            "status": OrderStatus.FILLED,
+            "filled_quantity": 2,
+            "avg_fill_price": 0.40,
+            "leg_fills": {CALL_500: [2, 3.00], CALL_505: [2, 2.60]},
+        }
+    )
+    await store.save_order(filled)
     return book

@@ -13,6 +13,7 @@ import {
   renderRisk,
   tickPositions,
 } from "./panels.js";
+import { OptionsPanel, isOcc, renderSpreads } from "./options.js";
 import { Stream } from "./stream.js";
 
 const PREFS = "traderops.console"; // non-secret view preferences (localStorage)
@@ -60,6 +61,9 @@ const chart = new PriceChart($("#chart"), {
   },
 });
 
+// -- options: the chart's symbol's chain, the account's spreads ---------------------------
+const options = new OptionsPanel({ symbol: () => state.symbol });
+
 function selectSymbol(symbol) {
   symbol = symbol.trim().toUpperCase();
   if (!symbol) return;
@@ -68,6 +72,7 @@ function selectSymbol(symbol) {
   $("#chart-desc").textContent = state.descriptions.get(symbol) || "";
   for (const row of document.querySelectorAll("#watchlist tr")) row.classList.toggle("sel", row.dataset.symbol === symbol);
   chart.load(symbol, state.resolution);
+  options.follow();
   updateChartQuote();
   resubscribe();
   savePrefs();
@@ -99,7 +104,8 @@ function fillsForChart() {
     }
   }
   for (const o of state.orders.values()) {
-    if (seen.has(o.id) || !o.filled_quantity || !o.avg_fill_price) continue;
+    // (a spread's net price is no price of its underlying: its legs' fills come above)
+    if (seen.has(o.id) || !o.filled_quantity || !o.avg_fill_price || o.request.legs?.length) continue;
     const r = o.request;
     const buy = r.intent === "buy" || r.intent === "buy_to_cover";
     out.push({ id: o.id, symbol: r.symbol, side: buy ? "buy" : "sell", quantity: o.filled_quantity, price: o.avg_fill_price, time: o.updated_at });
@@ -219,7 +225,8 @@ const stream = new Stream({
 function resubscribe() {
   const symbols = new Set(state.watchlist);
   if (state.symbol) symbols.add(state.symbol);
-  for (const p of state.positions) if (p.quantity) symbols.add(p.symbol);
+  // (option contracts have no quotes on the stream: their marks are the chain's)
+  for (const p of state.positions) if (p.quantity && !isOcc(p.symbol)) symbols.add(p.symbol);
   stream.setSymbols([...symbols]);
 }
 
@@ -251,13 +258,14 @@ async function refresh() {
   }
   refreshing = (async () => {
     const openOnly = $("#orders-open-only").checked;
-    const [orders, open, positions, account, risk, alerts] = await Promise.all([
+    const [orders, open, positions, account, risk, alerts, spreads] = await Promise.all([
       tryApi("/api/v1/orders?limit=500", { admin: true }),
       openOnly ? tryApi("/api/v1/orders?status=open&limit=1000", { admin: true }) : null,
       tryApi("/api/v1/positions", { admin: true }),
       tryApi("/api/v1/account", { admin: true }),
       tryApi("/api/v1/risk", { admin: true }),
       tryApi("/api/v1/alerts?limit=100", { admin: true }),
+      tryApi("/api/v1/options/positions", { admin: true }),
     ]);
     if (!state.unlocked) return;
     if (orders.ok) {
@@ -278,6 +286,7 @@ async function refresh() {
     }
     if (risk.ok) renderRisk(risk.data);
     if (alerts.ok) renderAlerts(alerts.data.alerts);
+    if (spreads.ok) renderSpreads(spreads.data.groups);
     const failed = [orders, positions, account, risk, alerts].find((r) => !r.ok && r.status !== 401);
     $("#ws-status").title = failed ? `API: ${failed.error.message}` : "Stream";
   })();
@@ -525,6 +534,7 @@ function lock(message) {
   $("#ks-badge").textContent = "—";
   $("#ks-badge").className = "badge";
   $("#journal").replaceChildren(h("p", { class: "muted" }, "locked"));
+  options.lock();
   const dlg = $("#login");
   const err = $("#login-error");
   err.hidden = !message;
@@ -563,6 +573,7 @@ async function unlock(key) {
   renderAccounts(r.data.accounts);
   stream.authenticate();
   if ($("#login").open) $("#login").close();
+  options.unlock();
   await Promise.all([refresh(), refreshJournal()]);
 }
 

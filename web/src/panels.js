@@ -18,8 +18,13 @@ export function renderOrders(orders, { onCancel }) {
       "tr",
       { dataset: { id: o.id, symbol: r.symbol, status: o.status } },
       h("td", { title: o.id }, clock(o.created_at)),
-      h("td", {}, r.symbol),
-      h("td", { class: r.intent === "buy" || r.intent === "buy_to_cover" ? "up" : "down" }, r.intent.replaceAll("_", " ")),
+      h("td", {}, r.symbol, legsOf(r)),
+      h(
+        "td",
+        { class: r.intent === "buy" || r.intent === "buy_to_cover" ? "up" : "down" },
+        r.intent.replaceAll("_", " "),
+        r.net && r.legs?.length ? h("span", { class: "muted small" }, ` · ${r.net}`) : null,
+      ),
       h("td", { class: "r" }, r.quantity),
       h("td", {}, type),
       h("td", { class: "r" }, o.filled_quantity),
@@ -33,6 +38,30 @@ export function renderOrders(orders, { onCancel }) {
     );
   });
   fill($("#orders"), rows, "no orders", 9);
+}
+
+/** A leg's position effect, as option brokers say it (OrderLeg's intent). */
+const LEG_SIDE = {
+  buy: "buy to open",
+  sell_short: "sell to open",
+  sell: "sell to close",
+  buy_to_cover: "buy to close",
+};
+
+/** A spread order's legs under its symbol (the underlying): side, ratio, contract. */
+function legsOf(r) {
+  if (!r.legs?.length) return null;
+  return h(
+    "div",
+    { class: "legs muted small" },
+    r.legs.map((leg) =>
+      h(
+        "div",
+        { class: "leg", dataset: { symbol: leg.symbol, intent: leg.intent } },
+        `${LEG_SIDE[leg.intent] || leg.intent} ${leg.ratio ?? 1}× ${leg.symbol}`,
+      ),
+    ),
+  );
 }
 
 // -- positions and account ----------------------------------------------------------------
@@ -103,7 +132,7 @@ export function renderAccount(a, positions, quotes) {
     gross = 0;
     for (const p of open) {
       const { last, upnl: u } = priced(p, quotes);
-      const price = last ?? p.avg_price;
+      const price = (last ?? p.avg_price) * (p.multiplier ?? 1); // an option contract: x100
       upnl += u ?? 0;
       equity += p.quantity * price;
       gross += Math.abs(p.quantity) * price;
