@@ -14,8 +14,8 @@ from redis.asyncio import Redis
 
 from app.brokers.paper import PaperBroker
 from app.execution.engine import ExecutionEngine
-from app.feeds.simulated import SimulatedFeed
 from app.execution.store import ExecutionStore
+from app.feeds.simulated import SimulatedFeed
 from app.models.alerts import Alert
 from app.models.instruments import multiplier_of
 from app.models.market import Quote
