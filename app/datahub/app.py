@@ -76,15 +76,15 @@ def create_app(settings: Settings, *, feed: Feed | None = None) -> FastAPI:
             wait_seconds=settings.intake_wait_seconds,
             repeat_seconds=settings.alert_repeat_seconds,
         )
+        chains = OptionChains(the_feed)  # one per process: the API's and the engines'
         execution = None
         if settings.execution_in_datahub:
             execution = ExecutionService(
                 accounts.accounts,
                 redis,
-                engine_factory(settings, redis, market),
+                engine_factory(settings, redis, market, chains),
                 lease_seconds=settings.account_lease_seconds,
             )
-        chains = OptionChains(the_feed)  # one per process: the same cache for every reader
         services = Services(
             settings, redis, the_feed, market, hub, publisher, accounts, intake, execution, chains
         )

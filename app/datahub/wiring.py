@@ -40,8 +40,13 @@ def make_broker(
     return spec.build(BrokerContext(settings, redis, quote, account.id, account.credentials))
 
 
-def engine_factory(settings: Settings, redis: Redis, market: MarketData) -> EngineFactory:
-    chains = OptionChains(market.feed)  # one short chain cache for the process's accounts
+def engine_factory(
+    settings: Settings, redis: Redis, market: MarketData, chains: OptionChains | None = None
+) -> EngineFactory:
+    """``chains``: the process's chain cache (the datahub's ``services.chains``, so the API
+    and the engines share fetches and latest quotes); None: one for these engines."""
+    if chains is None:
+        chains = OptionChains(market.feed)  # one short chain cache for the process's accounts
 
     async def quote(symbol: str) -> Quote | None:
         try:

@@ -111,7 +111,9 @@ def _leg(
         last=p.last_price,
         mark=mark,
         cost=round(quantity * avg_price * mult, 2),
-        unrealized_pnl=None if mark is None else round((mark - avg_price) * scale, 2),
+        unrealized_pnl=None
+        if mark is None
+        else round((mark - avg_price) * scale, 2) + 0.0,  # not -0.0
         iv=quote.iv if quote else None,
         greeks_time=quote.greeks_time if quote else None,
         **greeks,

@@ -600,3 +600,41 @@ async def test_options_panel_shows_the_chain_and_spreads(options_hub: Console) -
     await panel.screenshot(path=str(OUTPUT / "console-options.png"))
     # (no engine runs: /risk answers 503; AAPL's expirations 404)
     c.assert_no_console_errors(allow=r"status of (503|404)")
+
+
+async def test_options_panel_on_the_simulated_chains(console: Console) -> None:
+    """The real thing: the simulated feed's chains, an iron condor alert through the engine
+    and the paper broker, the panel showing SPY's chain and the condor as one spread."""
+    c = console
+    for _ in range(100):  # the account's engine holds it
+        if (await c.admin("/api/v1/accounts"))["accounts"][0]["held_by"]:
+            break
+        await asyncio.sleep(0.05)
+    option = {"shape": "iron_condor", "dte": 30, "delta": 0.16, "width": 5}
+    r = await c.webhook(
+        ticker="SPY", action="sell", quantity=1, strategy="condor", option=option, alert_id="ic-1"
+    )
+    assert r.status_code == 202, r.text
+    legs = [leg["symbol"] for leg in r.json()["option"]["legs"]]
+    page = await open_unlocked(c)
+    group = page.locator('#option-groups tr.group[data-group="condor|SPY"]')
+    await group.wait_for()
+    assert await group.get_attribute("data-kind") == "iron condor"
+    shown = await page.locator('#option-groups tr.leg[data-group="condor|SPY"]').evaluate_all(
+        "rows => rows.map(r => r.dataset.symbol)"
+    )
+    assert sorted(shown) == sorted(legs)
+    order = page.locator(f'#orders tr[data-id="{r.json()["order_id"]}"] .leg')
+    assert sorted(await order.evaluate_all("els => els.map(e => e.dataset.symbol)")) == sorted(legs)
+
+    await page.locator('#watchlist tr[data-symbol="SPY"]').click()
+    await page.locator("#options-panel").scroll_into_view_if_needed()
+    await wait_js(page, "document.querySelectorAll('#options-chain tr[data-strike]').length > 10")
+    atm = float(await page.locator("#options-chain tr.atm").get_attribute("data-strike") or 0)
+    spot = (await c.http.get("/api/v1/quotes", params={"symbols": "SPY"})).json()
+    assert abs(atm - spot["quotes"]["SPY"]["last"]) < 10
+    assert (await page.locator("#options-age").inner_text()).startswith("greeks ")
+    assert await page.locator("#options-expiration option").count() > 3
+    # the spread's greeks come from the chain the engine fetched (one cache per process)
+    assert await group.locator("td.delta").inner_text() != "—"
+    c.assert_no_console_errors()
