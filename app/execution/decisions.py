@@ -22,9 +22,9 @@ from app.execution.planner import plan_in_book
 from app.execution.sizing import SizingError, SizingRule
 from app.execution.store import OrderExistsError
 from app.models.alerts import Alert, AlertAction, Decision
-from app.models.market import Quote
 from app.models.orders import Order, OrderRequest, OrderStatus
 from app.observability.metrics import ORDERS
+from app.risk.checks import RiskDecision
 
 if TYPE_CHECKING:
     from app.execution.engine import ExecutionEngine
@@ -224,8 +224,8 @@ class AlertDecider:
                 denial = Decision(**base, status="ignored", reason="no_position", message=message)
             counted: list[OrderRequest] = []
             for request in requests:
-                ref = request.limit_price or request.stop_price or refs.get(request.client_order_id)
-                verdict = self.engine.risk.check(request, ref or price)
+                ref = self._reference(request, refs) or price
+                verdict = self._check(request, ref)
                 if not verdict.allowed:
                     for done in counted:  # an earlier leg of this alert: release it
                         self.engine.book.order_done(done.client_order_id)
@@ -239,7 +239,7 @@ class AlertDecider:
                     )
                     break
                 self.engine.risk.on_order_submitted(request, now)
-                self.engine.book.order_submitted(request, ref or price)  # working at once
+                self.engine.book.order_submitted(request, ref)  # working at once
                 counted.append(request)
             if denial is None:
                 orders = [self._new_order(r, now) for r in requests]
@@ -372,9 +372,19 @@ class AlertDecider:
         rule = rule or e.sizing.rule(alert.strategy)
         return plan_in_book(alert, alert_id, e.account, e.book, e.orders.values(), price, rule)
 
+    @staticmethod
+    def _reference(request: OrderRequest, refs: dict[str, float]) -> float | None:
+        """The price an order is checked and reserved at: its own, else the planner's."""
+        own = request.settle_price if request.settle_price is not None else request.limit_price
+        return own or request.stop_price or refs.get(request.client_order_id)
+
+    def _check(self, request: OrderRequest, ref: float | None) -> RiskDecision:
+        """Risk's verdict; an expiry booking trades nothing and is not checked."""
+        booking = request.settle_price is not None
+        return RiskDecision(True) if booking else self.engine.risk.check(request, ref)
+
     async def _last_price(self, symbol: str) -> float | None:
-        quote: Quote | None = await self.engine.quotes(symbol)
-        return quote.last if quote else None
+        return quote.last if (quote := await self.engine.quotes(symbol)) else None
 
     def _new_order(self, request: OrderRequest, now: float) -> Order:
         return Order(

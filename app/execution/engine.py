@@ -25,6 +25,7 @@ from app.brokers.base import Broker, BrokerError, BrokerEvent
 from app.execution.accounts import DEFAULT_ACCOUNT
 from app.execution.brackets import Brackets
 from app.execution.decisions import AlertDecider
+from app.execution.expiry import Expirer
 from app.execution.fills import FillBooker
 from app.execution.lifecycle import OrderLifecycle
 from app.execution.option_decisions import OptionDecider
@@ -102,6 +103,8 @@ class ExecutionEngine:
         self.lock = asyncio.Lock()
         self.tasks: set[asyncio.Task[None]] = set()
         self._watcher: asyncio.Task[None] | None = None
+        self._expiry: asyncio.Task[None] | None = None
+        self.expirer = Expirer(self)  # contracts past their expiration session, settled
         self.heartbeat_task: asyncio.Task[None] | None = None
         # names this engine in its alert claims; its heartbeat key says it is alive
         self.instance = uuid.uuid4().hex[:12]
@@ -144,6 +147,7 @@ class ExecutionEngine:
         await self.store.heartbeat(self.instance)
         self.heartbeat_task = asyncio.create_task(self._beat(), name="engine-heartbeat")
         self._watcher = asyncio.create_task(self.reconciler.watch_unknown(), name="unknown-orders")
+        self._expiry = asyncio.create_task(self.expirer.run(), name="option-expiry")
         self.started = True
 
     async def _beat(self) -> None:
@@ -157,11 +161,12 @@ class ExecutionEngine:
                 log.warning("engine heartbeat failed: %s", exc)
 
     async def close(self) -> None:
+        """Let in-flight broker calls finish (bounded), stop watchers, close the broker."""
         if not self.started:
             return
-        """Let in-flight broker calls finish (bounded), stop watchers, close the broker."""
-        if self._watcher is not None:
-            self._watcher.cancel()
+        for watcher in (self._watcher, self._expiry):
+            if watcher is not None:
+                watcher.cancel()
         if self.tasks:
             await asyncio.wait(list(self.tasks), timeout=5)
         for task in list(self.tasks):

@@ -8,6 +8,7 @@ own alert, never the account's other alerts or fills.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
@@ -46,18 +47,23 @@ class Prepared:
 
     selection: Selection | None = None  # buy/sell: the chosen contracts
     quotes: dict[str, OptionQuote] = field(default_factory=dict)  # exit: held contracts
+    settlement: bool = False  # an expiry booking (``expiry.py``)
 
 
 class OptionDecider:
     def __init__(self, engine: ExecutionEngine, chains: OptionChains | None) -> None:
         self.engine = engine
         self.chains = chains
+        # expiry bookings by alert id, planned under the lock (``expiry.py``)
+        self.settlements: dict[str, Callable[[], list[OrderRequest]]] = {}
 
     def today(self) -> date:
         return datetime.fromtimestamp(self.engine.clock(), NEW_YORK).date()
 
     def wants(self, alert: Alert) -> bool:
         """An option alert, or an exit of a strategy that holds options on the ticker."""
+        if alert.alert_id in self.settlements:
+            return True
         if alert.is_option:
             return True
         return alert.action is AlertAction.EXIT and bool(
@@ -66,6 +72,8 @@ class OptionDecider:
 
     async def prepare(self, alert: Alert, price: float | None) -> Prepared:
         """Chains and contracts for ``alert``; raises OptionDenied."""
+        if alert.alert_id in self.settlements:
+            return Prepared(settlement=True)
         if self.chains is None:
             raise OptionDenied("no_chains", "options need a feed with option chains")
         try:
@@ -168,6 +176,8 @@ class OptionDecider:
         e = self.engine
         now = e.clock()
         working = list(e.orders.values())
+        if prepared.settlement and alert.alert_id in self.settlements:
+            return OptionPlan(self.settlements[alert.alert_id]())
         if prepared.selection is not None:
             return plan_option(
                 alert, alert_id, e.account, e.book, working, prepared.selection, rule, now

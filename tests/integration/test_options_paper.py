@@ -257,3 +257,52 @@ async def test_the_same_alerts_trade_offline_on_the_simulated_feed(redis: Redis)
     finally:
         await eng.close()
         await feed.close()
+
+
+async def test_expiry_turns_an_itm_call_into_shares_and_an_otm_one_into_zero(
+    redis: Redis,
+) -> None:
+    feed = FakeChains()
+    market = Market(feed)
+    now = [time.time()]
+    book = AccountBook(account="default", cash=0.0, multiplier_of=multiplier_of)
+    risk = RiskEngine(
+        parse_limits(PERMISSIVE), market_hours="always", book=book, clock=lambda: now[0]
+    )
+    eng = ExecutionEngine(
+        ExecutionStore(redis),
+        PaperBroker(redis, market.get, slippage_bps=0),
+        risk,
+        market.get,
+        chains=OptionChains(feed),
+        clock=lambda: now[0],
+    )
+    await eng.start()
+    try:
+        bought = {}
+        for strike in (620, 640):
+            d = await eng.handle_alert(
+                alert(option={"right": "call", "expiration": str(feed.listed[0]), "strike": strike})
+            )
+            assert d.status == "accepted", d.message
+            bought[strike] = d.option.legs[0]  # type: ignore[union-attr]
+        await settle(eng)
+        itm, otm = bought[620].symbol, bought[640].symbol
+        assert eng.expirer.due(now[0]) == []  # not before the expiration session closes
+        cash_before = eng.book.cash
+        now[0] += 9 * 86_400  # past the 7-day expiry's close
+        feed.price = 630.0  # the 620 call is 10 in the money, the 640 call worthless
+        assert eng.expirer.due(now[0]) == sorted([itm, otm])
+        assert await eng.expirer.run_once() == sorted([itm, otm])
+        await settle(eng)
+        held = {p.symbol: p for p in eng.book.positions()}
+        assert set(held) == {"SPY"}  # both contracts gone, 100 shares from the exercise
+        assert held["SPY"].quantity == 100 and held["SPY"].avg_price == 620
+        assert eng.book.cash == pytest.approx(cash_before - 620 * 100)
+        premium = sum((bought[k].ask or 0) * 100 for k in bought)
+        assert eng.book.holding(itm).realized_pnl + eng.book.holding(otm).realized_pnl == (
+            pytest.approx(-premium)
+        )
+        assert await eng.expirer.run_once() == []  # settled once
+    finally:
+        await eng.close()
