@@ -113,10 +113,7 @@ class PaperBroker:
         status = OrderStatus(record["status"])
         if not status.terminal:
             self.resting[order.id] = record
-        for i, fill in enumerate(fills):
-            last = i == len(fills) - 1
-            shown = status if last else OrderStatus.PARTIALLY_FILLED
-            await self._emit(BrokerEvent(order.id, shown, broker_id, fill=fill))
+        await self._emit_fills(fills, status, broker_id)
         if not fills:
             await self._emit(BrokerEvent(order.id, status, broker_id, reason=record.get("reason")))
         return broker_id
@@ -222,11 +219,25 @@ class PaperBroker:
             await self.save_record(updated)
             record.update(updated)
             self.resting.pop(record["order"]["id"], None)
-        for i, fill in enumerate(fills):
-            status = OrderStatus.FILLED if i == len(fills) - 1 else OrderStatus.PARTIALLY_FILLED
-            await self._emit(
-                BrokerEvent(fill.order_id, status, record["broker_order_id"], fill=fill)
+        await self._emit_fills(fills, OrderStatus.FILLED, record["broker_order_id"])
+
+    async def _emit_fills(self, fills: list[Fill], status: OrderStatus, broker_id: str) -> None:
+        """A spread's leg fills reported together (one batch: one write of the book);
+        all but the last are partial fills of the order."""
+        last = len(fills) - 1
+        await asyncio.gather(
+            *(
+                self._emit(
+                    BrokerEvent(
+                        f.order_id,
+                        status if i == last else OrderStatus.PARTIALLY_FILLED,
+                        broker_id,
+                        fill=f,
+                    )
+                )
+                for i, f in enumerate(fills)
             )
+        )
 
     # -- internals -------------------------------------------------------------
     def _fill_price(self, record: dict[str, Any], quote: Quote) -> float | None:

@@ -66,12 +66,15 @@ def _other(_symbol: str) -> str:
 class Part:
     """FIFO lots of one symbol (the account's, or one strategy's share of it)."""
 
-    __slots__ = ("lots", "qty", "realized")
+    __slots__ = ("_stored", "lots", "qty", "realized")
 
     def __init__(self, lots: Lots | None = None, realized: float = 0.0) -> None:
         self.lots: Lots = lots if lots is not None else deque()
         self.qty = sum(lot[0] for lot in self.lots)
         self.realized = realized  # in price points x quantity (times the multiplier: P&L)
+        # the stored form, kept until the next fill: the book is written after every fill
+        # batch, and a position built from many fills has as many lots
+        self._stored: dict[str, Any] | None = None
 
     @property
     def avg_price(self) -> float:
@@ -79,6 +82,7 @@ class Part:
 
     def apply(self, signed: float, price: float) -> float:
         """Add a fill; the points x quantity it realised (FIFO against opposite lots)."""
+        self._stored = None
         realized, remaining = match(self.lots, signed, price)
         if abs(remaining) > EPS:
             self.lots.append([remaining, price])
@@ -89,7 +93,10 @@ class Part:
         return realized
 
     def to_dict(self) -> dict[str, Any]:
-        return {"lots": [[q, p] for q, p in self.lots], "realized": self.realized}
+        """The stored form (shared until the next fill: callers must not change it)."""
+        if self._stored is None:
+            self._stored = {"lots": [[q, p] for q, p in self.lots], "realized": self.realized}
+        return self._stored
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Part:
