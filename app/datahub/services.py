@@ -15,7 +15,6 @@ from app.execution.intake import Intake
 from app.execution.service import ExecutionService
 from app.execution.store import ExecutionStore
 from app.feeds.base import Feed
-from app.models.instruments import multiplier_of
 from app.options.chains import OptionChains
 from app.portfolio.book import AccountBook
 
@@ -39,10 +38,5 @@ class Services:
         return ExecutionStore(self.redis, account)
 
     async def book(self, account: str) -> AccountBook | None:
-        """An account's stored book, read the way the engine keeps it: with each
-        instrument's multiplier (an option's 100, a future's point value), so positions,
-        market value and unrealised P&L read from it are in dollars (None: never stored)."""
-        data = await self.store(account).load_book_data()
-        if data is None:
-            return None
-        return AccountBook.from_dict(data, multiplier_of=multiplier_of)
+        """An account's stored book, with instrument multipliers (None: never stored)."""
+        return await self.store(account).load_book()

@@ -15,6 +15,7 @@ from app.autopipeline import AutoPipeline
 from app.bus import RELEASE_IF_HELD, Keys
 from app.execution import scripts
 from app.models.alerts import Decision
+from app.models.instruments import multiplier_of
 from app.models.orders import Fill, Order, OrderStatus
 from app.observability.tracing import inject_context
 from app.portfolio.book import AccountBook
@@ -259,9 +260,13 @@ class ExecutionStore:
         return orjson.loads(raw) if raw else None
 
     async def load_book(self, account: str | None = None) -> AccountBook | None:
-        """The stored book, for readers (the API in any process)."""
+        """The stored book, for readers (the API in any process), read the way the engine
+        keeps it: with each instrument's multiplier (an option's 100, a future's point
+        value), so market value and P&L read from it are in dollars."""
         data = await self.load_book_data(account)
-        return AccountBook.from_dict(data) if data is not None else None
+        if data is None:
+            return None
+        return AccountBook.from_dict(data, multiplier_of=multiplier_of)
 
     async def save_book(self, book: AccountBook) -> None:
         await self._set(self.keys.ledger, orjson.dumps(book.to_dict()))
