@@ -236,6 +236,14 @@ async def test_hmac_signed_alert(api: httpx.AsyncClient) -> None:
         (alert(quantity=-5), 422, "invalid alert"),
         (alert(quantity=10**9), 422, "invalid alert"),
         (alert(quantity=1.5), 422, "invalid alert"),
+        (
+            alert(option={"dte": 30, "legs": [{"right": "put", "side": "buy", "strike": 1}] * 5}),
+            422,
+            "2 to 4 legs",
+        ),
+        (alert(option={"right": "call", "dte": 30, "detla": 0.3}), 422, "detla"),
+        (alert(option={"right": "call", "dte": 30}), 422, "one of delta, strike or atm_offset"),
+        (alert(max_loss=500), 422, "for options"),
         (alert(passphrase="guess"), 401, "wrong or missing passphrase"),
         (
             {k: v for k, v in alert().items() if k != "passphrase"},
