@@ -13,10 +13,9 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from math import log as _ln
 from typing import Any, Literal
-from zoneinfo import ZoneInfo
 
 from app.models.occ import is_occ
 from app.models.orders import OrderRequest
@@ -48,18 +47,14 @@ from app.risk.checks import (
     VolatilityCheck,
 )
 from app.risk.checks.base import SHARE_ONLY
-from app.risk.checks.options import OPTION_CHECKS, OptionOrder, QuoteOf
+from app.risk.checks.option_order import OptionOrder, QuoteOf, new_york_date, no_quote
+from app.risk.checks.options import OPTION_CHECKS, OptionBuyingPowerCheck
 from app.risk.killswitch import KillState, KillSwitch
 from app.risk.limits import RiskLimits
 from app.risk.state import RiskState, SymbolRisk, Volatility
 from app.sessions import SessionTable, day_span, trading_day
 
 log = logging.getLogger(__name__)
-NEW_YORK = ZoneInfo("America/New_York")
-
-
-def _no_quote(_symbol: str) -> OptionQuote | None:
-    return None
 
 
 # the checks one limits section configures, in ORDER after the system ones: (section,
@@ -141,13 +136,15 @@ class RiskEngine:
         sectors_of = self._sector_map.get
         self.book.sector_of = lambda symbol: sectors_of(symbol, self._default_sector)
         # the latest quote and greeks of an option contract (the engine's chain cache)
-        self.option_quote: QuoteOf = _no_quote
+        self.option_quote: QuoteOf = no_quote
         self.checks = self._build_checks()
         self._all = tuple(c.evaluate for c in self.checks)
         self._for_reducing = tuple(c.evaluate for c in self.checks if not c.new_risk_only)
         # an option contract: no price collar (its last trade says little); a spread: no
         # check that prices it as shares
-        self._for_option = tuple(c.evaluate for c in self.checks if c.name != "price_collar")
+        self._for_option = tuple(
+            c.evaluate for c in self.checks if c.name not in ("price_collar", "buying_power")
+        )
         spread = [c for c in self.checks if c.name not in SHARE_ONLY]
         self._for_spread = tuple(c.evaluate for c in spread)
         self._for_spread_reducing = tuple(c.evaluate for c in spread if not c.new_risk_only)
@@ -180,16 +177,14 @@ class RiskEngine:
                 checks.append(cls(section))
         if (options := lim.section("options")) is not None:
             quote_of = self.quote_option  # late-bound: the engine sets ``option_quote``
-            checks.extend(cls(options, quote_of, self.new_york_day) for cls in OPTION_CHECKS)
+            kinds = OPTION_CHECKS
+            if lim.section("buying_power") is not None:
+                kinds = (OptionBuyingPowerCheck, *kinds)
+            checks.extend(cls(options, quote_of, new_york_date) for cls in kinds)
         return checks
 
     def quote_option(self, symbol: str) -> OptionQuote | None:
         return self.option_quote(symbol)
-
-    @staticmethod
-    def new_york_day(ts: float) -> date:
-        """The date options count days to expiry from (expiries are New York dates)."""
-        return datetime.fromtimestamp(ts, NEW_YORK).date()
 
     def _per_strategy(self, name: str) -> tuple[Any, dict[str, Any]]:
         lim = self.limits

@@ -306,3 +306,16 @@ async def test_expiry_turns_an_itm_call_into_shares_and_an_otm_one_into_zero(
         assert await eng.expirer.run_once() == []  # settled once
     finally:
         await eng.close()
+
+
+async def test_buying_power_counts_the_premium_not_the_shares(redis: Redis) -> None:
+    share_checks = ("concentration", "sector_concentration", "leverage", "position_size")
+    eng, _ = await make(redis, dict.fromkeys((*share_checks, "order_notional")))
+    try:  # $100,000 equity: $200,000 buying power
+        deep = {"right": "call", "dte": 30, "strike": 560}  # about $41 a share, $4,100 a contract
+        ok = await eng.handle_alert(alert(quantity=40, option=deep))
+        assert ok.status == "accepted", ok.message  # $164,000 of premium
+        more = await eng.handle_alert(alert(quantity=10, option=deep, alert_id="more"))
+        assert (more.check, more.reason) == ("option_buying_power", "insufficient_buying_power")
+    finally:
+        await eng.close()

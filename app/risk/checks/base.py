@@ -160,6 +160,7 @@ ORDER = (
     "quantity",
     "volatility",
     "duplicate",
+    "option_buying_power",
     "naked_call",
     "short_put",
     "option_contracts",

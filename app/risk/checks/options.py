@@ -1,115 +1,24 @@
 """Option checks: what an option order may open, read from the book and the chain cache.
 
-An option order (one OCC contract, or a spread's legs) is seen as :class:`OptionOrder`:
-its legs in contracts with the latest quote and greeks each, computed once per
-``check()``. Each check below is named and denies with a machine-readable reason;
+An option order (one OCC contract, or a spread's legs) is seen as
+:class:`~app.risk.checks.option_order.OptionOrder`. Each check below is named and denies with a machine-readable reason;
 orders that only close are never stopped by them (``new_risk_only``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from app.models.occ import OccSymbol, OptionRight, is_occ, parse_occ
-from app.models.orders import Intent, OrderRequest
-from app.options.chain import OptionQuote
-from app.options.spreads import Leg, net_natural, worst_loss
+from app.models.occ import OptionRight, is_occ, parse_occ
+from app.models.orders import Intent
+from app.options.spreads import worst_loss
 from app.portfolio.book import AccountBook
 from app.risk.checks.base import Check, Ctx, RiskDecision
+from app.risk.checks.option_order import CONTRACT, OptionOrder, QuoteOf, held_options
 from app.risk.limits import OptionLimits
 from app.risk.state import RiskState
-
-CONTRACT = 100
-QuoteOf = Callable[[str], OptionQuote | None]
-
-
-@dataclass(frozen=True, slots=True)
-class OptionLeg:
-    contract: OccSymbol
-    symbol: str
-    intent: Intent
-    contracts: float
-    quote: OptionQuote | None
-
-    @property
-    def opens(self) -> bool:
-        return not self.intent.reduces
-
-    @property
-    def sign(self) -> int:
-        return self.intent.side.sign
-
-
-@dataclass(frozen=True, slots=True)
-class OptionOrder:
-    """An order's option legs, in contracts (a single contract is one leg)."""
-
-    underlying: str
-    legs: tuple[OptionLeg, ...]
-    units: float
-    net_price: float | None  # per unit per share, signed: + debit
-
-    @classmethod
-    def of(cls, order: OrderRequest, quote_of: QuoteOf, price: float | None) -> OptionOrder | None:
-        if order.legs:
-            legs = tuple(
-                OptionLeg(
-                    parse_occ(leg.symbol),
-                    leg.symbol,
-                    leg.intent,
-                    order.quantity * leg.ratio,
-                    quote_of(leg.symbol),
-                )
-                for leg in order.legs
-            )
-            net = None
-            if order.limit_price is not None:
-                net = order.limit_price * (-1 if order.net == "credit" else 1)
-            else:
-                natural = net_natural(_priced(legs, order.quantity))
-                net = natural
-            return cls(legs[0].contract.underlying, legs, order.quantity, net)
-        if not is_occ(order.symbol):
-            return None
-        contract = parse_occ(order.symbol)
-        leg = OptionLeg(
-            contract, order.symbol, order.intent, order.quantity, quote_of(order.symbol)
-        )
-        net = price * order.side.sign if price is not None else None
-        return cls(contract.underlying, (leg,), order.quantity, net)
-
-    def as_legs(self) -> list[Leg]:
-        return _priced(self.legs, self.units)
-
-    @property
-    def opening(self) -> list[OptionLeg]:
-        return [leg for leg in self.legs if leg.opens]
-
-
-def _priced(legs: tuple[OptionLeg, ...], units: float) -> list[Leg]:
-    return [
-        Leg(
-            leg.sign > 0,
-            max(1, round(leg.contracts / units)) if units else 1,
-            leg.contract.right,
-            leg.contract.strike,
-            leg.quote.bid if leg.quote else None,
-            leg.quote.ask if leg.quote else None,
-        )
-        for leg in legs
-    ]
-
-
-def held_options(book: AccountBook, underlying: str) -> dict[str, float]:
-    """The account's contracts on ``underlying`` (OCC symbol -> signed contracts)."""
-    return {
-        s: h.qty
-        for s, h in book.holdings.items()
-        if h.qty and is_occ(s) and parse_occ(s).underlying == underlying
-    }
 
 
 class OptionCheck(Check):
@@ -370,6 +279,35 @@ class DeltaCheck(OptionCheck):
                     limit=total,
                 )
         return None
+
+
+class OptionBuyingPowerCheck(OptionCheck):
+    """What an option order ties up, against buying power: a debit's premium; a credit
+    position's worst case (a cash-secured put: strike less credit); a short call without a
+    bound (only when ``naked_calls`` allows it): 20 % of its strike. Not share notional."""
+
+    name = "option_buying_power"
+
+    def check(self, c: Ctx, o: OptionOrder) -> RiskDecision | None:
+        if o.net_price is None:
+            return None
+        if o.net_price > 0:
+            per_share = o.net_price
+        else:
+            loss = worst_loss(o.as_legs(), o.net_price)
+            if loss is None:
+                loss = 0.2 * max(float(leg.contract.strike) for leg in o.legs)
+            per_share = loss
+        needed = per_share * o.units * CONTRACT + c.book.pending_open_notional
+        if needed <= c.book.buying_power:
+            return None
+        return self.deny(
+            "insufficient_buying_power",
+            f"the option order needs ${needed:,.2f} (incl. working orders), "
+            f"buying power ${c.book.buying_power:,.2f}",
+            needed=needed,
+            buying_power=c.book.buying_power,
+        )
 
 
 OPTION_CHECKS: tuple[type[OptionCheck], ...] = (
