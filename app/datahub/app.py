@@ -38,6 +38,7 @@ from app.feeds.base import Feed
 from app.observability.metrics import HTTP_LATENCY, HTTP_REQUESTS
 from app.observability.tracing import instrument_app
 from app.options.chains import OptionChains
+from app.procs import settle_heap
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +104,7 @@ def create_app(settings: Settings, *, feed: Feed | None = None) -> FastAPI:
             execution.start()
         with contextlib.suppress(TimeoutError):  # normally ready before the first request
             await asyncio.wait_for(waiter.connected.wait(), 5)
+        settle_heap()
         log.info(
             "datahub ready",
             extra={

@@ -15,6 +15,7 @@ from app.datahub.wiring import QuotePump, engine_factory
 from app.execution.accounts import load_accounts
 from app.execution.service import ExecutionService
 from app.feeds import make_feed
+from app.procs import settle_heap
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,7 @@ async def run_execution(settings: Settings, stop: asyncio.Event | None = None) -
     hub.listeners.append(market.offer)
     tasks = [asyncio.create_task(hub.run()), asyncio.create_task(pump.run())]
     service.start()
+    settle_heap()
     log.info("execution ready", extra={"accounts": accounts.ids, "instance": service.instance})
     try:
         await stop.wait()

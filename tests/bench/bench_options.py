@@ -25,6 +25,7 @@ from app.models.instruments import multiplier_of
 from app.models.market import Quote
 from app.options.chains import OptionChains
 from app.portfolio.book import AccountBook
+from app.procs import settle_heap
 from app.risk.engine import RiskEngine
 from app.risk.limits import parse_limits
 from tests.bench.common import Result, print_table, record, summarize
@@ -65,6 +66,7 @@ async def run(redis: Redis, n: int) -> list[Result]:
         chains=OptionChains(feed, ttl=3600),
     )
     await engine.start()
+    settle_heap()  # as the datahub and execution services do once started
     condor = {"shape": "iron_condor", "dte": 30, "delta": 0.2, "width": 10}
     await engine.handle_alert(  # warm the chain cache (the issue measures it cached)
         Alert.model_validate({"ticker": "SPY", "action": "sell", "quantity": 1, "option": condor})
