@@ -10,10 +10,9 @@ from typing import Any
 
 import pytest
 
-from app.brokers.base import BrokerError, BrokerEvent, BrokerTimeoutError
+from app.brokers.base import BrokerError, BrokerTimeoutError
 from app.brokers.tradier import TradierBroker
 from app.models.orders import (
-    Fill,
     Intent,
     NetEffect,
     Order,
@@ -22,22 +21,10 @@ from app.models.orders import (
     OrderStatus,
     OrderType,
 )
-from app.retry import RetryPolicy
 from app.tradier.client import TradierError
 from tests.fakes.tradier_orders import TradierAccount, running_account
 from tests.support.poll import until
-
-ACCOUNT = "VA000001"
-ORDERS = f"/accounts/{ACCOUNT}/orders"
-FAST = RetryPolicy(
-    attempts=3,
-    total_timeout=5.0,
-    wait_initial=0.01,
-    wait_max=0.05,
-    wait_jitter=0.01,
-    retry_after_max=2.0,
-)
-POLL = 0.02
+from tests.support.tradier import ACCOUNT, ORDERS, POLL, Events, make_broker
 
 CALL = "SPY261218C00600000"
 # an iron condor on SPY: long 560 put, short 570 put, short 630 call, long 640 call
@@ -53,33 +40,6 @@ CONDOR = (
 async def account() -> AsyncIterator[TradierAccount]:
     async with running_account(ACCOUNT) as acct:
         yield acct
-
-
-def make_broker(acct: TradierAccount, *, timeout: float = 2.0) -> TradierBroker:
-    return TradierBroker(
-        acct.fake.token,
-        ACCOUNT,
-        acct.fake.base_url,
-        timeout=timeout,
-        retry=FAST,
-        poll_interval=POLL,
-    )
-
-
-class Events:
-    def __init__(self) -> None:
-        self.items: list[BrokerEvent] = []
-
-    async def __call__(self, event: BrokerEvent) -> None:
-        self.items.append(event)
-
-    @property
-    def fills(self) -> list[Fill]:
-        return [e.fill for e in self.items if e.fill is not None]
-
-    @property
-    def statuses(self) -> list[OrderStatus]:
-        return [e.status for e in self.items]
 
 
 @pytest.fixture
