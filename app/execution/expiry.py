@@ -96,9 +96,16 @@ def settlement(
 class Expirer:
     """Settles this account's expired contracts (see the module docstring)."""
 
-    def __init__(self, engine: ExecutionEngine, every: float = 60.0) -> None:
+    def __init__(
+        self, engine: ExecutionEngine, every: float = 60.0, adopt_every: float = 900.0
+    ) -> None:
         self.engine = engine
         self.every = every
+        # a broker settles overnight: until then its book still holds the contract, so it
+        # is asked again only this often, and the same contracts are reported once
+        self.adopt_every = adopt_every
+        self.adopted_at = float("-inf")
+        self.reported: set[str] = set()
 
     def due(self, now: float) -> list[str]:
         return sorted(
@@ -123,7 +130,13 @@ class Expirer:
         if not due:
             return []
         if e.broker.keeps_book:
-            log.warning("expiry: %s expired; adopting the broker's positions", ", ".join(due))
+            now = e.clock()
+            if now - self.adopted_at < self.adopt_every:
+                return []
+            self.adopted_at = now
+            if not set(due) <= self.reported:
+                log.warning("expiry: %s expired; adopting the broker's positions", ", ".join(due))
+                self.reported.update(due)
             await e.reconciler.adopt_broker_book()
             return due
         done = []
