@@ -183,7 +183,7 @@ async def test_paper_defaults_take_the_readme_alerts(
     stack = await start([mode], env, port)
     try:
         await stack.wait_up()
-        buy, strategy_order, exit_ = readme_alerts()
+        buy, strategy_order, exit_, calls, condor = readme_alerts()
         first = await stack.alert(buy)
         assert first.status_code == 202, first.text
         assert first.json()["status"] == "accepted" and first.json()["quantity"] == 10
@@ -207,6 +207,26 @@ async def test_paper_defaults_take_the_readme_alerts(
         assert [(p["strategy"], p["quantity"]) for p in positions[0]["strategies"]] == [
             ("default", 10)
         ]
+        # the README's option messages, on the simulated feed's chains
+        bought = await stack.alert(calls)
+        assert bought.status_code == 202, bought.text
+        assert bought.json()["status"] == "accepted", bought.json()
+        (call,) = bought.json()["option"]["legs"]
+        sold = await stack.alert(condor)
+        assert sold.status_code == 202, sold.text
+        answer = sold.json()
+        assert answer["status"] == "accepted", answer
+        assert answer["option"]["net"] == "credit" and len(answer["option"]["legs"]) == 4
+        assert answer["quantity"] * answer["option"]["max_loss"] <= 1000
+        assert (await stack.admin(f"/api/v1/orders/{answer['order_id']}"))["request"]["legs"]
+        await wait_positions(
+            stack,
+            {"AAPL": 10, call["symbol"]: 2}
+            | {
+                leg["symbol"]: (1 if leg["side"] == "buy_to_open" else -1) * answer["quantity"]
+                for leg in answer["option"]["legs"]
+            },
+        )
     finally:
         await stack.stop()
 
