@@ -178,3 +178,60 @@ async def test_at_expiry_the_brokers_positions_are_adopted(
     assert await engine.expirer.run_once() == [gone]
     assert {p.symbol: p.quantity for p in engine.book.positions()} == {"SPY": 100}
     assert engine.book.cash == 40_000.0
+
+
+async def test_a_bull_put_spread_sized_by_max_loss_never_risks_more(
+    stack: tuple[ExecutionEngine, TradierAccount],
+) -> None:
+    engine, acct = stack
+    decision = await engine.handle_alert(
+        Alert.model_validate(
+            {
+                "ticker": "SPY",
+                "action": "buy",
+                "max_loss": 3000,
+                "price": "natural",
+                "strategy": "bps",
+                "option": {
+                    "dte": 30,
+                    "legs": [
+                        {"right": "put", "side": "sell", "delta": 0.30},
+                        {"right": "put", "side": "buy", "delta": 0.15},
+                    ],
+                },
+            }
+        )
+    )
+    assert decision.status == "accepted", decision.message
+    choice = decision.option
+    assert choice is not None and choice.net == "credit" and choice.max_loss is not None
+    short, long_ = (leg.strike for leg in choice.legs)
+    assert choice.max_loss == pytest.approx((short - long_ - (choice.net_price or 0)) * 100)
+    units = decision.quantity or 0
+    assert units * choice.max_loss <= 3000 < (units + 1) * choice.max_loss
+    await until(lambda: bool(posted(acct)))
+    form = posted(acct)[-1]
+    assert (form["class"], form["type"], form["quantity[0]"]) == ("multileg", "credit", str(units))
+    assert float(form["price"]) == choice.net_price
+
+
+async def test_a_naked_short_call_is_denied_by_name_and_not_sent(
+    stack: tuple[ExecutionEngine, TradierAccount],
+) -> None:
+    engine, acct = stack
+    decision = await engine.handle_alert(
+        Alert.model_validate(
+            {
+                "ticker": "SPY",
+                "action": "sell",
+                "quantity": 1,
+                "option": {"right": "call", "dte": 30, "delta": 0.2},
+            }
+        )
+    )
+    assert (decision.status, decision.check, decision.reason) == (
+        "denied",
+        "naked_call",
+        "naked_short_call",
+    )
+    assert posted(acct) == []
