@@ -195,8 +195,8 @@ class AlertDecider:
             "strategy": alert.strategy,
             "time": now,
         }
-        price = (
-            alert.price
+        price = (  # the ticker's price (an option alert's ``price`` is the option's, not it)
+            (None if alert.is_option else alert.price)
             or self.engine.last.get(alert.ticker)
             or await self._last_price(alert.ticker)
         )

@@ -319,3 +319,55 @@ async def test_buying_power_counts_the_premium_not_the_shares(redis: Redis) -> N
         assert (more.check, more.reason) == ("option_buying_power", "insufficient_buying_power")
     finally:
         await eng.close()
+
+
+async def test_premium_budget_buys_as_many_debits_as_it_pays_for(
+    engine: tuple[ExecutionEngine, FakeChains],
+) -> None:
+    eng, _ = engine
+    vertical = {"shape": "vertical", "right": "call", "dte": 30, "atm_offset": 0, "width": 10}
+    d = await eng.handle_alert(
+        Alert.model_validate(
+            {
+                "ticker": "SPY",
+                "action": "buy",
+                "premium_budget": 1500,
+                "price": "natural",
+                "option": vertical,
+            }
+        )
+    )
+    assert d.status == "accepted", d.message
+    assert d.option is not None and d.option.net == "debit" and d.option.net_price is not None
+    cost = d.option.net_price * 100
+    assert d.quantity == int(1500 // cost) and d.quantity * cost <= 1500
+
+
+async def test_a_limit_spread_rests_until_the_net_mid_reaches_it(
+    engine: tuple[ExecutionEngine, FakeChains],
+) -> None:
+    eng, feed = engine
+    vertical = {"shape": "vertical", "right": "call", "dte": 30, "atm_offset": 0, "width": 10}
+    d = await eng.handle_alert(
+        Alert.model_validate(
+            {
+                "ticker": "SPY",
+                "action": "buy",
+                "quantity": 1,
+                "order_type": "limit",
+                "price": 2.0,
+                "option": vertical,
+            }
+        )
+    )
+    assert d.status == "accepted", d.message
+    await settle(eng)
+    assert eng.book.positions() == [] and d.order_id in eng.orders  # mid ~5.2: resting
+    feed.price = 560.0  # the 600/610 call spread is nearly worthless now
+    await eng.on_quote(await Market(feed).get("SPY"))  # type: ignore[arg-type]
+    await settle(eng)
+    held = {p.symbol: p.quantity for p in eng.book.positions()}
+    assert sorted(held.values()) == [-1, 1]
+    order = await eng.store.get_order(d.order_id or "")
+    assert order is not None and order.status.value == "filled"
+    assert order.avg_fill_price is not None and 0 < order.avg_fill_price <= 2.0
