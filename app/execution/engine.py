@@ -186,6 +186,11 @@ class ExecutionEngine:
             self.spawn(self.reconciler.adopt_at_session_start())
 
     # -- broker side (background) ------------------------------------------------
+    async def settle(self) -> None:
+        """Until the orders being sent, and what filled them, are done (backtests)."""
+        while self.tasks:
+            await asyncio.gather(*list(self.tasks), return_exceptions=True)
+
     def spawn(self, coro: Any) -> None:
         task = asyncio.create_task(coro)
         self.tasks.add(task)

@@ -1,0 +1,83 @@
+"""The datahub as kairos sees it, in process: bars and quotes from the feed at the
+simulated time, the book from the account's engine, alerts decided by that engine.
+
+Same contract as ``app/kairos/datahub_client.py`` (``history`` gives the last
+``countback`` bars starting before ``end``; an alert's answer is an ``AlertResult`` whose
+body is the decision), so ``Kairos`` runs unchanged. An alert body is validated by the
+same ``Alert`` model the webhook uses; a body the webhook would refuse is a 422 here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+
+from app.backtest.clock import SimClock
+from app.execution.engine import ExecutionEngine
+from app.feeds.simulated import SimulatedFeed
+from app.kairos.datahub_client import AlertResult
+from app.kairos.models import Account, Position, QuoteSnapshot
+from app.models.alerts import Alert
+from app.models.market import Bar, Resolution
+
+
+class BacktestClient:
+    admin_key = "backtest"  # strategies see the book, as with the admin key live
+
+    def __init__(self, feed: SimulatedFeed, engine: ExecutionEngine, clock: SimClock) -> None:
+        self.feed = feed
+        self.engine = engine
+        self.clock = clock
+        self.decisions: list[dict[str, Any]] = []
+
+    async def history(
+        self, symbol: str, resolution: Resolution, *, end: int, countback: int
+    ) -> list[Bar]:
+        span = max(countback * resolution.seconds * 6, 10 * 86_400)
+        found = self.feed.history_at(
+            symbol, resolution, end - span, end, countback, now=self.clock.time()
+        )
+        return list(found.bars)
+
+    async def quotes(self, symbols: Sequence[str]) -> dict[str, QuoteSnapshot]:
+        now = self.clock.time()
+        out = {}
+        for symbol in symbols:
+            q = self.feed.quote_at(symbol, now)
+            out[symbol] = QuoteSnapshot(symbol=symbol, last=q.last, bid=q.bid, ask=q.ask)
+        return out
+
+    async def positions(self) -> dict[str, Position]:
+        return {
+            p.symbol: Position(
+                symbol=p.symbol,
+                quantity=p.quantity,
+                avg_price=p.avg_price,
+                last_price=p.last_price,
+            )
+            for p in self.engine.book.positions()
+        }
+
+    async def account(self) -> Account:
+        state = self.engine.book.state()
+        return Account(equity=state.equity, cash=state.cash, buying_power=state.buying_power)
+
+    async def post_alert(
+        self, raw: bytes, alert_id: str, *, webhook: str | None = None
+    ) -> AlertResult:
+        try:
+            alert = Alert.model_validate_json(raw)
+        except ValidationError as exc:
+            body = {"detail": "invalid alert", "errors": exc.errors(include_url=False)}
+            return AlertResult(alert_id, 422, False, body)
+        decision = await self.engine.handle_alert(alert)
+        await self.engine.settle()
+        body = decision.model_dump(mode="json")
+        self.decisions.append(body)
+        return AlertResult(alert_id, 202, True, orjson.loads(orjson.dumps(body)))
+
+    async def close(self) -> None:
+        return None

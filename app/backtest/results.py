@@ -1,0 +1,149 @@
+"""A run's files: ``summary.json`` (the journal's analytics of the run's fills, plus
+equity, drawdown and denials by check), ``orders.csv``, ``fills.csv``, ``equity.csv``.
+
+Byte for byte the same for the same inputs: rows in the order they happened, no wall
+clock, no random ids (the paper broker's own order ids are left out; ours are hashes
+of the alert).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from app.backtest.runner import BacktestResult
+from app.journal.analytics import realise, summarise
+
+
+def drawdown(equity: list[tuple[float, float]]) -> tuple[float, float]:
+    """Largest fall from a peak (dollars) and the longest time under a peak (seconds)."""
+    peak, peak_t, worst, longest = float("-inf"), 0.0, 0.0, 0.0
+    for t, value in equity:
+        if value >= peak:
+            peak, peak_t = value, t
+        else:
+            worst = max(worst, peak - value)
+            longest = max(longest, t - peak_t)
+    return round(worst, 2), longest
+
+
+def summary(result: BacktestResult) -> dict[str, Any]:
+    final = result.equity[-1][1] if result.equity else result.starting_cash
+    max_dd, dd_seconds = drawdown(
+        [(result.start.timestamp(), result.starting_cash), *result.equity]
+    )
+    denials = Counter(d.get("check") or "" for d in result.decisions if d["status"] == "denied")
+    return {
+        "name": result.name,
+        "from": result.start.isoformat(),
+        "to": result.end.isoformat(),
+        "runs": result.runs,
+        "alerts": len(result.decisions),
+        "decisions": dict(sorted(Counter(d["status"] for d in result.decisions).items())),
+        "denials_by_check": dict(sorted(denials.items())),
+        "orders": len(result.orders),
+        "fills": len(result.fills),
+        "starting_equity": result.starting_cash,
+        "final_equity": final,
+        "net_pnl": round(final - result.starting_cash, 2),
+        "return_pct": round((final / result.starting_cash - 1) * 100, 4),
+        "max_drawdown": max_dd,
+        "max_drawdown_pct": round(max_dd / result.starting_cash * 100, 4),
+        "max_drawdown_seconds": dd_seconds,
+        "analytics": summarise(realise(result.fills), capital=result.starting_cash),
+        "positions": result.positions,
+        "errors": result.errors,
+    }
+
+
+def _csv(rows: list[list[Any]]) -> bytes:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerows(rows)
+    return out.getvalue().encode()
+
+
+def write(result: BacktestResult, out: Path) -> list[Path]:
+    """The run's files in ``out`` (created); their paths."""
+    out.mkdir(parents=True, exist_ok=True)
+    files = {
+        "summary.json": orjson.dumps(
+            summary(result), option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS
+        ),
+        "orders.csv": _csv(
+            [
+                [
+                    "created_at",
+                    "id",
+                    "symbol",
+                    "intent",
+                    "quantity",
+                    "order_type",
+                    "limit_price",
+                    "stop_price",
+                    "strategy",
+                    "alert_id",
+                    "status",
+                    "filled_quantity",
+                    "avg_fill_price",
+                ]
+            ]
+            + [
+                [
+                    o.created_at,
+                    o.id,
+                    o.request.symbol,
+                    o.request.intent.value,
+                    o.request.quantity,
+                    o.request.order_type.value,
+                    o.request.limit_price,
+                    o.request.stop_price,
+                    o.request.strategy,
+                    o.request.alert_id,
+                    o.status.value,
+                    o.filled_quantity,
+                    o.avg_fill_price,
+                ]
+                for o in result.orders
+            ]
+        ),
+        "fills.csv": _csv(
+            [
+                [
+                    "time",
+                    "order_id",
+                    "symbol",
+                    "intent",
+                    "quantity",
+                    "price",
+                    "commission",
+                    "strategy",
+                ]
+            ]
+            + [
+                [
+                    f.time,
+                    f.order_id,
+                    f.symbol,
+                    f.intent.value,
+                    f.quantity,
+                    f.price,
+                    f.commission,
+                    f.strategy,
+                ]
+                for f in result.fills
+            ]
+        ),
+        "equity.csv": _csv([["time", "equity"], *([t, e] for t, e in result.equity)]),
+    }
+    paths = []
+    for name, body in files.items():
+        path = out / name
+        path.write_bytes(body)
+        paths.append(path)
+    return paths
