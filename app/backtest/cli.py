@@ -63,10 +63,15 @@ def backtest_command(
     ] = None,
     cash: Annotated[float, typer.Option("--cash", help="starting cash")] = 100_000.0,
     seed: Annotated[int, typer.Option("--seed", help="the simulated feed's seed")] = 42,
+    bars: Annotated[
+        Path | None,
+        typer.Option("--bars", help="bar files SYMBOL_RESOLUTION.csv (default: simulated)"),
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="no progress bar")] = False,
 ) -> None:
     """Run kairos jobs over history on the simulated feed, through the same planner, risk
     checks and paper fills as live; write summary.json, orders.csv, fills.csv, equity.csv."""
+    from app.backtest.bars import BarFileError
     from app.backtest.results import summary, write
     from app.backtest.runner import BacktestConfig, run_backtest
     from app.execution.config import load_execution_config
@@ -96,9 +101,13 @@ def backtest_command(
         sizing=sizing,
         cash=cash,
         seed=seed,
+        bars=bars,
         name="+".join(j.name for j in loaded),
     )
-    result = asyncio.run(run_backtest(config, progress=None if quiet else Bar()))
+    try:
+        result = asyncio.run(run_backtest(config, progress=None if quiet else Bar()))
+    except BarFileError as exc:
+        fail(str(exc))
     write(result, out)
     s = summary(result)
     typer.echo(

@@ -10,24 +10,44 @@ same ``Alert`` model the webhook uses; a body the webhook would refuse is a 422 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 from pydantic import ValidationError
 
 from app.backtest.clock import SimClock
 from app.execution.engine import ExecutionEngine
-from app.feeds.simulated import SimulatedFeed
 from app.kairos.datahub_client import AlertResult
 from app.kairos.models import Account, Position, QuoteSnapshot
 from app.models.alerts import Alert
-from app.models.market import Bar, Resolution
+from app.models.market import Bar, History, Quote, Resolution
+
+
+class BarSource(Protocol):
+    """Where a backtest's bars and quotes come from: the simulated feed, or bar files."""
+
+    def history_at(
+        self,
+        symbol: str,
+        resolution: Resolution,
+        start: int,
+        end: int,
+        countback: int | None,
+        *,
+        now: float,
+    ) -> History: ...
+
+    def quote_at(self, symbol: str, ts: float) -> Quote: ...
+
+    async def quotes(self, symbols: Sequence[str]) -> dict[str, Quote]: ...
+
+    async def close(self) -> None: ...
 
 
 class BacktestClient:
     admin_key = "backtest"  # strategies see the book, as with the admin key live
 
-    def __init__(self, feed: SimulatedFeed, engine: ExecutionEngine, clock: SimClock) -> None:
+    def __init__(self, feed: BarSource, engine: ExecutionEngine, clock: SimClock) -> None:
         self.feed = feed
         self.engine = engine
         self.clock = clock

@@ -19,7 +19,8 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from app.backtest.client import BacktestClient
+from app.backtest.bars import BarFiles
+from app.backtest.client import BacktestClient, BarSource
 from app.backtest.clock import SimClock
 from app.brokers.paper import PaperBroker
 from app.embedded import EmbeddedRedis
@@ -70,6 +71,7 @@ class BacktestConfig:
     market_hours: str = "exchange"
     name: str = "backtest"
     quote_seconds: int = 60  # quotes between runs, while orders or positions are open
+    bars: Path | None = None  # bar files (``bars.py``); None: the simulated feed
 
 
 def fire_times(kairos: Kairos, start: datetime, end: datetime) -> list[tuple[datetime, str]]:
@@ -96,7 +98,11 @@ class Session:
         self.symbols = sorted(set(symbols))
         self.redis_url = redis_url
         self.clock = SimClock(config.start.timestamp())
-        self.feed = SimulatedFeed(self.symbols, seed=config.seed, clock=self.clock.time)
+        self.feed: BarSource = (
+            BarFiles(config.bars, self.symbols, self.clock.time)
+            if config.bars is not None
+            else SimulatedFeed(self.symbols, seed=config.seed, clock=self.clock.time)
+        )
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self._server: EmbeddedRedis | None = None
 
