@@ -9,6 +9,7 @@ same ``Alert`` model the webhook uses; a body the webhook would refuse is a 422 
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -47,20 +48,42 @@ class BarSource(Protocol):
 class BacktestClient:
     admin_key = "backtest"  # strategies see the book, as with the admin key live
 
-    def __init__(self, feed: BarSource, engine: ExecutionEngine, clock: SimClock) -> None:
+    def __init__(
+        self, feed: BarSource, engine: ExecutionEngine, clock: SimClock, until: float = 0.0
+    ) -> None:
         self.feed = feed
         self.engine = engine
         self.clock = clock
+        self.until = until  # the run's end: how far a series is read ahead
         self.decisions: list[dict[str, Any]] = []
+        # (symbol, resolution) -> (from, to, bars, their start times)
+        self._series: dict[tuple[str, Resolution], tuple[int, int, list[Bar], list[int]]] = {}
 
     async def history(
         self, symbol: str, resolution: Resolution, *, end: int, countback: int
     ) -> list[Bar]:
+        """What ``/udf/history`` answers live. Intraday bars completed by now are the
+        same whenever asked, so the run's series is read once and sliced; the forming
+        bar and daily bars (whose forming bar live shows as of now) are asked each time."""
+        now = self.clock.time()
         span = max(countback * resolution.seconds * 6, 10 * 86_400)
-        found = self.feed.history_at(
-            symbol, resolution, end - span, end, countback, now=self.clock.time()
-        )
-        return list(found.bars)
+        if not resolution.intraday:
+            found = self.feed.history_at(symbol, resolution, end - span, end, countback, now=now)
+            return list(found.bars)
+        series = self._series.get((symbol, resolution))
+        if series is None or end - span < series[0] or end > series[1]:
+            first = end - span
+            last = max(end, int(self.until)) + resolution.seconds
+            bars = self.feed.history_at(symbol, resolution, first, last, None, now=last).bars
+            series = (first, last, bars, [b.time for b in bars])
+            self._series[(symbol, resolution)] = series
+        _, _, bars, times = series
+        done = bisect.bisect_right(times, min(end, int(now) - resolution.seconds + 1) - 1)
+        complete = bars[max(0, done - countback) : done]
+        if done < len(bars) and times[done] < end:  # the forming bar, as of now
+            forming = self.feed.history_at(symbol, resolution, times[done], end, None, now=now)
+            return [*complete, *forming.bars][-countback:]
+        return list(complete)
 
     async def quotes(self, symbols: Sequence[str]) -> dict[str, QuoteSnapshot]:
         now = self.clock.time()

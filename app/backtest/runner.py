@@ -135,7 +135,7 @@ class Session:
             starting_cash=c.cash,
             clock=self.clock.time,
         )
-        self.client = BacktestClient(self.feed, self.engine, self.clock)
+        self.client = BacktestClient(self.feed, self.engine, self.clock, c.end.timestamp())
         await self.engine.start()
         return self
 
