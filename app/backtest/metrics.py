@@ -119,7 +119,7 @@ class Drawdown:
     trough_time: float | None = None
     recovery_time: float | None = None  # back at the peak, or None (not recovered)
     duration: float = 0.0  # seconds from that peak to its recovery or the last point
-    longest: float = 0.0  # seconds: the longest time under any peak
+    longest: float = 0.0  # seconds: the longest time under a peak (to recovery or the end)
 
 
 def drawdown(points: Sequence[tuple[float, float]]) -> Drawdown:
@@ -127,20 +127,25 @@ def drawdown(points: Sequence[tuple[float, float]]) -> Drawdown:
     out = Drawdown()
     if not points:
         return out
-    peak, peak_t = points[0][1], points[0][0]
+    peak_t, peak = points[0]
+    under = False
     for t, value in points:
-        if value >= peak:
-            if out.peak_time == peak_t and out.recovery_time is None and out.amount > 0:
-                out.recovery_time = t
-            peak, peak_t = value, t
+        if value >= peak:  # a new peak, or back at the old one: a drawdown ends
+            if under:
+                out.longest = max(out.longest, t - peak_t)
+                if out.peak_time == peak_t:
+                    out.recovery_time = t
+            peak, peak_t, under = value, t, False
             continue
+        under = True
         fall = peak - value
-        out.longest = max(out.longest, t - peak_t)
         if peak > 0:
             out.pct = max(out.pct, fall / peak)
         if fall > out.amount:
             out.amount, out.peak_time, out.trough_time = fall, peak_t, t
             out.recovery_time = None
+    if under:
+        out.longest = max(out.longest, points[-1][0] - peak_t)
     if out.peak_time is not None:
         end = out.recovery_time if out.recovery_time is not None else points[-1][0]
         out.duration = end - out.peak_time
