@@ -7,6 +7,9 @@ from __future__ import annotations
 import csv
 import io
 import re
+import shlex
+import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -72,3 +75,28 @@ async def test_two_runs_write_the_same_files(tmp_path: Path) -> None:
     assert len(rows) - 1 == len(fills)
     assert {r[0] for r in rows[1:]} == {"backtest-momentum"}
     assert [r[6] for r in rows[1:]] == [f["symbol"] for f in fills]
+
+
+def test_the_documented_command_runs(tmp_path: Path) -> None:
+    """The README's and docs/BACKTEST.md's backtest command, as written (``--out`` moved
+    into the test's directory), gives every file."""
+    commands = set()
+    for doc in ("README.md", "docs/BACKTEST.md"):
+        found = re.findall(r"^trader-ops backtest .*$", (ROOT / doc).read_text(), flags=re.M)
+        assert found, f"{doc} lost its backtest command"
+        commands.update(found)
+    assert len(commands) == 1, commands
+    argv = shlex.split(commands.pop())
+    argv[argv.index("--out") + 1] = str(tmp_path / "out")
+    binary = Path(sys.executable).parent / argv[0]
+    done = subprocess.run(
+        [str(binary), *argv[1:], "--quiet"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "runs" in done.stdout and "fills" in done.stdout
+    assert {p.name for p in (tmp_path / "out").iterdir()} == FILES
