@@ -1,5 +1,8 @@
-"""A run's files: ``summary.json`` (the journal's analytics of the run's fills, plus
-equity, drawdown and denials by check), ``orders.csv``, ``fills.csv``, ``equity.csv``.
+"""A run's files: ``summary.json`` (the journal's analytics of the run's fills under
+``analytics``; CAGR, Sharpe, Sortino, drawdown, exposure and the trade figures under
+``metrics``, see ``metrics.py``), ``orders.csv``, ``fills.csv``, ``fills_tradenote.csv``
+(TradeNote's Template CSV, account ``backtest-<name>``), ``equity.csv`` and
+``report.html`` (``report.py``).
 
 Byte for byte the same for the same inputs: rows in the order they happened, no wall
 clock, no random ids (the paper broker's own order ids are left out; ours are hashes
@@ -13,11 +16,16 @@ import io
 from collections import Counter
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import orjson
 
+from app.backtest.metrics import figures
+from app.backtest.report import render
 from app.backtest.runner import BacktestResult
-from app.journal.analytics import realise, summarise
+from app.journal.analytics import DEFAULT_TZ, Realised, realise, summarise
+from app.journal.ledger import template_csv
+from app.journal.tradenote import JOURNAL_CALENDAR
 
 
 def drawdown(equity: list[tuple[float, float]]) -> tuple[float, float]:
@@ -32,7 +40,8 @@ def drawdown(equity: list[tuple[float, float]]) -> tuple[float, float]:
     return round(worst, 2), longest
 
 
-def summary(result: BacktestResult) -> dict[str, Any]:
+def summary(result: BacktestResult, realised: Realised | None = None) -> dict[str, Any]:
+    realised = realised if realised is not None else realise(result.fills)
     final = result.equity[-1][1] if result.equity else result.starting_cash
     max_dd, dd_seconds = drawdown(
         [(result.start.timestamp(), result.starting_cash), *result.equity]
@@ -55,7 +64,17 @@ def summary(result: BacktestResult) -> dict[str, Any]:
         "max_drawdown": max_dd,
         "max_drawdown_pct": round(max_dd / result.starting_cash * 100, 4),
         "max_drawdown_seconds": dd_seconds,
-        "analytics": summarise(realise(result.fills), capital=result.starting_cash),
+        "analytics": summarise(realised, capital=result.starting_cash),
+        "metrics": figures(
+            equity=result.equity,
+            fills=result.fills,
+            realised=realised,
+            decisions=result.decisions,
+            starting=result.starting_cash,
+            start=result.start,
+            end=result.end,
+            calendar=JOURNAL_CALENDAR,
+        ),
         "positions": result.positions,
         "errors": result.errors,
     }
@@ -71,10 +90,11 @@ def _csv(rows: list[list[Any]]) -> bytes:
 def write(result: BacktestResult, out: Path) -> list[Path]:
     """The run's files in ``out`` (created); their paths."""
     out.mkdir(parents=True, exist_ok=True)
+    realised = realise(result.fills)
+    data = summary(result, realised)
+    account = f"backtest-{result.name}"
     files = {
-        "summary.json": orjson.dumps(
-            summary(result), option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS
-        ),
+        "summary.json": orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS),
         "orders.csv": _csv(
             [
                 [
@@ -139,7 +159,11 @@ def write(result: BacktestResult, out: Path) -> list[Path]:
                 for f in result.fills
             ]
         ),
+        "fills_tradenote.csv": template_csv(
+            result.fills, lambda _fill: account, ZoneInfo(DEFAULT_TZ)
+        ).encode(),
         "equity.csv": _csv([["time", "equity"], *([t, e] for t, e in result.equity)]),
+        "report.html": render(data, result.equity, realised.trips, result.errors),
     }
     paths = []
     for name, body in files.items():
