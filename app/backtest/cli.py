@@ -112,6 +112,6 @@ def backtest_command(
     s = summary(result)
     typer.echo(
         f"{s['runs']} runs, {s['alerts']} alerts, {s['fills']} fills; net P&L "
-        f"${s['net_pnl']:,.2f} ({s['return_pct']:+.2f}%), max drawdown ${s['max_drawdown']:,.2f}; "
+        f"${s['net_pnl']:,.2f} ({s['return_pct']:+.2f}%), max drawdown ${s['metrics']['max_drawdown']:,.2f}; "
         f"files in {out}/"
     )

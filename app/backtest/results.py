@@ -28,24 +28,9 @@ from app.journal.ledger import template_csv
 from app.journal.tradenote import JOURNAL_CALENDAR
 
 
-def drawdown(equity: list[tuple[float, float]]) -> tuple[float, float]:
-    """Largest fall from a peak (dollars) and the longest time under a peak (seconds)."""
-    peak, peak_t, worst, longest = float("-inf"), 0.0, 0.0, 0.0
-    for t, value in equity:
-        if value >= peak:
-            peak, peak_t = value, t
-        else:
-            worst = max(worst, peak - value)
-            longest = max(longest, t - peak_t)
-    return round(worst, 2), longest
-
-
 def summary(result: BacktestResult, realised: Realised | None = None) -> dict[str, Any]:
     realised = realised if realised is not None else realise(result.fills)
     final = result.equity[-1][1] if result.equity else result.starting_cash
-    max_dd, dd_seconds = drawdown(
-        [(result.start.timestamp(), result.starting_cash), *result.equity]
-    )
     denials = Counter(d.get("check") or "" for d in result.decisions if d["status"] == "denied")
     return {
         "name": result.name,
@@ -61,9 +46,6 @@ def summary(result: BacktestResult, realised: Realised | None = None) -> dict[st
         "final_equity": final,
         "net_pnl": round(final - result.starting_cash, 2),
         "return_pct": round((final / result.starting_cash - 1) * 100, 4),
-        "max_drawdown": max_dd,
-        "max_drawdown_pct": round(max_dd / result.starting_cash * 100, 4),
-        "max_drawdown_seconds": dd_seconds,
         "analytics": summarise(realised, capital=result.starting_cash),
         "metrics": figures(
             equity=result.equity,
