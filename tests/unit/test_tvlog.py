@@ -103,7 +103,10 @@ def test_bad_rows_are_lines_not_crashes() -> None:
         {"Description": "[1, 2]", "Time": "2025-03-03T15:01:00Z"},
         {"Description": '{"ticker": "AAPL", "action": "buy"}', "Time": "yesterday"},
         {"Description": '{"ticker": "$$$", "action": "buy"}', "Time": "2025-03-03T15:02:00Z"},
-        {"Description": '{"ticker": "AAPL", "action": "sell"}', "Time": "2025-03-03T17:03:00+02:00"},
+        {
+            "Description": '{"ticker": "AAPL", "action": "sell"}',
+            "Time": "2025-03-03T17:03:00+02:00",
+        },
     ]
     rows, rejected = read_log(to_csv(HEADER, records))
     assert [r.reason.split(" (")[0] for r in rejected] == [
