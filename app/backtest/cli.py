@@ -231,6 +231,9 @@ async def _replay(
         limits, sizing = load_execution_config(risk)
     except RiskConfigError as exc:
         fail(str(exc))
+    if compare_url is not None:  # reachable, before the replay
+        async with _redis(compare_url):
+            pass
     if source.startswith(("redis://", "rediss://", "unix://")):
         if first is None or last is None:
             fail("replaying stored alerts needs --from and --to")

@@ -156,6 +156,18 @@ async def test_the_replay_decides_as_the_live_webhook(
     report = compare(again, record)
     assert report["received_live"] == 6
     assert not [d for d in report["differences"] if d["kind"] != "fill_price"]
+    # the same from the command line
+    first, last = (
+        datetime.fromtimestamp(a.time, UTC).date().isoformat() for a in (stored[0], stored[-1])
+    )
+    out = tmp_path / "stored"
+    args = ["replay", redis_srv.url, "--from", first, "--to", last, "--out", str(out)]
+    args += ["--risk", str(risk), "--compare", redis_srv.url]
+    result = await asyncio.to_thread(CliRunner().invoke, cli, args)
+    assert result.exit_code == 0, result.output
+    assert "6 alerts replayed (5 accepted, 1 denied), 0 rows skipped" in result.output
+    assert "compared with account default: 6 received live" in result.output
+    assert (out / "compare.json").is_file()
 
 
 async def tweak_fill(redis: Redis, alert_id: str, by: float) -> None:

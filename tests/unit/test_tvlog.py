@@ -191,12 +191,14 @@ def run_cli(*args: str) -> tuple[int, str]:
         ([str(FIXTURE), "--from", "2025-03-04", "--to", "2025-03-03"], "is before --from"),
         ([str(FIXTURE), "--from", "2025-03-04"], "no alert to replay in --from/--to"),
         (["redis://127.0.0.1:1/0"], "needs --from and --to"),
+        ([str(FIXTURE), "--compare", "redis://u:secret@127.0.0.1:1/0"], "cannot reach Redis"),
     ],
 )
 def test_cli_errors_are_one_line(args: list[str], message: str) -> None:
     code, output = run_cli(*args)
     assert code == 2, output
     assert message in output and len(output.strip().splitlines()) == 1
+    assert "secret" not in output
 
 
 def test_cli_a_csv_without_the_columns(tmp_path: Path) -> None:
