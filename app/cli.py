@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from app.backtest.cli import backtest_command
+from app.backtest.cli import backtest_command, replay_command
 from app.cli_support import redis_target, settings_or_exit
 from app.journal.cli import journal_app
 from app.kairos.cli import kairos_app
@@ -36,6 +36,7 @@ config_app = typer.Typer(help="Inspect the effective configuration.", no_args_is
 cli.add_typer(config_app, name="config")
 cli.command("notify")(notify_command)
 cli.command("backtest")(backtest_command)
+cli.command("replay")(replay_command)
 cli.add_typer(
     kairos_app, name="kairos", help="Strategy scheduler: run it, or validate/list/run-once jobs."
 )

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import re
 import sys
 import time
+from collections import Counter
+from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime
 from datetime import time as dtime
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 
@@ -115,3 +119,189 @@ def backtest_command(
         f"${s['net_pnl']:,.2f} ({s['return_pct']:+.2f}%), max drawdown ${s['metrics']['max_drawdown']:,.2f}; "
         f"files in {out}/"
     )
+
+
+def _window(start: str | None, end: str | None) -> tuple[datetime | None, datetime | None]:
+    first = _day(start, "--from") if start else None
+    last = _day(end, "--to") if end else None
+    if first and last and last < first:
+        fail(f"--to {last} is before --from {first}")
+    return (
+        datetime.combine(first, dtime(0), UTC) if first else None,
+        datetime.combine(last, dtime(23, 59, 59), UTC) if last else None,
+    )
+
+
+def _log_alerts(
+    path: Path, start: datetime | None, end: datetime | None
+) -> tuple[list[Any], list[tuple[str, float | None, str]]]:
+    """The export's alerts in the window, and its rows that are not alerts."""
+    from app.backtest.replay import prepare
+    from app.backtest.tvlog import TvLogError, load_log
+
+    if not path.is_file():
+        fail(f"{path}: no such file")
+    try:
+        rows, bad = load_log(path)
+    except TvLogError as exc:
+        fail(f"{path}: {exc}" if str(path) not in str(exc) else str(exc))
+    rejected = [(f"line {r.line}", r.time.timestamp() if r.time else None, r.reason) for r in bad]
+    alerts = []
+    for row in rows:
+        if (start and row.time < start) or (end and row.time > end):
+            continue
+        try:
+            alerts.append(prepare(row.time.timestamp(), row.body, f"line {row.line}"))
+        except ValueError as exc:  # (tvlog took it: kept for safety)
+            rejected.append((f"line {row.line}", row.time.timestamp(), str(exc)))
+    return alerts, rejected
+
+
+def _replay_csv(run: Any) -> bytes:
+    import csv
+    import io
+
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(
+        ["time", "source", "alert_id", "ticker", "action", "status", "check", "quantity",
+         "order_id", "reason"]
+    )  # fmt: skip
+    lines = [
+        (
+            r.alert.time,
+            r.alert.source,
+            [r.alert.alert_id, r.alert.ticker, r.alert.action]
+            + [(r.decision or {}).get(k) for k in ("status", "check", "quantity", "order_id")]
+            + [(r.decision or {}).get("reason") or r.error],
+        )
+        for r in run.rows
+    ]
+    lines += [(t, s, ["", "", "", "rejected", "", "", "", why]) for s, t, why in run.rejected]
+    for t, source, rest in sorted(lines, key=lambda x: (x[0] or 0.0, x[1])):
+        if rest[3] is None:
+            rest[3] = "refused"
+        writer.writerow([t, source, *rest])
+    return out.getvalue().encode()
+
+
+def replay_command(
+    alerts: Annotated[
+        str,
+        typer.Argument(
+            help="TradingView's alert log export (CSV), or redis://... to replay the "
+            "--account's own stored alerts (then --from and --to are required)"
+        ),
+    ],
+    out: Annotated[Path, typer.Option("--out", help="directory for the result files")] = Path(
+        "replay-out"
+    ),
+    start: Annotated[str | None, typer.Option("--from", help="first day, YYYY-MM-DD")] = None,
+    end: Annotated[str | None, typer.Option("--to", help="last day, YYYY-MM-DD")] = None,
+    risk: Annotated[
+        Path | None, typer.Option("--risk", help="risk limits file (default: the defaults)")
+    ] = None,
+    compare: Annotated[
+        str | None,
+        typer.Option("--compare", help="the live Redis (redis://...): set what it did beside"),
+    ] = None,
+    account: Annotated[str, typer.Option("--account", help="the live account")] = "default",
+    cash: Annotated[float, typer.Option("--cash", help="starting cash")] = 100_000.0,
+    seed: Annotated[int, typer.Option("--seed", help="the simulated feed's seed")] = 42,
+) -> None:
+    """Replay alerts (TradingView's alert log, or an account's stored alerts) through the
+    live planner, risk checks and paper fills at their times; with --compare, beside what
+    the live stack did. Writes replay.csv, summary.json, orders.csv, fills.csv, equity.csv
+    (and compare.json, compare.csv)."""
+    asyncio.run(_replay(alerts, out, start, end, risk, compare, account, cash, seed))
+
+
+async def _replay(
+    source: str,
+    out: Path,
+    start: str | None,
+    end: str | None,
+    risk: Path | None,
+    compare_url: str | None,
+    account: str,
+    cash: float,
+    seed: int,
+) -> None:
+    import orjson
+
+    from app.backtest.replay import compare, compare_csv, live_record, replay, stored_alerts
+    from app.backtest.results import write
+    from app.backtest.runner import BacktestConfig
+    from app.execution.config import load_execution_config
+    from app.risk.limits import RiskConfigError
+
+    first, last = _window(start, end)
+    try:
+        limits, sizing = load_execution_config(risk)
+    except RiskConfigError as exc:
+        fail(str(exc))
+    if compare_url is not None:  # reachable, before the replay
+        async with _redis(compare_url):
+            pass
+    if source.startswith(("redis://", "rediss://", "unix://")):
+        if first is None or last is None:
+            fail("replaying stored alerts needs --from and --to")
+        rejected: list[tuple[str, float | None, str]] = []
+        async with _redis(source) as redis:
+            alerts = await stored_alerts(redis, account, first.timestamp(), last.timestamp())
+    else:
+        alerts, rejected = _log_alerts(Path(source), first, last)
+    if not alerts:
+        fail(f"{source}: no alert to replay" + (" in --from/--to" if first or last else ""))
+    t0, t1 = min(a.time for a in alerts), max(a.time for a in alerts)
+    config = BacktestConfig(
+        jobs=[],
+        start=first or datetime.combine(datetime.fromtimestamp(t0, UTC).date(), dtime(0), UTC),
+        end=last or datetime.fromtimestamp(t1, UTC),
+        limits=limits,
+        sizing=sizing,
+        cash=cash,
+        seed=seed,
+        name=f"replay-{Path(source).stem if '://' not in source else account}",
+    )
+    run = await replay(config, alerts)
+    run.rejected = rejected
+    write(run.result, out)
+    (out / "replay.csv").write_bytes(_replay_csv(run))
+    for s, _, why in rejected:
+        typer.echo(f"replay: skipped {s}: {why}", err=True)
+    decided = Counter(r.decision["status"] if r.decision else "refused" for r in run.rows)
+    line = ", ".join(f"{n} {k}" for k, n in sorted(decided.items()))
+    typer.echo(f"{len(run.rows)} alerts replayed ({line}), {len(rejected)} rows skipped")
+    if compare_url is not None:
+        async with _redis(compare_url) as redis:
+            ids = [r.alert.alert_id for r in run.rows]
+            live = await live_record(redis, account, ids, t0, t1)
+        report = {"account": account, **compare(run, live)}
+        opts = orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS
+        (out / "compare.json").write_bytes(orjson.dumps(report, option=opts))
+        (out / "compare.csv").write_bytes(compare_csv(report))
+        counts = ", ".join(f"{n} {k}" for k, n in report["counts"].items()) or "none"
+        typer.echo(
+            f"compared with account {account}: {report['received_live']} received live; "
+            f"differences: {counts}; P&L difference ${report['pnl']['difference']:,.2f}"
+        )
+    typer.echo(f"files in {out}/")
+
+
+@contextlib.asynccontextmanager
+async def _redis(url: str) -> AsyncIterator[Any]:
+    """A live Redis, or a one-line error naming it (without its password)."""
+    from redis.asyncio import Redis
+    from redis.exceptions import RedisError
+
+    shown = re.sub(r"//[^@/]*@", "//***@", url)
+    try:
+        redis = Redis.from_url(url)
+        await redis.ping()
+    except (RedisError, OSError, ValueError) as exc:
+        fail(f"{shown}: cannot reach Redis: {exc}")
+    try:
+        yield redis
+    finally:
+        await redis.aclose()
