@@ -51,6 +51,13 @@ class Bar:
         sys.stderr.flush()
 
 
+# A sweep's options (app/backtest/sweep.py says how each combination runs and is ranked).
+GRID = typer.Option("--grid", help="NAME=A,B,C (repeatable): every combination of parameters")
+WORKERS = typer.Option("--workers", help="sweep: processes (default: every core)")
+SCHEDULER = typer.Option("--scheduler", help="sweep on Dask: local, or tcp://HOST:8786")
+RANK = typer.Option("--rank", help="sweep: METRIC[:asc|:desc] of summary.json (net_pnl)")
+
+
 def backtest_command(
     jobs: Annotated[list[Path], typer.Argument(help="kairos job files (YAML)")],
     start: Annotated[str, typer.Option("--from", help="first day, YYYY-MM-DD")],
@@ -64,6 +71,10 @@ def backtest_command(
     cash: Annotated[float, typer.Option("--cash", help="starting cash")] = 100_000.0,
     seed: Annotated[int, typer.Option("--seed", help="the simulated feed's seed")] = 42,
     quiet: Annotated[bool, typer.Option("--quiet", help="no progress bar")] = False,
+    grid: Annotated[list[str] | None, GRID] = None,
+    workers: Annotated[int | None, WORKERS] = None,
+    scheduler: Annotated[str | None, SCHEDULER] = None,
+    rank: Annotated[str | None, RANK] = None,
 ) -> None:
     """Run kairos jobs over history on the simulated feed, through the same planner, risk
     checks and paper fills as live; write summary.json, orders.csv, fills.csv, equity.csv."""
@@ -98,6 +109,12 @@ def backtest_command(
         seed=seed,
         name="+".join(j.name for j in loaded),
     )
+    if grid or workers is not None or scheduler is not None or rank is not None:
+        from app.backtest.sweep import sweep_command
+
+        return sweep_command(
+            config, grid, out=out, workers=workers, scheduler=scheduler, rank=rank, quiet=quiet
+        )
     result = asyncio.run(run_backtest(config, progress=None if quiet else Bar()))
     write(result, out)
     s = summary(result)
