@@ -55,6 +55,13 @@ class Bar:
         sys.stderr.flush()
 
 
+# A sweep's options (app/backtest/sweep.py says how each combination runs and is ranked).
+GRID = typer.Option("--grid", help="NAME=A,B,C (repeatable): every combination of parameters")
+WORKERS = typer.Option("--workers", help="sweep: processes (default: every core)")
+SCHEDULER = typer.Option("--scheduler", help="sweep on Dask: local, or tcp://HOST:8786")
+RANK = typer.Option("--rank", help="sweep: METRIC[:asc|:desc] of summary.json (net_pnl)")
+
+
 def backtest_command(
     jobs: Annotated[list[Path], typer.Argument(help="kairos job files (YAML)")],
     start: Annotated[str, typer.Option("--from", help="first day, YYYY-MM-DD")],
@@ -72,6 +79,10 @@ def backtest_command(
         typer.Option("--bars", help="bar files SYMBOL_RESOLUTION.csv (default: simulated)"),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="no progress bar")] = False,
+    grid: Annotated[list[str] | None, GRID] = None,
+    workers: Annotated[int | None, WORKERS] = None,
+    scheduler: Annotated[str | None, SCHEDULER] = None,
+    rank: Annotated[str | None, RANK] = None,
 ) -> None:
     """Run kairos jobs over history on the simulated feed, through the same planner, risk
     checks and paper fills as live; write summary.json, orders.csv, fills.csv, equity.csv."""
@@ -108,6 +119,12 @@ def backtest_command(
         bars=bars,
         name="+".join(j.name for j in loaded),
     )
+    if grid or workers is not None or scheduler is not None or rank is not None:
+        from app.backtest.sweep import sweep_command
+
+        return sweep_command(
+            config, grid, out=out, workers=workers, scheduler=scheduler, rank=rank, quiet=quiet
+        )
     try:
         result = asyncio.run(run_backtest(config, progress=None if quiet else Bar()))
     except BarFileError as exc:

@@ -21,6 +21,7 @@ BENCHES = [
     ("webhook with the embedded notifier's channel down vs up", ["tests.bench.bench_notify"]),
     ("kairos cycle over 50 symbols", ["tests.bench.bench_kairos"]),
     ("journal to a local Parse Server", ["tests.bench.bench_journal"]),
+    ("backtest: 1-minute bars/s, full live path vs backtrader", ["tests.bench.bench_backtest"]),
 ]
 
 
@@ -50,7 +51,7 @@ def main() -> int:
         print(f"\n=== {title} ===", flush=True)
         start = time.perf_counter()
         argv = [sys.executable, "-m", *module]
-        if quick and module[0].endswith(("bench_datahub", "bench_notify")):
+        if quick and module[0].endswith(("bench_datahub", "bench_notify", "bench_backtest")):
             argv.append("--quick")
         if subprocess.run(argv, check=False).returncode != 0:
             failed.append(title)
