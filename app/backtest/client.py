@@ -23,6 +23,8 @@ from app.kairos.models import Account, Position, QuoteSnapshot
 from app.models.alerts import Alert
 from app.models.market import Bar, History, Quote, Resolution
 
+READ_AHEAD = 7 * 86_400  # how far past the run's time a series is read
+
 
 class BarSource(Protocol):
     """Where a backtest's bars and quotes come from: the simulated feed, or bar files."""
@@ -72,10 +74,7 @@ class BacktestClient:
             return list(found.bars)
         series = self._series.get((symbol, resolution))
         if series is None or end - span < series[0] or end > series[1]:
-            first = end - span
-            last = max(end, int(self.until)) + resolution.seconds
-            bars = self.feed.history_at(symbol, resolution, first, last, None, now=last).bars
-            series = (first, last, bars, [b.time for b in bars])
+            series = self._extend(series, symbol, resolution, end - span, end)
             self._series[(symbol, resolution)] = series
         _, _, bars, times = series
         done = bisect.bisect_right(times, min(end, int(now) - resolution.seconds + 1) - 1)
@@ -84,6 +83,26 @@ class BacktestClient:
             forming = self.feed.history_at(symbol, resolution, times[done], end, None, now=now)
             return [*complete, *forming.bars][-countback:]
         return list(complete)
+
+    def _extend(
+        self,
+        series: tuple[int, int, list[Bar], list[int]] | None,
+        symbol: str,
+        resolution: Resolution,
+        first: int,
+        end: int,
+    ) -> tuple[int, int, list[Bar], list[int]]:
+        """The series read ahead by ``READ_AHEAD`` from where it ends (from ``first`` when it
+        does not reach back that far), bars older than ``first`` dropped: a year of minutes
+        is read a week at a time, once."""
+        last = min(end + READ_AHEAD, max(end, int(self.until)) + resolution.seconds)
+        if series is None or first < series[0] or series[1] < first:
+            bars = self.feed.history_at(symbol, resolution, first, last, None, now=last).bars
+        else:
+            keep = bisect.bisect_left(series[3], first)
+            ahead = self.feed.history_at(symbol, resolution, series[1], last, None, now=last)
+            bars = [*series[2][keep:], *ahead.bars]
+        return (first, last, bars, [b.time for b in bars])
 
     async def quotes(self, symbols: Sequence[str]) -> dict[str, QuoteSnapshot]:
         now = self.clock.time()

@@ -218,12 +218,11 @@ class Kairos:
             *(self.client.history(s, resolution, end=end, countback=count) for s in symbols)
         )
         out: dict[str, list[Bar]] = {}
+        if not resolution.intraday:
+            return dict(zip(symbols, results, strict=True))
+        last_start = ts - resolution.seconds  # (an enum property: read once, not per bar)
         for symbol, bars in zip(symbols, results, strict=True):
-            out[symbol] = (
-                [b for b in bars if b.time + resolution.seconds <= ts]
-                if resolution.intraday
-                else bars
-            )
+            out[symbol] = [b for b in bars if b.time <= last_start]
         return out
 
     async def _book(self) -> tuple[dict[str, Position], Account | None]:
