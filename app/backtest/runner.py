@@ -36,6 +36,7 @@ from app.models.orders import Fill, Order
 from app.portfolio.book import AccountBook
 from app.risk.engine import RiskEngine
 from app.risk.limits import RiskLimits
+from app.sessions import get_sessions
 
 Progress = Callable[[int, int, datetime], None]
 
@@ -136,6 +137,7 @@ class Session:
             clock=self.clock.time,
         )
         self.client = BacktestClient(self.feed, self.engine, self.clock, c.end.timestamp())
+        self.sessions = get_sessions(risk.calendar)  # when quotes come between runs
         await self.engine.start()
         return self
 
@@ -151,16 +153,20 @@ class Session:
                 self._tmp.cleanup()
 
     async def advance(self, when: float, symbols: Sequence[str] | None = None) -> None:
-        """Move the clock to ``when``, a quote of each symbol every ``quote_seconds`` on the
-        way (what live quotes do between two runs: marks, resting orders, brackets)."""
+        """Move the clock to ``when``, a quote of each symbol every ``quote_seconds`` of the
+        account's sessions on the way (what live quotes do between two runs: marks,
+        resting orders, brackets; none while its exchange is closed)."""
         step = self.config.quote_seconds
         names = self.symbols if symbols is None else symbols
         t = self.clock.time()
         if step > 0 and (self.engine.orders or self.engine.book.open_positions):
             t = (int(t) // step + 1) * step
             while t < when:
-                await self._quote_all(t, names)
-                t += step
+                if self.sessions.is_open(t):
+                    await self._quote_all(t, names)
+                    t += step
+                else:  # no quotes while the exchange is closed: on to its next open
+                    t = max(t + step, self.sessions.next_open(t) or when)
         await self._quote_all(when, names)
 
     async def _quote_all(self, t: float, symbols: Sequence[str]) -> None:

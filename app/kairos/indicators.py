@@ -58,6 +58,38 @@ def rsi(closes: Sequence[float], period: int = 14) -> list[float | None]:
     return out
 
 
+def rsi_last(closes: Sequence[float], period: int = 14) -> float | None:
+    """``rsi(closes, period)[-1]``, to the last bit, without building the series: what a
+    strategy asks on every run (Wilder's averaging runs over the whole window either way)."""
+    _check_period(period)
+    n = len(closes)
+    if n <= period:
+        return None
+    gains = losses = 0.0
+    prev = closes[0]
+    for i in range(1, period + 1):
+        close = closes[i]
+        change = close - prev
+        prev = close
+        if change > 0:
+            gains += change
+        else:
+            losses -= change
+    avg_gain, avg_loss = gains / period, losses / period
+    keep = period - 1
+    for i in range(period + 1, n):
+        close = closes[i]
+        change = close - prev
+        prev = close
+        if change > 0:
+            avg_gain = (avg_gain * keep + change) / period
+            avg_loss = avg_loss * keep / period
+        else:
+            avg_gain = avg_gain * keep / period
+            avg_loss = (avg_loss * keep - change) / period
+    return _rsi_value(avg_gain, avg_loss)
+
+
 def _rsi_value(avg_gain: float, avg_loss: float) -> float:
     if avg_loss == 0:
         return 100.0 if avg_gain > 0 else 50.0

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.kairos.indicators import bollinger, rsi, sma, stdev, volume_ratio
+from app.kairos.indicators import bollinger, rsi, rsi_last, sma, stdev, volume_ratio
 
 # StockCharts "Relative Strength Index (RSI)" worked example (cs-rsi.xls), 14 periods.
 RSI_CLOSES = [
@@ -84,3 +84,12 @@ def test_rsi_is_bounded(closes: list[float]) -> None:
 def test_bands_are_ordered(closes: list[float]) -> None:
     for b in bollinger(closes, 20)[19:]:
         assert b is not None and b.lower <= b.middle + 1e-9 and b.middle <= b.upper + 1e-9
+
+
+@given(
+    st.lists(st.floats(min_value=0.01, max_value=1e6, allow_nan=False), min_size=0, max_size=80),
+    st.integers(min_value=1, max_value=20),
+)
+def test_rsi_last_is_the_series_last_value_to_the_bit(closes: list[float], period: int) -> None:
+    expected = rsi(closes, period)[-1] if closes else None
+    assert rsi_last(closes, period) == expected

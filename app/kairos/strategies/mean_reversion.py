@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from app.kairos.indicators import bollinger, rsi
+from app.kairos.indicators import bollinger, rsi_last
 from app.kairos.models import Action, Signal
 from app.kairos.strategies.base import BarStrategy, RsiParams, StrategyContext
 from app.models.market import Resolution
@@ -42,7 +42,7 @@ class MeanReversion(BarStrategy[MeanReversionParams]):
             closes = [b.close for b in bars]
             last = bars[-1]
             band = bollinger(closes, p.bb_period, p.bb_std)[-1]
-            value = rsi(closes, p.rsi_period)[-1]
+            value = rsi_last(closes, p.rsi_period)
             if band is None or value is None:
                 continue
             price, held = last.close, ctx.held(symbol)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from app.kairos.indicators import rsi, volume_ratio
+from app.kairos.indicators import rsi_last, volume_ratio
 from app.kairos.models import Action, Signal
 from app.kairos.strategies.base import BarStrategy, RsiParams, StrategyContext
 
@@ -33,7 +33,7 @@ class Momentum(BarStrategy[MomentumParams]):
             if len(bars) <= p.warmup:
                 continue
             last = bars[-1]
-            value = rsi([b.close for b in bars], p.rsi_period)[-1]
+            value = rsi_last([b.close for b in bars], p.rsi_period)
             if value is None:
                 continue
             if ctx.held(symbol) > 0:
