@@ -62,6 +62,33 @@ SCHEDULER = typer.Option("--scheduler", help="sweep on Dask: local, or tcp://HOS
 RANK = typer.Option("--rank", help="sweep: METRIC[:asc|:desc] of summary.json (net_pnl)")
 
 
+def _journal_step(run: str) -> tuple[Any, list[str]]:
+    """``--journal``: the settings checked now (a missing TradeNote setting is a one-line
+    error before the run), the write done at the end of the run, its outcome in ``lines``."""
+    from app.backtest.journal import account_name, journal_fills
+    from app.cli_support import settings_or_exit
+    from app.config import ConfigError
+    from app.journal.service import journal_config, tradenote_client
+
+    settings = settings_or_exit(discover_redis=False)
+    try:
+        journal_config(settings)
+        tradenote_client(settings)
+    except ConfigError as exc:
+        fail(f"--journal: {exc}")
+    lines: list[str] = []
+
+    async def after(session: Any, result: Any) -> None:
+        done = await journal_fills(settings, session.redis, result.fills, run)
+        lines.append(
+            f"journal: {done.executions_added} execution(s) on {len(done.days_written)} day(s) "
+            f"into TradeNote account {account_name(run)}"
+            + (f"; {len(done.rejected)} day(s) refused" if done.rejected else "")
+        )
+
+    return after, lines
+
+
 def backtest_command(
     jobs: Annotated[list[Path], typer.Argument(help="kairos job files (YAML)")],
     start: Annotated[str, typer.Option("--from", help="first day, YYYY-MM-DD")],
@@ -79,6 +106,14 @@ def backtest_command(
         typer.Option("--bars", help="bar files SYMBOL_RESOLUTION.csv (default: simulated)"),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="no progress bar")] = False,
+    journal: Annotated[
+        bool,
+        typer.Option(
+            "--journal",
+            help="also write the run into TradeNote as account backtest-<name> "
+            "(the TRADEROPS_TRADENOTE_* settings)",
+        ),
+    ] = False,
     grid: Annotated[list[str] | None, GRID] = None,
     workers: Annotated[int | None, WORKERS] = None,
     scheduler: Annotated[str | None, SCHEDULER] = None,
@@ -125,8 +160,9 @@ def backtest_command(
         return sweep_command(
             config, grid, out=out, workers=workers, scheduler=scheduler, rank=rank, quiet=quiet
         )
+    after, written = _journal_step(config.name) if journal else (None, [])
     try:
-        result = asyncio.run(run_backtest(config, progress=None if quiet else Bar()))
+        result = asyncio.run(run_backtest(config, progress=None if quiet else Bar(), after=after))
     except BarFileError as exc:
         fail(str(exc))
     write(result, out)
@@ -136,6 +172,8 @@ def backtest_command(
         f"${s['net_pnl']:,.2f} ({s['return_pct']:+.2f}%), max drawdown ${s['metrics']['max_drawdown']:,.2f}; "
         f"files in {out}/"
     )
+    for line in written:
+        typer.echo(line)
 
 
 def _window(start: str | None, end: str | None) -> tuple[datetime | None, datetime | None]:

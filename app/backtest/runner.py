@@ -11,7 +11,7 @@ its exchange calendar, sessions, holidays and early closes included).
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -39,6 +39,7 @@ from app.risk.limits import RiskLimits
 from app.sessions import get_sessions
 
 Progress = Callable[[int, int, datetime], None]
+After = Callable[["Session", "BacktestResult"], Awaitable[None]]
 
 
 @dataclass
@@ -190,9 +191,14 @@ class Session:
 
 
 async def run_backtest(
-    config: BacktestConfig, *, redis_url: str | None = None, progress: Progress | None = None
+    config: BacktestConfig,
+    *,
+    redis_url: str | None = None,
+    progress: Progress | None = None,
+    after: After | None = None,
 ) -> BacktestResult:
-    """Run ``config``'s jobs over its dates (a Redis of its own unless ``redis_url``)."""
+    """Run ``config``'s jobs over its dates (a Redis of its own unless ``redis_url``);
+    ``after`` gets the session and the result before the session ends (``--journal``)."""
     symbols = [s for j in config.jobs for s in j.spec.symbols]
     result = BacktestResult(config.name, config.start, config.end, config.cash)
     async with Session(config, symbols, redis_url) as session:
@@ -215,4 +221,6 @@ async def run_backtest(
                 progress(i + 1, len(fires), when)
         result.runs = len(fires)
         await session.collect(result)
+        if after is not None:
+            await after(session, result)
     return result

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,8 +15,15 @@ CLI = [sys.executable, "-m", "app.cli"]
 
 
 def backtest(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRADEROPS_")}
     return subprocess.run(
-        [*CLI, "backtest", *args], cwd=cwd, capture_output=True, text=True, timeout=300, check=False
+        [*CLI, "backtest", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env=env,
     )
 
 
@@ -45,6 +53,10 @@ def test_two_runs_write_the_same_files(tmp_path: Path) -> None:
             "--from '2026-13-02' is not a date",
         ),
         ([str(JOB), "--from", "2026-11-05", "--to", "2026-11-03"], "is before --from"),
+        (
+            [str(JOB), "--from", "2026-11-02", "--to", "2026-11-03", "--journal"],
+            "--journal: the journal needs TRADEROPS_TRADENOTE_URL",
+        ),
     ],
 )
 def test_what_cannot_be_used_is_one_line(tmp_path: Path, args: list[str], message: str) -> None:
