@@ -82,13 +82,14 @@ def test_the_documented_command_runs(tmp_path: Path) -> None:
     into the test's directory), gives every file."""
     commands = set()
     for doc in ("README.md", "docs/BACKTEST.md"):
-        found = re.findall(r"^trader-ops backtest .*$", (ROOT / doc).read_text(), flags=re.M)
+        text = (ROOT / doc).read_text()
+        found = re.findall(r"^\.venv/bin/trader-ops backtest .*$", text, flags=re.M)
         assert found, f"{doc} lost its backtest command"
         commands.update(found)
     assert len(commands) == 1, commands
     argv = shlex.split(commands.pop())
     argv[argv.index("--out") + 1] = str(tmp_path / "out")
-    binary = Path(sys.executable).parent / argv[0]
+    binary = Path(sys.executable).parent / Path(argv[0]).name  # (this venv's, as make install's)
     done = subprocess.run(
         [str(binary), *argv[1:], "--quiet"],
         cwd=ROOT,
