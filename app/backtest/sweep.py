@@ -173,6 +173,10 @@ def combinations(
 
 
 def metric(s: dict[str, Any], name: str) -> Any:
+    """A summary.json figure by dotted name; a bare name not at the top is the metrics
+    block's (``max_drawdown`` is ``metrics.max_drawdown``)."""
+    if "." not in name and name not in s:
+        name = f"metrics.{name}"
     value: Any = s
     for part in name.split("."):
         value = value.get(part) if isinstance(value, dict) else None
@@ -185,16 +189,16 @@ def parse_rank(text: str, config: BacktestConfig) -> tuple[str, bool]:
     if order not in ("", "asc", "desc"):
         fail(f"--rank {text!r}: the order is asc or desc")
     numeric = list(numeric_keys(summary(BacktestResult("", config.start, config.end, config.cash))))
-    if name not in numeric:
+    if name not in numeric and f"metrics.{name}" not in numeric:
         fail(f"--rank {name!r}: not a numeric key of summary.json (one of {', '.join(numeric)})")
     descending = order == "desc" or (order == "" and "drawdown" not in name)
     return name, descending
 
 
 def numeric_keys(s: dict[str, Any], prefix: str = "") -> Iterator[str]:
-    """summary.json's keys that hold a number (or null), the analytics' dotted."""
+    """summary.json's keys that hold a number (or null), the analytics' and metrics' dotted."""
     for k, v in s.items():
-        if isinstance(v, dict) and k == "analytics":
+        if isinstance(v, dict) and k in ("analytics", "metrics"):
             yield from numeric_keys(v, f"{k}.")
         elif v is None or (isinstance(v, int | float) and not isinstance(v, bool)):
             yield f"{prefix}{k}"

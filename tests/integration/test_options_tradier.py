@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
-from datetime import date, timedelta
+from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from redis.asyncio import Redis
@@ -28,9 +29,11 @@ from tests.fakes.tradier_orders import TradierAccount, running_account
 from tests.support.limits import PERMISSIVE
 from tests.support.poll import until
 
+NY_TODAY = datetime.now(ZoneInfo("America/New_York")).date()  # expiries are New York dates
+
 ACCOUNT = "VA000001"
 FAST = RetryPolicy(attempts=2, total_timeout=5.0, wait_initial=0.01, wait_max=0.05)
-EXPIRY = date.today() + timedelta(days=30)
+EXPIRY = NY_TODAY + timedelta(days=30)
 
 
 async def spot(symbol: str) -> Quote:
@@ -44,7 +47,7 @@ async def stack(redis: Redis) -> AsyncIterator[tuple[ExecutionEngine, TradierAcc
         fake.list_options(
             "SPY",
             600.0,
-            {date.today() + timedelta(days=7): 7 / 365, EXPIRY: 30 / 365},
+            {NY_TODAY + timedelta(days=7): 7 / 365, EXPIRY: 30 / 365},
             range(500, 705, 5),
         )
         acct.fill_mode = "immediate"
@@ -167,7 +170,7 @@ async def test_at_expiry_the_brokers_positions_are_adopted(
     stack: tuple[ExecutionEngine, TradierAccount],
 ) -> None:
     engine, acct = stack
-    gone = (date.today() - timedelta(days=3)).strftime("SPY%y%m%dC00600000")
+    gone = (NY_TODAY - timedelta(days=3)).strftime("SPY%y%m%dC00600000")
     engine.book.set_position(gone, 1, 2.0)  # held here; Tradier settled it already
     engine.book.set_position("SPY", 100, 600.0)
     acct.positions = [

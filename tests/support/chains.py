@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import math
 import time
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 from app.feeds.base import NoOptionsError
 from app.models.market import Quote
@@ -24,7 +25,7 @@ class FakeChains:
     def __init__(self, underlying: str = "SPY", price: float = 600.0, today: date | None = None):
         self.underlying = underlying
         self.price = price
-        today = today or date.today()
+        today = today or datetime.now(ZoneInfo("America/New_York")).date()
         self.listed = [today + timedelta(days=d) for d in (7, 30, 60)]
         self.fetches = 0
 

@@ -4,9 +4,10 @@ them (one contract; a spread with legs), with quotes and greeks from a chain."""
 from __future__ import annotations
 
 import time
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -19,7 +20,7 @@ from app.risk.engine import RiskEngine
 from app.risk.limits import parse_limits
 from tests.support.limits import PERMISSIVE
 
-TODAY = date.today()
+TODAY = datetime.now(ZoneInfo("America/New_York")).date()  # expiries are New York dates
 EXPIRY = TODAY + timedelta(days=30)
 
 

@@ -4,9 +4,10 @@ underlying 600, call delta 0.5 - (K - 600) / 100)."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from pydantic import ValidationError
@@ -17,6 +18,8 @@ from app.options.select import SelectionError, pick_expiration, select
 from app.options.spec import OptionSpec
 from tests.support.chains import FakeChains
 
+NY_TODAY = datetime.now(ZoneInfo("America/New_York")).date()  # expiries are New York dates
+
 C, P = OptionRight.CALL, OptionRight.PUT
 
 
@@ -26,7 +29,7 @@ async def legs(spec: dict[str, Any], side: str = "buy") -> list[tuple[str, str, 
         OptionSpec.model_validate(spec),
         "SPY",
         OptionChains(feed),
-        date.today(),
+        NY_TODAY,
         opening_side=side,  # type: ignore[arg-type]
     )
     return [
@@ -75,7 +78,7 @@ async def test_a_calendar_takes_each_legs_own_expiry() -> None:
             {"right": "call", "side": "buy", "strike": 600, "dte": 60},
         ]
     }
-    chosen = await select(OptionSpec.model_validate(spec), "SPY", OptionChains(feed), date.today())
+    chosen = await select(OptionSpec.model_validate(spec), "SPY", OptionChains(feed), NY_TODAY)
     assert [s.quote.expiration for s in chosen.legs] == [feed.listed[0], feed.listed[2]]
 
 
