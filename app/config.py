@@ -82,6 +82,11 @@ class Settings(BaseSettings):
     # -- state --------------------------------------------------------------
     redis_url: str = "redis://127.0.0.1:6379/0"
     data_dir: Path = Path.home() / ".local" / "share" / "trader-ops"
+    backtest_dir: Path | None = Field(
+        None,
+        description="where `trader-ops backtest` writes runs and the console lists them "
+        "(default: <data_dir>/backtests)",
+    )
     # -- market data ----------------------------------------------------------
     feed: Literal["simulated", "tradier"] = "simulated"
     symbols: Annotated[list[str], NoDecode] = Field(default_factory=lambda: list(DEFAULT_SYMBOLS))
@@ -290,10 +295,11 @@ class Settings(BaseSettings):
 
         return registry.check_name(value)
 
-    @field_validator("metrics_token", mode="before")
+    @field_validator("metrics_token", "backtest_dir", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: Any) -> Any:
-        """``TRADEROPS_METRICS_TOKEN=`` (compose's default) means no token."""
+        """``TRADEROPS_METRICS_TOKEN=`` (compose's default) means no token (and an empty
+        ``TRADEROPS_BACKTEST_DIR`` the default directory, not the current one)."""
         return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("log_level", mode="before")
@@ -329,6 +335,11 @@ class Settings(BaseSettings):
         if self.market_hours:
             return self.market_hours
         return "always" if self.feed == "simulated" else "exchange"
+
+    @property
+    def effective_backtest_dir(self) -> Path:
+        """``backtest_dir``, or ``<data_dir>/backtests`` when unset."""
+        return self.backtest_dir or self.data_dir / "backtests"
 
     @classmethod
     def settings_customise_sources(

@@ -23,6 +23,22 @@ def fail(message: str) -> NoReturn:
     raise typer.Exit(2)
 
 
+RUN_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9._=,+-]")
+
+
+def default_out(name: str, first: date, last: date) -> Path:
+    """``<backtest_dir>/<name>-<from>-<to>``: where a run goes without ``--out`` (the
+    directory the console lists; ``TRADEROPS_BACKTEST_DIR``, default
+    ``<data_dir>/backtests``). The settings are read only here, when needed."""
+    from app.config import ConfigError, load_settings
+
+    try:
+        base = load_settings().effective_backtest_dir
+    except ConfigError as exc:
+        fail(f"settings: {exc} (or give --out)")
+    return base / f"{RUN_NAME_UNSAFE.sub('_', name)}-{first.isoformat()}-{last.isoformat()}"
+
+
 def _day(value: str, option: str) -> date:
     try:
         return date.fromisoformat(value)
@@ -93,9 +109,13 @@ def backtest_command(
     jobs: Annotated[list[Path], typer.Argument(help="kairos job files (YAML)")],
     start: Annotated[str, typer.Option("--from", help="first day, YYYY-MM-DD")],
     end: Annotated[str, typer.Option("--to", help="last day, YYYY-MM-DD (included)")],
-    out: Annotated[Path, typer.Option("--out", help="directory for the result files")] = Path(
-        "backtest-out"
-    ),
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            help="directory for the result files (default: <backtest_dir>/<jobs>-<from>-<to>)",
+        ),
+    ] = None,
     risk: Annotated[
         Path | None, typer.Option("--risk", help="risk limits file (default: the defaults)")
     ] = None,
@@ -154,6 +174,8 @@ def backtest_command(
         bars=bars,
         name="+".join(j.name for j in loaded),
     )
+    if out is None:
+        out = default_out(config.name, first, last)
     if grid or workers is not None or scheduler is not None or rank is not None:
         from app.backtest.sweep import sweep_command
 
@@ -248,9 +270,13 @@ def replay_command(
             "--account's own stored alerts (then --from and --to are required)"
         ),
     ],
-    out: Annotated[Path, typer.Option("--out", help="directory for the result files")] = Path(
-        "replay-out"
-    ),
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            help="directory for the result files (default: <backtest_dir>/replay-<source>-<from>-<to>)",
+        ),
+    ] = None,
     start: Annotated[str | None, typer.Option("--from", help="first day, YYYY-MM-DD")] = None,
     end: Annotated[str | None, typer.Option("--to", help="last day, YYYY-MM-DD")] = None,
     risk: Annotated[
@@ -273,7 +299,7 @@ def replay_command(
 
 async def _replay(
     source: str,
-    out: Path,
+    out: Path | None,
     start: str | None,
     end: str | None,
     risk: Path | None,
@@ -319,6 +345,8 @@ async def _replay(
         seed=seed,
         name=f"replay-{Path(source).stem if '://' not in source else account}",
     )
+    if out is None:
+        out = default_out(config.name, config.start.date(), config.end.date())
     run = await replay(config, alerts)
     run.rejected = rejected
     write(run.result, out)

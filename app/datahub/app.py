@@ -26,7 +26,17 @@ from app.datahub.guards import HostAllowList
 from app.datahub.market import LookupLimitedError, MarketData
 from app.datahub.marks import FillMarks
 from app.datahub.publisher import QuotePublisher
-from app.datahub.routers import admin, console, health, options, quotes, stream, udf, webhook
+from app.datahub.routers import (
+    admin,
+    backtests,
+    console,
+    health,
+    options,
+    quotes,
+    stream,
+    udf,
+    webhook,
+)
 from app.datahub.services import Services
 from app.datahub.stream import QuoteHub
 from app.datahub.wiring import QuotePump, engine_factory
@@ -153,6 +163,7 @@ def create_app(settings: Settings, *, feed: Feed | None = None) -> FastAPI:
     app.include_router(stream.router)
     app.include_router(admin.router)
     app.include_router(options.router)
+    app.include_router(backtests.router)
     app.include_router(console.router)
     instrument_app(app)  # no-op unless setup_tracing() ran first
 

@@ -14,6 +14,7 @@ import subprocess
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from redis.asyncio import Redis
 
 from app.datahub.app import create_app
 from tests.apps import serve, settings_for
+from tests.fakes.backtest_runs import write_run
 from tests.servers import IN_CI, RedisServer, require_binary
 
 try:
@@ -112,6 +114,7 @@ async def datahub(redis_srv: RedisServer, redis: Redis, tmp_path: Path) -> Async
         admin_api_key=ADMIN,
         risk_config=risk,
         sim_quote_rate=10,
+        backtest_dir=tmp_path / "backtests",
     )
     app = create_app(settings)
     if not any(getattr(r, "path", None) == "/" for r in app.routes):
@@ -366,6 +369,80 @@ async def test_journal_unavailable_is_said_so(console: Console) -> None:
     assert "journal analytics unavailable" in await page.locator("#journal").inner_text()
     await wait_js(page, "Number(document.querySelector('#chart').dataset.bars) > 50")
     console.assert_no_console_errors(allow=r"status of 503 .*/api/v1/analytics")
+
+
+async def test_backtests_are_listed_and_open_their_report(console: Console, tmp_path: Path) -> None:
+    """Runs written by the backtest's writer into TRADEROPS_BACKTEST_DIR: listed newest
+    first with their figures; the report opens in a frame where its CSS applies and nothing
+    runs; a CSV downloads (fetched with the key)."""
+    root = tmp_path / "backtests"  # (the datahub fixture's TRADEROPS_BACKTEST_DIR)
+    now = time.time()
+    older = write_run(root, "momentum", date(2026, 11, 2), date(2026, 11, 6), 120.0, now - 3600)
+    newer = write_run(root, "momentum+meanrev", date(2026, 12, 1), date(2026, 12, 4), -80.0, now)
+    page = await open_unlocked(console)
+    await page.locator("#backtests-panel").scroll_into_view_if_needed()
+    row = page.locator(f'#backtests tr[data-name="{older.name}"]')
+    await row.wait_for()
+    names = await page.locator("#backtests tr").evaluate_all(
+        "rows => rows.map(r => r.dataset.name)"
+    )
+    assert names == [newer.name, older.name]
+    cells = await row.locator("td").all_inner_texts()
+    assert cells[:7] == [older.name, "2026-11-02", "2026-11-06", "$120.00", "+0.12%", "1", "$50.00"]
+    assert "down" in (
+        await page.locator(f'#backtests tr[data-name="{newer.name}"] td.pnl').get_attribute("class")
+        or ""
+    )
+
+    await row.locator("button.report").click()
+    await page.wait_for_selector("#report-dialog[open]")
+    frame = "document.querySelector('#report-frame')"
+    await wait_js(page, f"{frame} && {frame}.dataset.name === '{older.name}'")
+    assert await page.locator("#report-frame").get_attribute("sandbox") == "allow-same-origin"
+    shown = await page.evaluate(
+        f"""() => {{
+          const doc = {frame}.contentDocument;
+          const card = doc.querySelector('.card');
+          const heat = [...doc.querySelectorAll('.heat td')].find((td) => td.textContent === '+0.12%');
+          return {{
+            title: doc.title,
+            h1: doc.querySelector('h1').textContent,
+            cards: [...doc.querySelectorAll('.card')].map((c) => c.textContent),
+            charts: doc.querySelectorAll('svg polyline, svg path').length,
+            cardBorder: getComputedStyle(card).borderTopStyle,
+            heat: heat ? getComputedStyle(heat).backgroundColor : null,
+            scripts: doc.querySelectorAll('script').length,
+          }};
+        }}"""
+    )
+    assert shown["title"] == "Backtest momentum" and shown["h1"] == "Backtest: momentum"
+    assert "Net P&L$120.00" in shown["cards"] and "Trades1" in shown["cards"]
+    assert shown["charts"] >= 2
+    # the report's own CSS applies (its <style> and the heat map's style attributes)
+    assert shown["cardBorder"] == "solid"
+    assert shown["heat"] == "rgb(66, 143, 92)"
+    assert shown["scripts"] == 0
+    OUTPUT.mkdir(exist_ok=True)
+    await page.locator("#report-dialog").screenshot(path=str(OUTPUT / "console-backtest.png"))
+
+    # a CSV from the report's header: fetched with the key, offered as a download
+    async with page.expect_download() as info:
+        await (
+            page.locator("#report-downloads")
+            .get_by_role("button", name="fills", exact=True)
+            .click()
+        )
+    download = await info.value
+    assert download.suggested_filename == f"{older.name}-fills.csv"
+    assert Path(await download.path()).read_bytes() == (older / "fills.csv").read_bytes()
+
+    await page.locator("#report-close").click()
+    await page.wait_for_selector("#report-dialog", state="hidden")
+    assert await page.locator("#report-frame").count() == 0
+    await page.locator("#logout").click()
+    await page.wait_for_selector("#login", state="visible")
+    assert await page.locator("#backtests tr").count() == 0
+    console.assert_no_console_errors()
 
 
 async def test_static_files_and_headers(datahub: Datahub) -> None:

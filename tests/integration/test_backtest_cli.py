@@ -63,3 +63,23 @@ def test_what_cannot_be_used_is_one_line(tmp_path: Path, args: list[str], messag
     done = backtest(*args, cwd=tmp_path)
     assert done.returncode == 2
     assert message in done.stderr and done.stderr.count("\n") == 1, done.stderr
+
+
+def test_without_out_a_run_goes_to_the_backtest_dir(tmp_path: Path) -> None:
+    """The directory the console lists: <backtest_dir>/<jobs>-<from>-<to>."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRADEROPS_")}
+    env.update(TRADEROPS_BACKTEST_DIR=str(tmp_path / "runs"), PYTHONPATH=str(ROOT))
+    done = subprocess.run(
+        [*CLI, "backtest", str(JOB), "--from", "2026-11-02", "--to", "2026-11-02", "--quiet"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    run = tmp_path / "runs" / "momentum-2026-11-02-2026-11-02"
+    assert {"summary.json", "report.html", "fills.csv"} <= {p.name for p in run.iterdir()}
+    assert f"files in {run}/" in done.stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["runs"]  # nothing in the cwd

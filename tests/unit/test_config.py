@@ -211,3 +211,23 @@ def test_the_freshness_window_cannot_outlive_the_idempotency_window(
     monkeypatch.setenv("TRADEROPS_WEBHOOK_MAX_AGE_SECONDS", str(8 * 86_400))
     with pytest.raises(ConfigError, match="TRADEROPS_ALERT_TTL_SECONDS"):
         load_settings(_env_file=None)
+
+
+def test_backtest_dir_defaults_to_the_data_dir(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from datetime import date
+
+    from app.backtest.cli import default_out
+
+    monkeypatch.setenv("TRADEROPS_DATA_DIR", str(tmp_path))
+    assert load_settings().effective_backtest_dir == tmp_path / "backtests"
+    monkeypatch.setenv("TRADEROPS_BACKTEST_DIR", "")  # empty: the default, not the cwd
+    assert load_settings().effective_backtest_dir == tmp_path / "backtests"
+    monkeypatch.setenv("TRADEROPS_BACKTEST_DIR", str(tmp_path / "runs"))
+    assert load_settings().effective_backtest_dir == tmp_path / "runs"
+    out = default_out("momentum+meanrev", date(2026, 11, 2), date(2026, 11, 6))
+    assert out == tmp_path / "runs" / "momentum+meanrev-2026-11-02-2026-11-06"
+    # a replay's name comes from a file name: anything the console could not name is "_"
+    out = default_out("replay-my alerts/ü", date(2026, 1, 2), date(2026, 1, 2))
+    assert out.name == "replay-my_alerts__-2026-01-02-2026-01-02"

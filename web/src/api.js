@@ -34,11 +34,12 @@ export const account = {
   },
 };
 
-/** Account-bound admin paths get ?account= (the accounts list and analytics span all). */
+/** Account-bound admin paths get ?account= (accounts, analytics and backtests span all). */
+const ACCOUNTLESS = ["/api/v1/accounts", "/api/v1/analytics", "/api/v1/backtests"];
 function withAccount(path) {
   const id = account.id;
   if (!id || !path.startsWith("/api/v1/")) return path;
-  if (path.startsWith("/api/v1/accounts") || path.startsWith("/api/v1/analytics")) return path;
+  if (ACCOUNTLESS.some((p) => path.startsWith(p))) return path;
   return `${path}${path.includes("?") ? "&" : "?"}account=${encodeURIComponent(id)}`;
 }
 
@@ -95,6 +96,42 @@ export async function api(path, { method = "GET", body, admin = false, timeout =
     throw new ApiError(res.status, detail(data, res.status), data);
   }
   return data;
+}
+
+/** An admin file (a report, a CSV) as a Blob, fetched with the key (a link or a new tab
+ * could not send it). Throws ApiError like api(). */
+export async function adminBlob(path, { timeout = 30_000 } = {}) {
+  const key = auth.key;
+  if (!key) {
+    auth.onUnauthorized();
+    throw new ApiError(401, "locked");
+  }
+  const ctrl = new AbortController();
+  const timer = setTimeout(() => ctrl.abort(), timeout);
+  try {
+    const res = await fetch(path, {
+      headers: { "X-API-Key": key },
+      signal: ctrl.signal,
+      cache: "no-store",
+      credentials: "omit",
+    });
+    if (!res.ok) {
+      if (res.status === 401) auth.onUnauthorized();
+      let body = null;
+      try {
+        body = await res.json();
+      } catch {
+        body = null;
+      }
+      throw new ApiError(res.status, detail(body, res.status), body);
+    }
+    return await res.blob();
+  } catch (err) {
+    if (err instanceof ApiError) throw err;
+    throw new ApiError(0, err.name === "AbortError" ? "request timed out" : "datahub unreachable");
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** Like api() but never throws: resolves to {ok, status, data}. */

@@ -13,6 +13,7 @@ import {
   renderRisk,
   tickPositions,
 } from "./panels.js";
+import { BacktestsPanel } from "./backtests.js";
 import { OptionsPanel, isOcc, renderSpreads } from "./options.js";
 import { Stream } from "./stream.js";
 
@@ -63,6 +64,9 @@ const chart = new PriceChart($("#chart"), {
 
 // -- options: the chart's symbol's chain, the account's spreads ---------------------------
 const options = new OptionsPanel({ symbol: () => state.symbol });
+
+// -- backtests: the runs in TRADEROPS_BACKTEST_DIR, their reports and files ----------------
+const backtests = new BacktestsPanel();
 
 function selectSymbol(symbol) {
   symbol = symbol.trim().toUpperCase();
@@ -535,6 +539,7 @@ function lock(message) {
   $("#ks-badge").className = "badge";
   $("#journal").replaceChildren(h("p", { class: "muted" }, "locked"));
   options.lock();
+  backtests.lock();
   const dlg = $("#login");
   const err = $("#login-error");
   err.hidden = !message;
@@ -574,6 +579,7 @@ async function unlock(key) {
   stream.authenticate();
   if ($("#login").open) $("#login").close();
   options.unlock();
+  backtests.unlock();
   await Promise.all([refresh(), refreshJournal()]);
 }
 
@@ -634,6 +640,7 @@ async function start() {
 
   setInterval(() => document.visibilityState === "visible" && refresh(), POLL_MS);
   setInterval(() => document.visibilityState === "visible" && refreshJournal(), JOURNAL_MS);
+  setInterval(() => document.visibilityState === "visible" && backtests.refresh(), JOURNAL_MS);
 }
 
 start();

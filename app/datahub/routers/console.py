@@ -64,6 +64,34 @@ PAGE_HEADERS = {
 }
 
 
+# The frame the console shows a backtest report in (web/src/backtests.js): an empty page
+# of its own origin whose policy lets the report's inline CSS apply (a srcdoc or blob:
+# frame would inherit the console's, which refuses inline styles) and nothing else: no
+# script (`sandbox` keeps only the same origin, so the console can fill it), no fetch,
+# framed only by the console.
+REPORT_FRAME = (
+    b'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>report</title>'
+    b"</head><body></body></html>"
+)
+REPORT_FRAME_HEADERS = {
+    "Content-Security-Policy": "; ".join(
+        [
+            "default-src 'none'",
+            "style-src 'unsafe-inline'",
+            "img-src data:",
+            "base-uri 'none'",
+            "form-action 'none'",
+            "frame-ancestors 'self'",
+            "sandbox allow-same-origin",
+        ]
+    ),
+    "X-Frame-Options": "SAMEORIGIN",
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+    "Cache-Control": REVALIDATE,
+}
+
+
 class ConsoleFiles(StaticFiles):
     """StaticFiles with explicit content types and cache headers by file name."""
 
@@ -103,6 +131,14 @@ async def index(request: Request) -> Response:
     if not (STATIC_DIR / "index.html").is_file():
         return PlainTextResponse(NOT_BUILT, status_code=503, headers={"Cache-Control": "no-store"})
     return await files.get_response("index.html", request.scope)
+
+
+@router.api_route("/report-frame", methods=["GET", "HEAD"], include_in_schema=False)
+async def report_frame() -> Response:
+    """An empty page the console fills with a backtest report (no secret, no data)."""
+    return Response(
+        REPORT_FRAME, media_type="text/html; charset=utf-8", headers=REPORT_FRAME_HEADERS
+    )
 
 
 @router.api_route("/static/{path:path}", methods=["GET", "HEAD"], include_in_schema=False)
