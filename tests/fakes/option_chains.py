@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 from redis.asyncio import Redis
 
@@ -38,12 +39,15 @@ from app.portfolio.book import AccountBook
 UNDERLYING = "SPY"
 SPOT = 500.0
 STRIKES = tuple(Decimal(k) for k in range(490, 515, 5))
+# one "today" for the whole test session, in New York as expiries are: the stored spread's
+# contracts (made at import) and the listing (asked later) must not straddle a midnight
+TODAY = datetime.now(ZoneInfo("America/New_York")).date()
 DAYS_OUT = (2, 9, 30)
 GREEKS_AGE = 120.0  # the greeks are this many seconds old when the chain is made
 
 
 def listed(today: date | None = None) -> list[date]:
-    today = today or date.today()
+    today = today or TODAY
     return [today + timedelta(days=d) for d in DAYS_OUT]
 
 
@@ -51,7 +55,7 @@ def quote(expiration: date, right: OptionRight, strike: Decimal, greeks_time: fl
     """Plausible figures: intrinsic plus a little time value, delta by moneyness."""
     k = float(strike)
     intrinsic = max(0.0, SPOT - k) if right is OptionRight.CALL else max(0.0, k - SPOT)
-    time_value = 3.0 - 0.1 * abs(SPOT - k) + 0.05 * (expiration - date.today()).days
+    time_value = 3.0 - 0.1 * abs(SPOT - k) + 0.05 * (expiration - TODAY).days
     value = round(intrinsic + time_value, 2)
     moneyness = (SPOT - k) / 20 if right is OptionRight.CALL else (k - SPOT) / 20
     delta = round(min(0.95, max(0.05, 0.5 + moneyness)), 3)
@@ -112,7 +116,7 @@ class ChainFeed(SimulatedFeed):
 
 # -- a stored spread -------------------------------------------------------------------
 def contract(right: OptionRight, strike: int, days_out: int = 9) -> str:
-    expiry = date.today() + timedelta(days=days_out)
+    expiry = TODAY + timedelta(days=days_out)
     return format_occ(OccSymbol(UNDERLYING, expiry, right, Decimal(strike)))
 
 
