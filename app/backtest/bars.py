@@ -92,7 +92,10 @@ class BarFiles:
             for res in Resolution:
                 path = directory / f"{symbol}_{res.value}.csv"
                 if path.is_file():
-                    self.files[(symbol, res)] = read_bars(path)
+                    found_bars = read_bars(path)
+                    if not found_bars:
+                        raise BarFileError(f"{path}: no bars")
+                    self.files[(symbol, res)] = found_bars
                     found = True
             if not found:
                 raise BarFileError(f"--bars {directory}: no {symbol}_<resolution>.csv for {symbol}")

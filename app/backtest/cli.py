@@ -105,6 +105,46 @@ def _journal_step(run: str) -> tuple[Any, list[str]]:
     return after, lines
 
 
+def _tradier_bars(jobs: list[Any], first: date, last: date) -> Path:
+    """Tradier's bars for the jobs' symbols over the range (and their warm-up), cached as
+    bar files; the directory ``--bars`` would be given."""
+    from app.backtest.tradier_bars import cache_bars
+    from app.cli_support import settings_or_exit
+    from app.feeds.base import FeedError
+    from app.feeds.tradier import TradierFeed
+
+    settings = settings_or_exit(discover_redis=False)
+    directory = settings.data_dir / "bars" / "tradier"
+    start = int(datetime.combine(first, dtime(0), UTC).timestamp())
+    end = int(datetime.combine(last, dtime(23, 59, 59), UTC).timestamp()) + 1
+
+    async def fetch() -> list[str]:
+        feed = TradierFeed.from_settings(settings)
+        await feed.start()
+        try:
+            done: list[str] = []
+            for job in jobs:
+                needs = job.strategy.needs()
+                if needs.resolution is None:
+                    continue
+                warmup = max(needs.bars * needs.resolution.seconds * 6, 10 * 86_400)
+                done += await cache_bars(
+                    feed, job.spec.symbols, needs.resolution, start - warmup, end, directory
+                )
+            return done
+        finally:
+            await feed.close()
+
+    try:
+        fetched = asyncio.run(fetch())
+    except FeedError as exc:
+        fail(f"--tradier: {exc}")
+    typer.echo(
+        f"Tradier bars: {len(fetched)} symbol(s) fetched, the rest from {directory}", err=True
+    )
+    return directory
+
+
 def backtest_command(
     jobs: Annotated[list[Path], typer.Argument(help="kairos job files (YAML)")],
     start: Annotated[str, typer.Option("--from", help="first day, YYYY-MM-DD")],
@@ -126,6 +166,14 @@ def backtest_command(
         typer.Option("--bars", help="bar files SYMBOL_RESOLUTION.csv (default: simulated)"),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="no progress bar")] = False,
+    tradier: Annotated[
+        bool,
+        typer.Option(
+            "--tradier",
+            help="bars from Tradier's history (TRADEROPS_TRADIER_TOKEN), cached in "
+            "<data_dir>/bars/tradier",
+        ),
+    ] = False,
     journal: Annotated[
         bool,
         typer.Option(
@@ -163,6 +211,10 @@ def backtest_command(
         limits, sizing = load_execution_config(risk)
     except RiskConfigError as exc:
         fail(str(exc))
+    if tradier:
+        if bars is not None:
+            fail("--tradier and --bars: give one source of bars")
+        bars = _tradier_bars(loaded, first, last)
     config = BacktestConfig(
         jobs=loaded,
         start=datetime.combine(first, dtime(0), UTC),
