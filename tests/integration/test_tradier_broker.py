@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -26,28 +25,21 @@ from app.models.orders import (
     TimeInForce,
 )
 from app.risk.engine import RiskEngine
-from tests.fakes.tradier_orders import TradierAccount, running_account
+from tests.fakes.tradier_orders import TradierAccount
 from tests.support.poll import until
-from tests.support.tradier import ACCOUNT, FAST, ORDERS, POLL, Events, make_broker
+from tests.support.tradier import (
+    ACCOUNT,
+    FAST,
+    ORDERS,
+    POLL,
+    Events,
+    account,
+    broker,
+    events,
+    make_broker,
+)
 
-
-@pytest.fixture
-async def account() -> AsyncIterator[TradierAccount]:
-    async with running_account(ACCOUNT) as acct:
-        yield acct
-
-
-@pytest.fixture
-async def events() -> Events:
-    return Events()
-
-
-@pytest.fixture
-async def broker(account: TradierAccount, events: Events) -> AsyncIterator[TradierBroker]:
-    b = make_broker(account)
-    await b.start(events)
-    yield b
-    await b.close()
+__all__ = ["account", "broker", "events"]  # fixtures
 
 
 def order(

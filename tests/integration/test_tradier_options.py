@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -22,9 +21,20 @@ from app.models.orders import (
     OrderType,
 )
 from app.tradier.client import TradierError
-from tests.fakes.tradier_orders import TradierAccount, running_account
+from tests.fakes.tradier_orders import TradierAccount
 from tests.support.poll import until
-from tests.support.tradier import ACCOUNT, ORDERS, POLL, Events, make_broker
+from tests.support.tradier import (
+    ACCOUNT,
+    ORDERS,
+    POLL,
+    Events,
+    account,
+    broker,
+    events,
+    make_broker,
+)
+
+__all__ = ["account", "broker", "events"]  # fixtures
 
 CALL = "SPY261218C00600000"
 # an iron condor on SPY: long 560 put, short 570 put, short 630 call, long 640 call
@@ -34,25 +44,6 @@ CONDOR = (
     OrderLeg(symbol="SPY261218C00630000", intent=Intent.SELL_SHORT),
     OrderLeg(symbol="SPY261218C00640000", intent=Intent.BUY),
 )
-
-
-@pytest.fixture
-async def account() -> AsyncIterator[TradierAccount]:
-    async with running_account(ACCOUNT) as acct:
-        yield acct
-
-
-@pytest.fixture
-async def events() -> Events:
-    return Events()
-
-
-@pytest.fixture
-async def broker(account: TradierAccount, events: Events) -> AsyncIterator[TradierBroker]:
-    b = make_broker(account)
-    await b.start(events)
-    yield b
-    await b.close()
 
 
 def make_order(oid: str, **fields: Any) -> Order:

@@ -3,13 +3,16 @@ with fast retries and polling, and a collector of what the broker reports."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
+
+import pytest
 
 from app.brokers.base import BrokerEvent
 from app.brokers.tradier import TradierBroker
 from app.models.orders import OrderStatus
 from app.retry import RetryPolicy
-from tests.fakes.tradier_orders import TradierAccount
+from tests.fakes.tradier_orders import TradierAccount, running_account
 
 ACCOUNT = "VA000001"
 ORDERS = f"/accounts/{ACCOUNT}/orders"
@@ -51,3 +54,23 @@ class Events:
     @property
     def statuses(self) -> list[OrderStatus]:
         return [e.status for e in self.items]
+
+
+# fixtures: a test module imports them by name (and lists them in its ``__all__``)
+@pytest.fixture
+async def account() -> AsyncIterator[TradierAccount]:
+    async with running_account(ACCOUNT) as acct:
+        yield acct
+
+
+@pytest.fixture
+async def events() -> Events:
+    return Events()
+
+
+@pytest.fixture
+async def broker(account: TradierAccount, events: Events) -> AsyncIterator[TradierBroker]:
+    b = make_broker(account)
+    await b.start(events)
+    yield b
+    await b.close()
