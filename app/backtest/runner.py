@@ -33,6 +33,7 @@ from app.kairos.runner import Kairos, RunReport
 from app.models.instruments import multiplier_of
 from app.models.market import Quote
 from app.models.orders import Fill, Order
+from app.options.chains import OptionChains
 from app.portfolio.book import AccountBook
 from app.risk.engine import RiskEngine
 from app.risk.limits import RiskLimits
@@ -136,6 +137,12 @@ class Session:
             sizing=c.sizing,
             starting_cash=c.cash,
             clock=self.clock.time,
+            expire_every=None,  # by the simulated clock: ``_quote_all``
+            chains=(  # option alerts: the simulated feed's chains, cached by the run's clock
+                OptionChains(self.feed, clock=self.clock.time)
+                if isinstance(self.feed, SimulatedFeed)
+                else None
+            ),
         )
         self.client = BacktestClient(self.feed, self.engine, self.clock, c.end.timestamp())
         self.sessions = get_sessions(risk.calendar)  # when quotes come between runs
@@ -175,6 +182,8 @@ class Session:
         for symbol in symbols:
             await self.engine.on_quote(self.feed.quote_at(symbol, t))
         await self.engine.settle()
+        if await self.engine.expirer.run_once():  # contracts past their expiry, settled
+            await self.engine.settle()
 
     async def collect(self, result: BacktestResult) -> BacktestResult:
         """Orders, fills, decisions and positions as the run left them."""

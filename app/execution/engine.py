@@ -72,6 +72,7 @@ class ExecutionEngine:
         clock: Callable[[], float] = time.time,
         adopt_book: bool = True,
         chains: OptionChains | None = None,
+        expire_every: float | None = 60.0,
     ) -> None:
         self.store = store
         self.broker = broker
@@ -83,6 +84,7 @@ class ExecutionEngine:
         self.broker_timeout = broker_timeout
         self.clock = clock
         self.adopt_book = adopt_book  # take positions/cash from a broker that keeps a book
+        self.expire_every = expire_every  # None: the caller runs expiry (backtests, by their clock)
         self.account = store.account  # the namespace of every key of ours
         # what orders, fills, the book and metrics are labelled with: a declared account's
         # id; the single ``default`` account keeps its broker's (as before accounts existed)
@@ -147,7 +149,9 @@ class ExecutionEngine:
         await self.store.heartbeat(self.instance)
         self.heartbeat_task = asyncio.create_task(self._beat(), name="engine-heartbeat")
         self._watcher = asyncio.create_task(self.reconciler.watch_unknown(), name="unknown-orders")
-        self._expiry = asyncio.create_task(self.expirer.run(), name="option-expiry")
+        if self.expire_every is not None:
+            self.expirer.every = self.expire_every
+            self._expiry = asyncio.create_task(self.expirer.run(), name="option-expiry")
         self.started = True
 
     async def _beat(self) -> None:
