@@ -19,7 +19,7 @@ from redis.asyncio import Redis
 
 from app.autopipeline import AutoPipeline
 from app.brokers.base import BrokerError, BrokerEvent, BrokerOrderState, EventHandler
-from app.brokers.paper_options import spread_fills, spread_prices
+from app.brokers.paper_options import net_per_unit, spread_fills, spread_prices
 from app.brokers.registry import BrokerContext, BrokerSpec, register
 from app.bus import Keys
 from app.models.market import Quote
@@ -141,7 +141,7 @@ class PaperBroker:
         updated = {
             **record,
             "filled": request["quantity"],
-            "avg_price": round(_net_per_unit(request, prices), 6),
+            "avg_price": round(net_per_unit(request["legs"], prices), 6),
             "fills": [*record["fills"], *(f.model_dump(mode="json") for f in fills)],
             "status": OrderStatus.FILLED.value,
         }
@@ -371,12 +371,3 @@ def _build(ctx: BrokerContext) -> PaperBroker:
 
 
 register(BrokerSpec("paper", _build, description="built-in paper broker (Redis-backed book)"))
-
-
-def _net_per_unit(request: dict[str, Any], prices: dict[str, float]) -> float:
-    """The spread's signed net per unit (+ paid) at these leg prices."""
-    total = 0.0
-    for leg in request["legs"]:
-        sign = 1 if leg["intent"] in ("buy", "buy_to_cover") else -1
-        total += sign * int(leg["ratio"]) * prices[leg["symbol"]]
-    return total

@@ -17,6 +17,13 @@ from app.models.orders import Fill, Intent, OrderType, Side
 QuoteSource = Callable[[str], Awaitable[Quote | None]]
 
 
+def net_per_unit(legs: list[dict[str, Any]], prices: dict[str, float]) -> float:
+    """A spread's signed net per unit at these leg prices (+ paid, - received)."""
+    return float(
+        sum(Intent(leg["intent"]).side.sign * leg["ratio"] * prices[leg["symbol"]] for leg in legs)
+    )
+
+
 async def spread_prices(
     request: dict[str, Any], quotes: QuoteSource, slippage: float
 ) -> dict[str, float] | None:
@@ -37,7 +44,7 @@ async def spread_prices(
             prices[leg["symbol"]] = round(max(px, 0.0), 4)
         return prices
     mids = {s: (q.bid + q.ask) / 2 for s, q in found.items()}
-    net = sum(Intent(leg["intent"]).side.sign * leg["ratio"] * mids[leg["symbol"]] for leg in legs)
+    net = net_per_unit(legs, mids)
     limit = float(request["limit_price"] or 0.0)
     effect = request.get("net") or ("credit" if request["intent"] == "sell" else "debit")
     reached = net <= limit + 1e-9 if effect == "debit" else -net >= limit - 1e-9

@@ -16,11 +16,10 @@ import logging
 from datetime import datetime, time
 from functools import partial
 from typing import TYPE_CHECKING
-from zoneinfo import ZoneInfo
 
 from app.execution.planner import order_id
 from app.models.alerts import Alert, AlertAction
-from app.models.occ import OptionRight, is_occ, parse_occ
+from app.models.occ import EXPIRY_TZ, OptionRight, is_occ, parse_occ
 from app.models.orders import Intent, OrderRequest
 from app.portfolio.book import AccountBook
 from app.sessions import get_sessions
@@ -29,7 +28,6 @@ if TYPE_CHECKING:
     from app.execution.engine import ExecutionEngine
 
 log = logging.getLogger(__name__)
-NEW_YORK = ZoneInfo("America/New_York")
 CONTRACT = 100
 
 
@@ -40,7 +38,7 @@ def expired(symbol: str, now: float, calendar: str = "XNYS") -> bool:
     session = get_sessions(calendar).session(expiry)
     if session is not None:
         return now >= session.close.timestamp()
-    return now >= datetime.combine(expiry, time(23, 59, 59), NEW_YORK).timestamp()
+    return now >= datetime.combine(expiry, time(23, 59, 59), EXPIRY_TZ).timestamp()
 
 
 def settlement(

@@ -10,16 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date
 from typing import TYPE_CHECKING, Any
-from zoneinfo import ZoneInfo
 
 from app.execution.option_planner import OptionPlan, option_holdings, plan_option, plan_option_exit
 from app.execution.planner import plan_in_book
 from app.execution.sizing import SizingRule
 from app.feeds.base import FeedError, NoOptionsError
 from app.models.alerts import Alert, AlertAction, Decision
-from app.models.occ import is_occ, parse_occ
+from app.models.occ import expiry_date, is_occ, parse_occ
 from app.models.orders import OrderRequest
 from app.options.chain import OptionQuote
 from app.options.chains import OptionChains
@@ -29,7 +28,6 @@ from app.options.spec import LegPlan, LegSide
 if TYPE_CHECKING:
     from app.execution.engine import ExecutionEngine
 
-NEW_YORK = ZoneInfo("America/New_York")
 EXIT_LEGS_FROM = 10  # order ids of an exit's option orders (after the shares' 0 and 1)
 
 
@@ -58,7 +56,7 @@ class OptionDecider:
         self.settlements: dict[str, Callable[[], list[OrderRequest]]] = {}
 
     def today(self) -> date:
-        return datetime.fromtimestamp(self.engine.clock(), NEW_YORK).date()
+        return expiry_date(self.engine.clock())
 
     def wants(self, alert: Alert) -> bool:
         """An option alert, or an exit of a strategy that holds options on the ticker."""

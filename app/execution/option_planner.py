@@ -16,7 +16,15 @@ from app.execution.planner import order_id, pending_by_symbol, plan
 from app.execution.sizing import SizingError, SizingRule, size
 from app.models.alerts import Alert, AlertAction, OptionChoice, OptionLegChoice
 from app.models.occ import is_occ, parse_occ
-from app.models.orders import Intent, Order, OrderLeg, OrderRequest, OrderType, Qty
+from app.models.orders import (
+    OPTION_SIDES,
+    Intent,
+    Order,
+    OrderLeg,
+    OrderRequest,
+    OrderType,
+    Qty,
+)
 from app.options.chain import OptionQuote
 from app.options.select import Selection
 from app.options.spreads import Leg, net_mid, net_natural, to_tick, worst_loss
@@ -24,12 +32,6 @@ from app.portfolio.book import AccountBook
 
 MULTIPLIER = 100
 MAX_LEGS = 4
-OPTION_SIDES = {
-    Intent.BUY: "buy_to_open",
-    Intent.SELL_SHORT: "sell_to_open",
-    Intent.SELL: "sell_to_close",
-    Intent.BUY_TO_COVER: "buy_to_close",
-}
 
 
 @dataclass(slots=True)

@@ -8,16 +8,27 @@ some brokers print it) parses too; :func:`format_occ` writes the compact form un
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
+from zoneinfo import ZoneInfo
 
 #: Date, right and strike: the fixed-width tail after the root.
 _TAIL = 15
 _ROOT_MAX = 6
 _STRIKE_SCALE = 1000
 _STRIKE_LIMIT = 10**8  # 8 digits of thousandths
+
+
+EXPIRY_TZ = ZoneInfo("America/New_York")  # listed expiries are New York dates
+
+
+def expiry_date(ts: float | None = None) -> date:
+    """The New York date of ``ts`` (default: now): the calendar expiries are listed in and
+    days to expiry are counted by (0DTE, ``dte``, the soonest listed expiry)."""
+    return datetime.fromtimestamp(time.time() if ts is None else ts, EXPIRY_TZ).date()
 
 
 class OptionRight(StrEnum):

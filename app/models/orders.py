@@ -47,6 +47,15 @@ class Intent(StrEnum):
         return self in (Intent.SELL, Intent.BUY_TO_COVER)
 
 
+# an option order's position effect, as the OCC and brokers spell it (Tradier's sides)
+OPTION_SIDES: dict[Intent, str] = {
+    Intent.BUY: "buy_to_open",
+    Intent.SELL_SHORT: "sell_to_open",
+    Intent.SELL: "sell_to_close",
+    Intent.BUY_TO_COVER: "buy_to_close",
+}
+
+
 class OrderType(StrEnum):
     MARKET = "market"
     LIMIT = "limit"

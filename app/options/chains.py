@@ -62,11 +62,6 @@ class OptionChains:
         self.remember(found)
         return found
 
-    def cached(self, symbol: str, expiration: date) -> OptionChain | None:
-        """The cached chain however old (None: never fetched)."""
-        hit = self._chains.get((symbol, expiration))
-        return hit[1] if hit is not None else None
-
     def remember(self, chain: OptionChain) -> None:
         self._chains[(chain.underlying, chain.expiration)] = (self.clock(), chain)
         for q in chain.quotes:

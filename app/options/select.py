@@ -41,10 +41,6 @@ class Selection:
     underlying_price: float | None
     greeks_time: float | None  # the oldest greeks used (epoch seconds)
 
-    @property
-    def expirations(self) -> list[date]:
-        return sorted({leg.quote.expiration for leg in self.legs})
-
 
 def pick_expiration(
     listed: Sequence[date], today: date, dte: int | None, expiration: date | None

@@ -54,12 +54,6 @@ def net_natural(legs: Sequence[Leg]) -> float | None:
     return total
 
 
-def net_width(legs: Sequence[Leg]) -> float | None:
-    """Natural minus mid: what the bid/ask spreads cost per unit."""
-    mid, natural = net_mid(legs), net_natural(legs)
-    return None if mid is None or natural is None else natural - mid
-
-
 def to_tick(net: float, *, paying: bool) -> Decimal:
     """A net price on the cent, rounded in our favour (a debit down, a credit up)."""
     value = Decimal(repr(abs(net)))
@@ -87,12 +81,3 @@ def worst_loss(legs: Sequence[Leg], net: float) -> float | None:
     points = [0.0, *sorted({float(leg.strike) for leg in legs})]
     worst = min(payoff(legs, net, s) for s in points)
     return max(0.0, -worst)
-
-
-def max_gain(legs: Sequence[Leg], net: float) -> float | None:
-    """The most a unit can make at expiry, per share; None: unbounded (net long calls)."""
-    call_slope = sum(leg.sign * leg.ratio for leg in legs if leg.right is OptionRight.CALL)
-    if call_slope > 0:
-        return None
-    points = [0.0, *sorted({float(leg.strike) for leg in legs})]
-    return max(0.0, max(payoff(legs, net, s) for s in points))

@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from math import log as _ln
 from typing import Any, Literal
 
-from app.models.occ import is_occ
+from app.models.occ import expiry_date, is_occ
 from app.models.orders import OrderRequest
 from app.observability.metrics import RISK_CHECK_LATENCY, RISK_DENIALS
 from app.options.chain import OptionQuote
@@ -47,7 +47,7 @@ from app.risk.checks import (
     VolatilityCheck,
 )
 from app.risk.checks.base import SHARE_ONLY
-from app.risk.checks.option_order import OptionOrder, QuoteOf, new_york_date, no_quote
+from app.risk.checks.option_order import OptionOrder, QuoteOf, no_quote
 from app.risk.checks.options import OPTION_CHECKS, OptionBuyingPowerCheck
 from app.risk.killswitch import KillState, KillSwitch
 from app.risk.limits import RiskLimits
@@ -180,7 +180,7 @@ class RiskEngine:
             kinds = OPTION_CHECKS
             if lim.section("buying_power") is not None:
                 kinds = (OptionBuyingPowerCheck, *kinds)
-            checks.extend(cls(options, quote_of, new_york_date) for cls in kinds)
+            checks.extend(cls(options, quote_of, expiry_date) for cls in kinds)
         return checks
 
     def quote_option(self, symbol: str) -> OptionQuote | None:

@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from decimal import Decimal
-from zoneinfo import ZoneInfo
 
 from redis.asyncio import Redis
 
@@ -23,7 +22,7 @@ from app.execution.store import ExecutionStore
 from app.feeds.base import FeedError, NoOptionsError
 from app.feeds.simulated import SimulatedFeed
 from app.models.instruments import multiplier_of
-from app.models.occ import OccSymbol, OptionRight, format_occ
+from app.models.occ import OccSymbol, OptionRight, expiry_date, format_occ
 from app.models.orders import (
     Fill,
     Intent,
@@ -41,7 +40,7 @@ SPOT = 500.0
 STRIKES = tuple(Decimal(k) for k in range(490, 515, 5))
 # one "today" for the whole test session, in New York as expiries are: the stored spread's
 # contracts (made at import) and the listing (asked later) must not straddle a midnight
-TODAY = datetime.now(ZoneInfo("America/New_York")).date()
+TODAY = expiry_date()
 DAYS_OUT = (2, 9, 30)
 GREEKS_AGE = 120.0  # the greeks are this many seconds old when the chain is made
 

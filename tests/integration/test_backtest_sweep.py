@@ -7,12 +7,13 @@ Each combination starts its own redis-server, so these need redis-server install
 from __future__ import annotations
 
 import csv
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from tests.servers import require_binary
 
 ROOT = Path(__file__).resolve().parents[2]
 JOB = """\
@@ -33,10 +34,13 @@ risk:
 """
 GRID = ["--grid", "rsi_oversold=25,35", "--grid", "volume_multiplier=1.2,50"]
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server"),
-]
+pytestmark = [pytest.mark.integration]
+
+
+@pytest.fixture(autouse=True)
+def _redis_server() -> None:
+    """Every run starts a redis-server: missing, it fails under CI (skips locally)."""
+    require_binary("redis-server")
 
 
 def backtest(tmp: Path, *args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
@@ -85,8 +89,8 @@ def test_two_workers_same_bytes(serial: dict[str, bytes], tmp_path: Path) -> Non
 
 
 def test_dask_local_cluster_same_bytes(serial: dict[str, bytes], tmp_path: Path) -> None:
-    """Dask's embedded LocalCluster (2 worker processes): same bytes as in-process."""
-    pytest.importorskip("dask.distributed")
+    """Dask's embedded LocalCluster (2 worker processes): same bytes as in-process (Dask is
+    a dependency: a missing install fails here)."""
     out = tmp_path / "out"
     done = backtest(tmp_path, *GRID, "--scheduler", "local", "--workers", "2", "--out", str(out))
     assert done.returncode == 0, done.stderr

@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pytest
 from redis.asyncio import Redis
@@ -20,6 +19,7 @@ from app.feeds.tradier import TradierFeed
 from app.models.alerts import Alert
 from app.models.instruments import multiplier_of
 from app.models.market import Quote
+from app.models.occ import expiry_date
 from app.options.chains import OptionChains
 from app.portfolio.book import AccountBook
 from app.retry import RetryPolicy
@@ -29,7 +29,7 @@ from tests.fakes.tradier_orders import TradierAccount, running_account
 from tests.support.limits import PERMISSIVE
 from tests.support.poll import until
 
-NY_TODAY = datetime.now(ZoneInfo("America/New_York")).date()  # expiries are New York dates
+NY_TODAY = expiry_date()  # expiries are New York dates
 
 ACCOUNT = "VA000001"
 FAST = RetryPolicy(attempts=2, total_timeout=5.0, wait_initial=0.01, wait_max=0.05)
@@ -145,25 +145,6 @@ async def test_an_iron_condor_is_one_multileg_order_and_exit_closes_it_as_one(
     assert exit_form["class"] == "multileg" and exit_form["type"] == "market"
     exits = {exit_form[f"option_symbol[{i}]"]: exit_form[f"side[{i}]"] for i in range(4)}
     assert {s: ("sell_to_close" if q > 0 else "buy_to_close") for s, q in held.items()} == exits
-
-
-async def test_five_legs_are_a_422_and_nothing_reaches_the_broker(
-    stack: tuple[ExecutionEngine, TradierAccount],
-) -> None:
-    from pydantic import ValidationError
-
-    _, acct = stack
-    leg = {"right": "put", "side": "buy", "strike": 600}
-    with pytest.raises(ValidationError, match="2 to 4 legs"):
-        Alert.model_validate(
-            {
-                "ticker": "SPY",
-                "action": "buy",
-                "quantity": 1,
-                "option": {"dte": 30, "legs": [leg] * 5},
-            }
-        )
-    assert posted(acct) == []
 
 
 async def test_at_expiry_the_brokers_positions_are_adopted(

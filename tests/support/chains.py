@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import math
 import time
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from decimal import Decimal
-from zoneinfo import ZoneInfo
 
 from app.feeds.base import NoOptionsError
 from app.models.market import Quote
-from app.models.occ import OptionRight
+from app.models.occ import OptionRight, expiry_date
 from app.options.chain import OptionChain, OptionQuote
 
 
@@ -25,7 +24,7 @@ class FakeChains:
     def __init__(self, underlying: str = "SPY", price: float = 600.0, today: date | None = None):
         self.underlying = underlying
         self.price = price
-        today = today or datetime.now(ZoneInfo("America/New_York")).date()
+        today = today or expiry_date()
         self.listed = [today + timedelta(days=d) for d in (7, 30, 60)]
         self.fetches = 0
 

@@ -4,15 +4,14 @@ them (one contract; a spread with legs), with quotes and greeks from a chain."""
 from __future__ import annotations
 
 import time
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pytest
 
 from app.models.instruments import multiplier_of
-from app.models.occ import OptionRight
+from app.models.occ import OptionRight, expiry_date
 from app.models.orders import Intent, OrderLeg, OrderRequest, OrderType
 from app.options.chain import OptionQuote
 from app.portfolio.book import AccountBook
@@ -20,7 +19,7 @@ from app.risk.engine import RiskEngine
 from app.risk.limits import parse_limits
 from tests.support.limits import PERMISSIVE
 
-TODAY = datetime.now(ZoneInfo("America/New_York")).date()  # expiries are New York dates
+TODAY = expiry_date()  # expiries are New York dates
 EXPIRY = TODAY + timedelta(days=30)
 
 

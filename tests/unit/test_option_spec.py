@@ -4,21 +4,20 @@ underlying 600, call delta 0.5 - (K - 600) / 100)."""
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date
 from decimal import Decimal
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pytest
 from pydantic import ValidationError
 
-from app.models.occ import OptionRight
+from app.models.occ import OptionRight, expiry_date
 from app.options.chains import OptionChains
 from app.options.select import SelectionError, pick_expiration, select
 from app.options.spec import OptionSpec
 from tests.support.chains import FakeChains
 
-NY_TODAY = datetime.now(ZoneInfo("America/New_York")).date()  # expiries are New York dates
+NY_TODAY = expiry_date()  # expiries are New York dates
 
 C, P = OptionRight.CALL, OptionRight.PUT
 

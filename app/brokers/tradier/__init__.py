@@ -12,7 +12,6 @@ from app.brokers.registry import BrokerSpec, register
 from app.brokers.tradier.broker import BROKER, TradierBroker
 from app.brokers.tradier.credentials import TradierCredentials, build
 from app.brokers.tradier.mapping import (
-    OPTION_SIDES,
     STATUSES,
     TAG_RE,
     call_error,
@@ -27,7 +26,6 @@ from app.brokers.tradier.mapping import (
 
 __all__ = [
     "BROKER",
-    "OPTION_SIDES",
     "STATUSES",
     "TAG_RE",
     "TradierBroker",

@@ -17,20 +17,14 @@ from app.brokers.base import BrokerError, BrokerTimeoutError
 from app.brokers.legs import LegReport
 from app.brokers.polling import OrderReport
 from app.models.occ import is_occ, parse_occ
-from app.models.orders import Intent, Order, OrderRequest, OrderStatus, OrderType
+from app.models.orders import OPTION_SIDES, Intent, Order, OrderRequest, OrderStatus, OrderType
 from app.tradier import normalize as tn
 from app.tradier.client import TradierError, TradierRetryableError
 
 TAG_RE = re.compile(r"^[A-Za-z0-9-]{1,255}$")
 MIN_LEGS, MAX_LEGS = 2, 4  # what Tradier's multileg order takes
 
-# Our intent -> Tradier's side of an option order (and back)
-OPTION_SIDES: dict[Intent, str] = {
-    Intent.BUY: "buy_to_open",
-    Intent.SELL_SHORT: "sell_to_open",
-    Intent.SELL: "sell_to_close",
-    Intent.BUY_TO_COVER: "buy_to_close",
-}
+# Tradier's side of an option order -> our intent (``OPTION_SIDES`` the other way)
 INTENTS: dict[str, Intent] = {side: intent for intent, side in OPTION_SIDES.items()}
 # OCC roots whose underlying is another symbol (PM-settled weeklies of the indexes)
 ROOTS = {"SPXW": "SPX", "NDXP": "NDX", "RUTW": "RUT", "VIXW": "VIX", "DJXW": "DJX"}

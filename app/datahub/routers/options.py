@@ -9,9 +9,8 @@ whose latest quotes also price and give greeks to the positions.
 from __future__ import annotations
 
 import time
-from datetime import date, datetime
+from datetime import date
 from typing import Annotated
-from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, Field
@@ -23,7 +22,7 @@ from app.datahub.security import AdminDep
 from app.datahub.services import Services
 from app.feeds.base import FeedError, NoOptionsError, UnknownSymbolError
 from app.models.market import is_valid_symbol, normalize_symbol
-from app.models.occ import OptionRight, is_occ
+from app.models.occ import OptionRight, expiry_date, is_occ
 from app.options.chain import OptionChain, OptionQuote
 from app.options.groups import SpreadGroup, group_positions
 
@@ -34,7 +33,6 @@ router = APIRouter(
     responses={**responses(Problem, 401, 404, 503), **responses(InvalidRequest, 422)},
 )
 
-NEW_YORK = ZoneInfo("America/New_York")  # listed expirations are exchange dates
 NEAREST_SHOWN = 3
 FEED_RETRY = {"Retry-After": "5"}
 
@@ -142,7 +140,7 @@ async def chain(
     sym = _underlying(symbol)
     listed = await _expirations(services, sym)
     if expiration is None:
-        expiration = _soonest(listed, datetime.now(NEW_YORK).date())
+        expiration = _soonest(listed, expiry_date())
     elif expiration not in listed:
         near = ", ".join(d.isoformat() for d in _nearest(listed, expiration))
         raise HTTPException(

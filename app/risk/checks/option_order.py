@@ -6,16 +6,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime
-from zoneinfo import ZoneInfo
 
 from app.models.occ import OccSymbol, is_occ, parse_occ
 from app.models.orders import Intent, OrderRequest
 from app.options.chain import OptionQuote
 from app.options.spreads import Leg, net_natural
 from app.portfolio.book import AccountBook
-
-NEW_YORK = ZoneInfo("America/New_York")
 
 CONTRACT = 100
 QuoteOf = Callable[[str], OptionQuote | None]
@@ -105,11 +101,6 @@ def held_options(book: AccountBook, underlying: str) -> dict[str, float]:
         for s, h in book.holdings.items()
         if h.qty and is_occ(s) and parse_occ(s).underlying == underlying
     }
-
-
-def new_york_date(ts: float) -> date:
-    """The date options count days to expiry from (expiries are New York dates)."""
-    return datetime.fromtimestamp(ts, NEW_YORK).date()
 
 
 def no_quote(_symbol: str) -> OptionQuote | None:
