@@ -54,6 +54,13 @@ class OptionQuote:
             return None
         return (self.bid + self.ask) / 2
 
+    @property
+    def width(self) -> float | None:
+        """Ask minus bid: what crossing the spread costs per share."""
+        if self.bid is None or self.ask is None:
+            return None
+        return self.ask - self.bid
+
 
 @dataclass(frozen=True, slots=True)
 class OptionChain:
